@@ -1,0 +1,29 @@
+# One image for every harmonia-ci role: `harmonia-ci api`, `harmonia-ci worker <role>`,
+# `harmonia-ci migrate`. Nix comes from Debian (nix-bin) so that builders and the
+# evaluator have nix-store, nix-daemon and nix-instantiate without the upstream installer.
+FROM node:20-bookworm-slim
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends nix-bin git ca-certificates tini \
+ && rm -rf /var/lib/apt/lists/*
+
+# Containers run as root without user namespaces: no build users, no sandbox.
+# The store lives on a volume mounted at /nix, kept across restarts.
+RUN mkdir -p /etc/nix \
+ && printf '%s\n' \
+      'build-users-group =' \
+      'sandbox = false' \
+      'experimental-features = nix-command flakes' \
+      > /etc/nix/nix.conf
+
+WORKDIR /opt/harmonia-ci
+COPY package.json package-lock.json ./
+# tsx is a runtime dependency: the sources run as TypeScript, no build step.
+RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error && npm cache clean --force
+COPY . .
+RUN ln -s /opt/harmonia-ci/bin/harmonia-ci.mjs /usr/local/bin/harmonia-ci
+
+ENV NODE_ENV=production
+# tini reaps the nix subprocesses that workers start and forwards SIGTERM.
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "/opt/harmonia-ci/bin/harmonia-ci.mjs"]
+CMD ["api"]

@@ -1,0 +1,100 @@
+/**
+ * The builder's activities. `buildDerivation` runs on the queue of the derivation's system and
+ * heartbeats while the build runs, so a builder that dies is noticed and the build workflow
+ * tries elsewhere. Cancellation is deliberately not passed to the build: a build that has
+ * started runs to the end, because its output is useful in the cache even when nobody waits.
+ */
+import { readFile } from 'node:fs/promises';
+import { Context } from '@temporalio/activity';
+import { parseDerivation } from '../../daemon/core/derivation.ts';
+import { formatHash, parsePrefixedHash } from '../../daemon/core/hash.ts';
+import type { Executor } from '../../daemon/executor/executor.ts';
+import type { BuildOutcome as ExecutorOutcome } from '../../daemon/executor/types.ts';
+import type { BuilderActivities, BuildOutcome, HostActivities } from '../types.ts';
+import { LogTail } from './log-tail.ts';
+
+/** Where the live log tail and the finished log go. */
+export interface BuildLogSink {
+  tail(drvPath: string, text: string): Promise<void>;
+  finished(drvPath: string, log: LogTail): Promise<void>;
+}
+
+export interface BuilderDeps {
+  host: string;
+  executor: Executor;
+  logs: BuildLogSink;
+  /** Live tail refresh interval (default 2 s). */
+  tailIntervalMs?: number;
+  /** Publishes outputs built on this host (upload, then the signer). */
+  publish: HostActivities['publishOutputs'];
+}
+
+export function createBuilderActivities(deps: BuilderDeps): BuilderActivities & HostActivities {
+  return {
+    async buildDerivation({ drvPath, inputPaths, canonicalNarHashes }): Promise<BuildOutcome> {
+      const context = Context.current();
+      const log = new LogTail();
+      let flushed = 0;
+      const flush = async (): Promise<void> => {
+        if (log.lines === flushed) return;
+        flushed = log.lines;
+        await deps.logs.tail(drvPath, log.text()).catch(() => undefined);
+      };
+      const timer = setInterval(() => {
+        context.heartbeat({ lines: log.lines });
+        void flush();
+      }, deps.tailIntervalMs ?? 2_000);
+      try {
+        const drv = parseDerivation(await readFile(drvPath, 'utf8'));
+        const canonical = new Map(Object.entries(canonicalNarHashes).map(([path, hash]) => [path, parsePrefixedHash(hash)]));
+        const result = await deps.executor.build({
+          drvPath,
+          drv,
+          inputPaths,
+          canonicalNarHashes: canonical,
+          onLogLine: (line) => log.push(line),
+        });
+        await flush();
+        await deps.logs.finished(drvPath, log);
+        return { host: deps.host, ...describeOutcome(result) };
+      } finally {
+        clearInterval(timer);
+      }
+    },
+
+    publishOutputs: (request) => deps.publish(request),
+  };
+}
+
+/** The executor's outcome in the words of build states; the limit that ended a build is named. */
+function describeOutcome(result: ExecutorOutcome): Omit<BuildOutcome, 'host'> {
+  switch (result.kind) {
+    case 'succeeded':
+      return {
+        status: 'succeeded',
+        outputs: result.outputs.map((o) => ({
+          name: o.name,
+          path: o.path,
+          narHash: formatHash(o.narHash, 'base32'),
+          narSize: o.narSize,
+          references: o.references,
+        })),
+      };
+    case 'failed':
+      return { status: 'failed', error: result.message, outputs: [] };
+    case 'timed-out':
+      return { status: 'timed-out', error: `build exceeded its wall-clock limit of ${seconds(result.limitMs)}`, outputs: [] };
+    case 'silent':
+      return { status: 'timed-out', error: `build printed nothing for ${seconds(result.limitMs)} (max silence)`, outputs: [] };
+    case 'output-too-large':
+      return {
+        status: 'failed',
+        error: `outputs total ${result.totalBytes} bytes, over the limit of ${result.limitBytes}`,
+        outputs: [],
+      };
+    case 'cancelled':
+      throw new Error('the build was interrupted on this builder');
+  }
+}
+
+const seconds = (ms: number): string => (ms >= 60_000 ? `${Math.round(ms / 60_000)} min` : `${Math.round(ms / 1000)} s`);

@@ -1,0 +1,163 @@
+/**
+ * advanceEval: one pass of an eval's wavefront. Everything it decides comes from PostgreSQL,
+ * so passes are idempotent and a lost wake-up signal only delays the next one.
+ */
+import type { Client } from '@temporalio/client';
+import type { Pool } from 'pg';
+import type { buildWorkflow } from '../../workflows/build.ts';
+import { buildWorkflowId, COORDINATOR_QUEUE, subscribeSignal } from '../../workflows/definitions.ts';
+import { searchAttributePairs } from '../../workflows/search.ts';
+import type { EvalProgress } from '../../workflows/types.ts';
+import type { AdvanceEvalRequest } from '../types.ts';
+
+/** Workflow starts in flight at once from one pass. */
+const START_CONCURRENCY = 16;
+
+interface Candidate {
+  id: string;
+  drv_path: string;
+  name: string;
+  system: string;
+  required_system_features: string[];
+}
+
+export async function advanceEval(pool: Pool, client: Client, request: AdvanceEvalRequest): Promise<EvalProgress> {
+  const { evalId, evalWorkflowId, window } = request;
+
+  // A build cancelled because its other evals went away is wanted again by this one.
+  await pool.query(
+    `UPDATE build_jobs b SET status = 'pending', workflow_id = NULL, finished_at = NULL, updated_at = now()
+       FROM evaluation_builds e
+      WHERE e.eval_id = $1 AND e.build_id = b.id AND e.subscribed_at IS NULL AND b.status = 'cancelled'`,
+    [evalId],
+  );
+  await propagateDepFailures(pool, evalId);
+
+  const open = await pool.query<{ count: string }>(
+    `SELECT count(*) FROM evaluation_builds e JOIN build_jobs b ON b.id = e.build_id
+      WHERE e.eval_id = $1 AND e.subscribed_at IS NOT NULL AND b.status IN ('pending', 'building', 'uploading')`,
+    [evalId],
+  );
+  const room = window - Number(open.rows[0]!.count);
+  if (room > 0) {
+    const { rows } = await pool.query<Candidate>(
+      `SELECT b.id, b.drv_path, d.name, d.system, d.required_system_features
+         FROM evaluation_builds e
+         JOIN build_jobs b ON b.id = e.build_id
+         JOIN derivations d ON d.drv_path = b.drv_path
+        WHERE e.eval_id = $1 AND e.subscribed_at IS NULL AND b.status IN ('pending', 'building', 'uploading')
+          AND NOT EXISTS (SELECT 1 FROM derivation_inputs di JOIN build_jobs ib ON ib.drv_path = di.input_drv_path
+                           WHERE di.drv_path = b.drv_path AND ib.status <> 'succeeded')
+        ORDER BY b.priority DESC, b.id
+        LIMIT $2`,
+      [evalId, room],
+    );
+    await subscribeAll(pool, client, evalId, evalWorkflowId, rows);
+  }
+  return countProgress(pool, evalId);
+}
+
+/** Marks builds whose inputs failed as dep-failed, naming the root cause, until nothing changes. */
+async function propagateDepFailures(pool: Pool, evalId: string): Promise<void> {
+  for (;;) {
+    const { rowCount } = await pool.query(
+      `UPDATE build_jobs b
+          SET status = 'dep-failed', dep_failed_drv_path = f.root, finished_at = now(), updated_at = now()
+         FROM (SELECT DISTINCT ON (pb.id) pb.id,
+                      CASE WHEN ib.status = 'dep-failed' THEN ib.dep_failed_drv_path ELSE ib.drv_path END AS root
+                 FROM evaluation_builds e
+                 JOIN build_jobs pb ON pb.id = e.build_id
+                 JOIN derivation_inputs di ON di.drv_path = pb.drv_path
+                 JOIN build_jobs ib ON ib.drv_path = di.input_drv_path
+                WHERE e.eval_id = $1 AND pb.status = 'pending' AND pb.workflow_id IS NULL
+                  AND ib.status IN ('failed', 'dep-failed', 'timed-out')
+                ORDER BY pb.id, ib.drv_path) f
+        WHERE b.id = f.id`,
+      [evalId],
+    );
+    if (!rowCount) return;
+  }
+}
+
+/** Starts (or joins) each build's workflow with this eval as a subscriber. */
+async function subscribeAll(
+  pool: Pool,
+  client: Client,
+  evalId: string,
+  evalWorkflowId: string,
+  candidates: Candidate[],
+): Promise<void> {
+  const queue = [...candidates];
+  const started: Array<{ id: string; workflowId: string }> = [];
+  const worker = async (): Promise<void> => {
+    for (let next = queue.shift(); next; next = queue.shift()) {
+      const workflowId = buildWorkflowId(next.drv_path);
+      await client.workflow.signalWithStart<typeof buildWorkflow, [string]>('buildWorkflow', {
+        workflowId,
+        taskQueue: COORDINATOR_QUEUE,
+        args: [
+          {
+            drvPath: next.drv_path,
+            drvName: next.name,
+            system: next.system,
+            requiredSystemFeatures: next.required_system_features,
+            subscribers: [evalWorkflowId],
+          },
+        ],
+        signal: subscribeSignal,
+        signalArgs: [evalWorkflowId],
+        typedSearchAttributes: searchAttributePairs({ drvName: next.name, system: next.system, status: 'pending' }) as never,
+        staticSummary: `build ${next.name} (${next.system})`,
+      });
+      started.push({ id: next.id, workflowId });
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(START_CONCURRENCY, queue.length) }, worker));
+  } finally {
+    if (started.length > 0) {
+      const ids = started.map((s) => s.id);
+      await pool.query(
+        'UPDATE evaluation_builds SET subscribed_at = now() WHERE eval_id = $1 AND build_id = ANY($2::bigint[])',
+        [evalId, ids],
+      );
+      await pool.query(
+        `UPDATE build_jobs b SET workflow_id = u.workflow_id
+           FROM unnest($1::bigint[], $2::text[]) AS u(id, workflow_id)
+          WHERE b.id = u.id AND b.workflow_id IS NULL`,
+        [ids, started.map((s) => s.workflowId)],
+      );
+    }
+  }
+}
+
+export async function countProgress(pool: Pool, evalId: string): Promise<EvalProgress> {
+  const { rows } = await pool.query<Record<string, string>>(
+    `SELECT count(*) FILTER (WHERE b.status = 'succeeded') AS succeeded,
+            count(*) FILTER (WHERE b.status = 'failed') AS failed,
+            count(*) FILTER (WHERE b.status = 'dep-failed') AS dep_failed,
+            count(*) FILTER (WHERE b.status = 'cancelled') AS cancelled,
+            count(*) FILTER (WHERE b.status = 'timed-out') AS timed_out,
+            count(*) FILTER (WHERE b.status IN ('building', 'uploading')) AS building,
+            count(*) FILTER (WHERE b.status = 'pending') AS pending,
+            count(*) AS planned,
+            (SELECT cached_jobs FROM evaluations WHERE id = $1) AS cached
+       FROM evaluation_builds e JOIN build_jobs b ON b.id = e.build_id
+      WHERE e.eval_id = $1`,
+    [evalId],
+  );
+  const row = rows[0]!;
+  const n = (key: string): number => Number(row[key] ?? 0);
+  return {
+    total: n('planned') + n('cached'),
+    cached: n('cached'),
+    succeeded: n('succeeded'),
+    failed: n('failed'),
+    depFailed: n('dep_failed'),
+    cancelled: n('cancelled'),
+    timedOut: n('timed_out'),
+    building: n('building'),
+    pending: n('pending'),
+    done: n('building') + n('pending') === 0,
+  };
+}

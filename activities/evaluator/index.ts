@@ -1,0 +1,162 @@
+/**
+ * The evaluator's activity: run the evaluation, stream its jobs into PostgreSQL in batches, then
+ * plan the builds. A broken expression is a failed eval (not an activity failure to retry); a
+ * cancelled eval kills the evaluator's subprocesses before the activity returns.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Context } from '@temporalio/activity';
+import { CancelledFailure } from '@temporalio/common';
+import type { Pool } from 'pg';
+import { parseRepoConfig, REPO_CONFIG_FILE } from '../../config/repo.ts';
+import { ConfigError } from '../../config/errors.ts';
+import { evaluateJobs, isEvalJobError, sourceFromArgument } from '../../daemon/eval/index.ts';
+import type { EvalJob, EvalJobLine, EvalSource } from '../../daemon/eval/index.ts';
+import { EvaluationAbortedError, EvaluationError } from '../../daemon/eval/errors.ts';
+import type { EvalSettings, JobsetSource } from '../../workflows/types.ts';
+import type { EvaluateOutcome, EvaluatorActivities } from '../types.ts';
+import { planMissingBuilds, recordPlan, type ValidityCheck } from './plan.ts';
+
+const BATCH = 250;
+
+export interface EvaluatorDeps {
+  pool: Pool;
+  /** Which outputs are already valid (local store, binary cache). */
+  isValid: ValidityCheck;
+  /** Nix settings for the evaluation subprocesses (`substituters`, …). */
+  nixOptions?: Record<string, string>;
+  workers?: number;
+}
+
+export function createEvaluatorActivities(deps: EvaluatorDeps): EvaluatorActivities {
+  return {
+    async evaluate({ evalId, source, settings }): Promise<EvaluateOutcome> {
+      const context = Context.current();
+      let effective: EvalSettings;
+      try {
+        effective = await applyRepoConfig(source, settings);
+      } catch (error) {
+        if (error instanceof ConfigError) return failed(error.message);
+        throw error;
+      }
+      const evalSource = await toEvalSource(source);
+      await deps.pool.query('DELETE FROM eval_attrs WHERE eval_id = $1', [evalId]);
+
+      const jobDrvs = new Set<string>();
+      let batch: EvalJobLine[] = [];
+      let seen = 0;
+      const flush = async (): Promise<void> => {
+        if (batch.length === 0) return;
+        const lines = batch;
+        batch = [];
+        await insertAttrs(deps.pool, evalId, lines);
+        context.heartbeat({ jobs: seen });
+      };
+      const heartbeat = setInterval(() => context.heartbeat({ jobs: seen }), 5_000);
+      let result;
+      try {
+        result = await evaluateJobs({
+          source: evalSource,
+          // None given: `checks` of a flake, the whole value of a file.
+          attrs: effective.attrs.length > 0 ? effective.attrs : undefined,
+          allowIfd: effective.allowIfd,
+          timeoutMs: effective.evalTimeoutMs > 0 ? effective.evalTimeoutMs : undefined,
+          workers: deps.workers,
+          nixOptions: deps.nixOptions,
+          signal: context.cancellationSignal,
+          onJob: async (line) => {
+            seen++;
+            if (!isEvalJobError(line)) jobDrvs.add(line.drvPath);
+            batch.push(line);
+            if (batch.length >= BATCH) await flush();
+          },
+        });
+        await flush();
+      } catch (error) {
+        if (error instanceof EvaluationAbortedError) throw new CancelledFailure('evaluation cancelled');
+        if (error instanceof EvaluationError) return failed(error.message);
+        throw error;
+      } finally {
+        clearInterval(heartbeat);
+      }
+
+      const plan = await planMissingBuilds(jobDrvs, deps.isValid);
+      const client = await deps.pool.connect();
+      try {
+        await client.query('BEGIN');
+        await recordPlan(client, evalId, plan, jobDrvs);
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      } finally {
+        client.release();
+      }
+      return {
+        ok: true,
+        jobs: result.jobs,
+        attrErrors: result.errors,
+        toBuild: plan.needed.size,
+        cached: jobDrvs.size - [...jobDrvs].filter((p) => plan.needed.has(p)).length,
+      };
+    },
+  };
+}
+
+function failed(error: string): EvaluateOutcome {
+  return { ok: false, error, jobs: 0, attrErrors: 0, toBuild: 0, cached: 0 };
+}
+
+async function toEvalSource(source: JobsetSource): Promise<EvalSource> {
+  if (source.kind === 'git') {
+    const rev = source.rev ? `${source.url.includes('?') ? '&' : '?'}rev=${source.rev}` : '';
+    return { kind: 'flake', ref: `${source.url.startsWith('git+') ? '' : 'git+'}${source.url}${rev}` };
+  }
+  return sourceFromArgument(source.url);
+}
+
+/** `.harmonia-ci.toml` at the root of a local source overrides the project's settings. */
+async function applyRepoConfig(source: JobsetSource, settings: EvalSettings): Promise<EvalSettings> {
+  if (source.kind !== 'path') return settings;
+  const dir = (await stat(source.url).then((s) => s.isDirectory(), () => false)) ? source.url : undefined;
+  if (!dir) return settings;
+  const file = join(dir, REPO_CONFIG_FILE);
+  const text = await readFile(file, 'utf8').catch(() => undefined);
+  if (text === undefined) return settings;
+  const repo = parseRepoConfig(text, file);
+  return {
+    attrs: repo.attrs,
+    allowIfd: repo.allowIfd,
+    evalTimeoutMs: repo.evalTimeout ?? settings.evalTimeoutMs,
+  };
+}
+
+/** One batch of attributes, with the minimal derivation rows their foreign keys need. */
+async function insertAttrs(pool: Pool, evalId: string, lines: EvalJobLine[]): Promise<void> {
+  const jobs = lines.filter((l): l is EvalJob => !isEvalJobError(l));
+  if (jobs.length > 0) {
+    await pool.query(
+      `INSERT INTO derivations (drv_path, name, system, required_system_features)
+       SELECT d.path, d.name, d.system, ARRAY(SELECT json_array_elements_text(d.features::json))
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS d(path, name, system, features)
+       ON CONFLICT (drv_path) DO NOTHING`,
+      [
+        jobs.map((j) => j.drvPath),
+        jobs.map((j) => j.name),
+        jobs.map((j) => j.system),
+        jobs.map((j) => JSON.stringify(j.requiredSystemFeatures)),
+      ],
+    );
+  }
+  await pool.query(
+    `INSERT INTO eval_attrs (eval_id, attr, drv_path, error)
+     SELECT $1, a.attr, a.drv, a.error FROM unnest($2::text[], $3::text[], $4::text[]) AS a(attr, drv, error)
+     ON CONFLICT (eval_id, attr) DO UPDATE SET drv_path = excluded.drv_path, error = excluded.error`,
+    [
+      evalId,
+      lines.map((l) => l.attr),
+      lines.map((l) => (isEvalJobError(l) ? null : l.drvPath)),
+      lines.map((l) => (isEvalJobError(l) ? l.error : null)),
+    ],
+  );
+}

@@ -1,0 +1,71 @@
+/**
+ * The Fastify app factory. Dependencies are plugins that decorate the instance
+ * (`app.db`, `app.temporal`, `app.cacheStorage`); a dependency passed in `deps`
+ * belongs to the caller, one the app opens from `config` is closed with the app.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Client } from '@temporalio/client';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Pool } from 'pg';
+import type { ServerConfig } from '../config/types.ts';
+import { connectTemporal } from '../temporal/connection.ts';
+import { installErrorHandlers } from './error-handler.ts';
+import { ApiSetupError } from './errors.ts';
+import { cacheStoragePlugin, type CacheStorage } from './plugins/cache-storage.ts';
+import { databasePlugin } from './plugins/database.ts';
+import { temporalPlugin } from './plugins/temporal.ts';
+import { healthRoutes } from './routes/health.ts';
+import { landingRoutes } from './routes/landing.ts';
+import { temporalConnectionConfig } from './temporal-config.ts';
+
+/** Already-open dependencies; each one given here is used and left open. */
+export interface ApiDeps {
+  pool?: Pool;
+  temporal?: Client;
+  cacheStorage?: CacheStorage | null;
+}
+
+export interface BuildAppOptions {
+  config: ServerConfig;
+  log: FastifyBaseLogger;
+  deps?: ApiDeps;
+  /** Where people find the Temporal Web UI (linked from `/ci/`). */
+  temporalUiUrl?: string | undefined;
+}
+
+function databaseOptions(config: ServerConfig, deps: ApiDeps) {
+  if (deps.pool) return { pool: deps.pool };
+  if (config.database.url) return { databaseUrl: config.database.url };
+  throw new ApiSetupError('the API needs PostgreSQL: set database.url (or DATABASE_URL), or run `harmonia-ci dev` for an embedded one');
+}
+
+function temporalOptions(config: ServerConfig, deps: ApiDeps) {
+  if (deps.temporal) return { client: deps.temporal };
+  const { address } = config.temporal;
+  if (!address) {
+    throw new ApiSetupError('the API needs Temporal: set temporal.address (or TEMPORAL_ADDRESS), or run `harmonia-ci dev` for a local dev server');
+  }
+  return { connect: async () => connectTemporal(await temporalConnectionConfig(config.temporal, address)) };
+}
+
+/** Builds the app without listening; call `ready()` or `listen()` on it. */
+export function buildApp({ config, log, deps = {}, temporalUiUrl }: BuildAppOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: log,
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+  });
+
+  installErrorHandlers(app);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  app.register(databasePlugin, databaseOptions(config, deps));
+  app.register(temporalPlugin, temporalOptions(config, deps));
+  app.register(cacheStoragePlugin, { storage: deps.cacheStorage ?? null, owned: false });
+
+  app.register(healthRoutes);
+  app.register(landingRoutes, { temporalUiUrl });
+  return app;
+}

@@ -1,0 +1,21 @@
+/** From the `[temporal]` section of the server configuration to connection settings. */
+import type { TemporalConfig } from '../config/types.ts';
+import type { TemporalConnectionConfig } from '../temporal/connection.ts';
+
+/** Connection settings for `address` (the configured one, or a dev server's), reading the API key file if any. */
+export async function temporalConnectionConfig(temporal: TemporalConfig, address: string): Promise<TemporalConnectionConfig> {
+  const { tls, apiKeyFile } = temporal;
+  return {
+    address,
+    namespace: temporal.namespace,
+    ...(tls && {
+      tls: {
+        serverRootCaFile: tls.caFile?.path,
+        clientCertFile: tls.certFile?.path,
+        clientKeyFile: tls.keyFile?.path,
+        serverName: tls.serverName,
+      },
+    }),
+    ...(apiKeyFile && { apiKey: await apiKeyFile.read() }),
+  };
+}

@@ -1,0 +1,71 @@
+/** The `/ci/` landing page: what this instance is and a live components panel. */
+import { html, raw } from './html.ts';
+import { renderPage } from './layout.ts';
+
+// Reads /healthz (which answers 503 with the same body when something is down)
+// and fills the table with textContent only, so no server text becomes markup.
+const componentsScript = raw(`
+(() => {
+  const table = document.getElementById('components');
+  const overall = document.getElementById('overall');
+  const checked = document.getElementById('checked');
+  const pill = (status) => {
+    const span = document.createElement('span');
+    span.className = 'pill ' + status.replace(/\\s+/g, '-');
+    span.textContent = status;
+    return span;
+  };
+  async function refresh() {
+    let report;
+    try {
+      const response = await fetch('/healthz', { headers: { accept: 'application/json' } });
+      report = await response.json();
+    } catch (error) {
+      overall.replaceChildren(pill('unreachable'));
+      checked.textContent = 'the API did not answer: ' + error;
+      return;
+    }
+    overall.replaceChildren(pill(report.status));
+    const rows = Object.entries(report.components).map(([name, component]) => {
+      const row = document.createElement('tr');
+      const label = name.replace(/[A-Z]/g, (c) => ' ' + c.toLowerCase());
+      const cells = [label, null, component.message + (component.required ? '' : ' (optional)')];
+      cells.forEach((text, i) => {
+        const cell = document.createElement('td');
+        cell.className = ['name', 'state', 'detail'][i];
+        if (text === null) cell.append(pill(component.status)); else cell.textContent = text;
+        row.append(cell);
+      });
+      return row;
+    });
+    table.replaceChildren(...rows);
+    checked.textContent = 'checked ' + new Date(report.checkedAt).toLocaleTimeString();
+  }
+  refresh();
+  setInterval(refresh, 10000);
+})();
+`);
+
+export interface LandingOptions {
+  temporalUiUrl?: string | undefined;
+}
+
+/** Renders the landing page; the components panel loads itself from /healthz. */
+export function renderLandingPage({ temporalUiUrl }: LandingOptions): string {
+  const temporal = temporalUiUrl
+    ? html`Workflows, their histories and search attributes are browsable in the
+        <a href="${temporalUiUrl}" rel="noopener">Temporal Web UI</a>.`
+    : html`No Temporal Web UI URL is configured.`;
+  const body = html`<section class="panel">
+  <h2>Nix continuous integration</h2>
+  <p class="lead">Pushes and pull requests become evaluations, every derivation that is not
+    cached becomes a durable build, outputs land in a signed binary cache. ${temporal}</p>
+</section>
+<section class="panel">
+  <h2>Components <span id="overall"><span class="pill">checking</span></span></h2>
+  <table><tbody id="components"><tr><td class="detail">Loading <a href="/healthz">/healthz</a>…</td></tr></tbody></table>
+  <p class="lead"><small id="checked"></small></p>
+  <noscript><p class="lead">Scripts are off: read <a href="/healthz">/healthz</a> directly.</p></noscript>
+</section>`;
+  return renderPage({ title: 'harmonia-ci', temporalUiUrl, body, script: componentsScript });
+}

@@ -1,0 +1,70 @@
+/**
+ * `harmonia-ci api`: the API role of a fleet. Everything it needs is configured
+ * (PostgreSQL, Temporal); it starts nothing else and stops on SIGINT/SIGTERM.
+ */
+import { Option, type Command } from 'commander';
+import { startApiServer } from '../../api/server.ts';
+import { loadServerConfig } from '../../config/server.ts';
+import { openDatabase } from '../../db/open.ts';
+import { createLogger } from '../../lib/log.ts';
+import { CliError } from '../errors.ts';
+import { withSetupErrorsAsCliErrors } from './dev.ts';
+
+interface ApiOptions {
+  config?: string;
+  host?: string;
+  port?: string;
+  temporalUiUrl?: string;
+}
+
+async function runApi(options: ApiOptions): Promise<void> {
+  const env: Record<string, string | undefined> = { ...process.env };
+  if (options.host !== undefined) env.HARMONIA_CI_API_HOST = options.host;
+  if (options.port !== undefined) env.HARMONIA_CI_API_PORT = options.port;
+  const config = await loadServerConfig({ env, file: options.config });
+  const log = createLogger({ level: config.log.level, name: 'api' });
+
+  if (!config.database.url) throw new CliError('`harmonia-ci api` needs PostgreSQL: set DATABASE_URL or database.url (`harmonia-ci dev` runs an embedded one)');
+  // Refuses a schema newer (or older) than this program before serving anything from it.
+  const database = await openDatabase({ url: config.database.url, stateDir: config.stateDir, migrate: false });
+  try {
+    const server = await startApiServer({
+      config,
+      log,
+      deps: { pool: database.pool },
+      temporalUiUrl: options.temporalUiUrl,
+      host: config.api.host,
+      port: config.api.port,
+    });
+    log.info(`API listening on ${server.url} (dashboard ${server.url}/ci/)`);
+    await untilSignal();
+    log.info('closing the API');
+    await server.close();
+  } finally {
+    await database.close();
+  }
+}
+
+function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const stop = (signal: NodeJS.Signals): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      resolve(signal);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
+/** Registers `harmonia-ci api`. */
+export function registerApi(program: Command): void {
+  program
+    .command('api')
+    .description('serve the HTTP API, dashboard and health endpoint against configured PostgreSQL and Temporal')
+    .option('--config <file>', 'server configuration file (default: $HARMONIA_CI_CONFIG)')
+    .option('--host <address>', 'interface to listen on (default 127.0.0.1, or api.host)')
+    .option('--port <port>', 'port to listen on (default 8080, or api.port)')
+    .addOption(new Option('--temporal-ui-url <url>', 'Temporal Web UI linked from the dashboard').env('HARMONIA_CI_TEMPORAL_UI_URL'))
+    .action((options: ApiOptions) => withSetupErrorsAsCliErrors(() => runApi(options)));
+}

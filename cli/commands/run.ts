@@ -1,0 +1,89 @@
+/**
+ * `harmonia-ci run <flake|file>`: one-shot CI of a local checkout on this machine. Starts what is
+ * missing, runs the same workflows a webhook would (ref → eval → builds), shows progress as it
+ * happens, and exits 0 only if every job succeeded.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { loadServerConfig } from '../../config/server.ts';
+import { createLogger, routeTemporalLogs } from '../../lib/log.ts';
+import { pushSignal, refWorkflowId, COORDINATOR_QUEUE } from '../../workflows/definitions.ts';
+import type { refWorkflow } from '../../workflows/ref.ts';
+import type { PushEvent } from '../../workflows/types.ts';
+import { searchAttributePairs } from '../../workflows/search.ts';
+import { CliError } from '../errors.ts';
+import { startLocalStack } from '../stack.ts';
+import { startLocalWorkers } from '../local-workers.ts';
+import { ensureLocalProject, waitForEval, watchEval, type RunSummary } from '../run-progress.ts';
+import { withSetupErrorsAsCliErrors } from './dev.ts';
+
+interface RunOptions {
+  attr?: string[];
+  json: boolean;
+  stateDir?: string;
+  ui: boolean;
+}
+
+/** The ref local runs are recorded under. */
+export const LOCAL_REF = 'refs/heads/local';
+
+async function runOnce(target: string, options: RunOptions): Promise<number> {
+  const env: Record<string, string | undefined> = { ...process.env };
+  if (options.stateDir !== undefined) env.HARMONIA_CI_STATE_DIR = resolve(options.stateDir);
+  const config = await loadServerConfig({ env });
+  // The terminal shows progress; logs appear only for errors unless a level is configured.
+  const log = createLogger({ level: config.log.level === 'info' ? 'error' : config.log.level });
+  // Progress goes to stderr so that `--json` leaves stdout to the summary.
+  const say = (line: string): void => void process.stderr.write(`${line}\n`);
+  await routeTemporalLogs(log);
+
+  const path = resolve(target);
+  say(`harmonia-ci run: ${path}`);
+  const stack = await startLocalStack({ config, log, ui: options.ui, report: (line) => say(`  ${line}`) });
+  let workers: Awaited<ReturnType<typeof startLocalWorkers>> | undefined;
+  try {
+    workers = await startLocalWorkers({ stack, config, log });
+    say(`  workers    coordinator, evaluator, builder ${workers.host} (${config.builder.systems.join(', ')})`);
+
+    const pool = stack.database.pool;
+    const projectName = await ensureLocalProject(pool, path, options.attr);
+    const sha = createHash('sha1').update(randomUUID()).digest('hex');
+    await stack.client.workflow.signalWithStart<typeof refWorkflow, [PushEvent]>('refWorkflow', {
+        workflowId: refWorkflowId(projectName, LOCAL_REF),
+        taskQueue: COORDINATOR_QUEUE,
+        args: [{ projectId: projectName, ref: LOCAL_REF }],
+        signal: pushSignal,
+        signalArgs: [{ sha, source: { kind: 'path', url: path }, event: 'manual' }],
+        typedSearchAttributes: searchAttributePairs({ project: projectName, ref: LOCAL_REF }) as never,
+        staticSummary: `${projectName} ${LOCAL_REF}`,
+    });
+    const evalId = await waitForEval(pool, projectName, sha);
+    say(`  eval       ${evalId}${stack.temporalUiUrl ? ` — ${stack.temporalUiUrl}/namespaces/${stack.namespace}/workflows/eval%2F${evalId}` : ''}`);
+    const summary: RunSummary = await watchEval({ pool, client: stack.client, evalId, say, tty: process.stderr.isTTY });
+    if (options.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+    const ok = summary.eval.status !== 'failed' && summary.jobs.every((job) => job.status === 'succeeded');
+    return ok ? 0 : 1;
+  } finally {
+    await workers?.stop();
+    await stack.stop();
+  }
+}
+
+/** Registers `harmonia-ci run`. */
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .argument('<flake-or-file>', 'a flake directory or reference, or a .nix file of jobs')
+    .description('run CI once on a local checkout: evaluate, build what is missing, report; exit 0 only if every job succeeded')
+    .option('-A, --attr <attr...>', 'attribute paths to evaluate (default: .harmonia-ci.toml attrs, else "checks")')
+    .option('--json', 'print a JSON summary as the last line of stdout', false)
+    .option('--state-dir <dir>', 'where the embedded services keep their state (default .state)')
+    .option('--no-ui', 'start the Temporal dev server without its Web UI')
+    .action((target: string, options: RunOptions) =>
+      withSetupErrorsAsCliErrors(async () => {
+        if (!target) throw new CliError('run needs a flake or a .nix file');
+        process.exitCode = await runOnce(target, options);
+      }),
+    );
+}

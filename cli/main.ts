@@ -1,0 +1,40 @@
+/** Entry point of the `harmonia-ci` command: each file in cli/commands registers its subcommands. */
+import { Command } from 'commander';
+import { registerRun } from './commands/run.ts';
+import { CliError } from './errors.ts';
+import { registerNar } from './commands/nar.ts';
+import { registerKeys } from './commands/keys.ts';
+import { registerStore } from './commands/store.ts';
+import { registerMigrate } from './commands/migrate.ts';
+import { registerEvalJobs } from './commands/eval-jobs.ts';
+import { registerDev } from './commands/dev.ts';
+import { registerApi } from './commands/api.ts';
+
+const program = new Command('harmonia-ci')
+  .description('Nix continuous integration on durable Temporal workflows')
+  .showHelpAfterError()
+  .configureOutput({ outputError: (text, write) => write(text) });
+
+const registrations: Array<(program: Command) => void> = [
+  registerNar,
+  registerKeys,
+  registerStore,
+  registerMigrate,
+  registerEvalJobs,
+  registerDev,
+  registerApi,
+  registerRun,
+];
+for (const register of registrations) register(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CliError) {
+    process.stderr.write(`harmonia-ci: ${error.message}\n`);
+    process.exitCode = error.exitCode;
+  } else {
+    process.stderr.write(`harmonia-ci: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,194 @@
+/** What `harmonia-ci run` shows while an eval runs, and the summary it ends with. */
+import { createHash } from 'node:crypto';
+import { basename } from 'node:path';
+import type { Client } from '@temporalio/client';
+import type { Pool } from 'pg';
+import { evalWorkflowId } from '../workflows/definitions.ts';
+import type { BuildStatus, EvalStatus } from '../workflows/types.ts';
+import { CliError } from './errors.ts';
+
+export type JobStatus = 'succeeded' | 'failed' | 'dep-failed' | 'timed-out' | 'cancelled';
+
+export interface RunSummary {
+  eval: { id: string; status: EvalStatus; error?: string };
+  jobs: Array<{ attr: string; drvPath: string | null; status: JobStatus; cached: boolean; outputs: Record<string, string>; error?: string }>;
+}
+
+/** The project a local directory runs as: `local/<dir name>-<short hash of its path>`. */
+export async function ensureLocalProject(pool: Pool, path: string, attrs: string[] | undefined): Promise<string> {
+  const name = `${basename(path).replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '') || 'root'}-${createHash('sha256').update(path).digest('hex').slice(0, 8)}`;
+  const repo = await pool.query<{ id: string }>(
+    `INSERT INTO repositories (forge, owner, name, clone_url) VALUES ('local', 'local', $1, $2)
+     ON CONFLICT (forge, lower(owner), lower(name)) DO UPDATE SET clone_url = excluded.clone_url, updated_at = now()
+     RETURNING id`,
+    [name, path],
+  );
+  const projectName = `local/${name}`;
+  await pool.query(
+    `INSERT INTO projects (repository_id, name, settings) VALUES ($1, $2, $3)
+     ON CONFLICT (name) DO UPDATE SET settings = excluded.settings, updated_at = now()`,
+    [repo.rows[0]!.id, projectName, attrs && attrs.length > 0 ? { attrs } : {}],
+  );
+  return projectName;
+}
+
+/** The eval the ref workflow creates for our push. */
+export async function waitForEval(pool: Pool, projectName: string, sha: string, timeoutMs = 60_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const { rows } = await pool.query<{ id: string }>(
+      'SELECT e.id FROM evaluations e JOIN projects p ON p.id = e.project_id WHERE p.name = $1 AND e.commit_sha = $2',
+      [projectName, sha],
+    );
+    if (rows[0]) return String(rows[0].id);
+    await sleep(100);
+  }
+  throw new CliError(`no eval was created within ${timeoutMs / 1000} s; is the coordinator worker running? (see the Temporal Web UI)`);
+}
+
+interface BuildRow {
+  drv_path: string;
+  name: string;
+  status: BuildStatus;
+  dep_failed_drv_path: string | null;
+  error: string | null;
+  seconds: number | null;
+  tail: string | null;
+}
+
+const MARK: Partial<Record<BuildStatus, string>> = {
+  building: '▶',
+  succeeded: '✔',
+  failed: '✘',
+  'timed-out': '⏱',
+  'dep-failed': '⊘',
+  cancelled: '◌',
+};
+
+/** Prints build events as they happen until the eval workflow ends; returns the summary. */
+export async function watchEval(options: {
+  pool: Pool;
+  client: Client;
+  evalId: string;
+  say(line: string): void;
+  tty: boolean;
+}): Promise<RunSummary> {
+  const { pool, client, evalId, say } = options;
+  const handle = client.workflow.getHandle(evalWorkflowId(evalId));
+  let closed = false;
+  const waitClosed = (async () => {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      try {
+        await handle.result();
+        return;
+      } catch (error) {
+        if ((error as Error).name !== 'WorkflowNotFoundError') return;
+        const evaluation = await pool.query<{ status: EvalStatus }>('SELECT status FROM evaluations WHERE id = $1', [evalId]);
+        if (evaluation.rows[0]?.status === 'skipped') return;
+        if (Date.now() > deadline) {
+          throw new CliError(`the workflow ${evalWorkflowId(evalId)} did not start within a minute; look at the ref workflow in the Temporal Web UI`);
+        }
+        await sleep(200);
+      }
+    }
+  })().then(() => {
+    closed = true;
+  });
+
+  const seen = new Map<string, BuildStatus>();
+  const names = new Map<string, string>();
+  let lastLine = '';
+  for (;;) {
+    const isLast = closed;
+    const rows = await readBuilds(pool, evalId);
+    for (const row of rows) {
+      names.set(row.drv_path, row.name);
+      if (seen.get(row.drv_path) === row.status || row.status === 'pending' || row.status === 'uploading') continue;
+      seen.set(row.drv_path, row.status);
+      say(`  ${MARK[row.status] ?? '·'} ${row.status.padEnd(10)} ${row.name}${describe(row, names)}`);
+      if (row.status === 'failed' || row.status === 'timed-out') {
+        for (const line of (row.tail ?? '').trimEnd().split('\n').slice(-5)) if (line) say(`      | ${line}`);
+      }
+    }
+    const line = progressLine(rows);
+    if (line !== lastLine && rows.length > 0) say(`  ${line}`);
+    lastLine = line;
+    if (isLast) break;
+    await Promise.race([waitClosed, sleep(500)]);
+  }
+  return summarize(pool, evalId, say);
+}
+
+function describe(row: BuildRow, names: Map<string, string>): string {
+  if (row.status === 'dep-failed' && row.dep_failed_drv_path) {
+    return ` (because ${names.get(row.dep_failed_drv_path) ?? row.dep_failed_drv_path} failed)`;
+  }
+  if (row.status === 'succeeded' && row.seconds !== null) return ` (${row.seconds.toFixed(1)} s)`;
+  if ((row.status === 'failed' || row.status === 'timed-out') && row.error) return `: ${row.error.split('\n')[0]}`;
+  return '';
+}
+
+function progressLine(rows: BuildRow[]): string {
+  const count = (s: BuildStatus) => rows.filter((r) => r.status === s).length;
+  const done = rows.length - count('pending') - count('building') - count('uploading');
+  const parts = [`${done}/${rows.length} builds done`];
+  if (count('building') > 0) parts.push(`${count('building')} building`);
+  const failed = count('failed') + count('timed-out');
+  if (failed > 0) parts.push(`${failed} failed`);
+  if (count('dep-failed') > 0) parts.push(`${count('dep-failed')} dep-failed`);
+  return `[${parts.join(' · ')}]`;
+}
+
+async function readBuilds(pool: Pool, evalId: string): Promise<BuildRow[]> {
+  const { rows } = await pool.query<BuildRow>(
+    `SELECT b.drv_path, d.name, b.status, b.dep_failed_drv_path, b.error, t.tail,
+            extract(epoch FROM b.finished_at - b.started_at)::float8 AS seconds
+       FROM evaluation_builds e
+       JOIN build_jobs b ON b.id = e.build_id
+       JOIN derivations d ON d.drv_path = b.drv_path
+       LEFT JOIN build_log_tails t ON t.build_id = b.id
+      WHERE e.eval_id = $1
+      ORDER BY b.id`,
+    [evalId],
+  );
+  return rows;
+}
+
+async function summarize(pool: Pool, evalId: string, say: (line: string) => void): Promise<RunSummary> {
+  const evaluation = await pool.query<{ status: EvalStatus; error: string | null }>('SELECT status, error FROM evaluations WHERE id = $1', [evalId]);
+  const ev = evaluation.rows[0]!;
+  const { rows } = await pool.query<{ attr: string; drv_path: string | null; error: string | null; status: BuildStatus | null; planned: boolean; outputs: Record<string, string> | null }>(
+    `SELECT a.attr, a.drv_path, a.error, b.status, (eb.build_id IS NOT NULL) AS planned,
+            (SELECT json_object_agg(o.output_name, o.out_path) FROM derivation_outputs o WHERE o.drv_path = a.drv_path) AS outputs
+       FROM eval_attrs a
+       LEFT JOIN build_jobs b ON b.drv_path = a.drv_path
+       LEFT JOIN evaluation_builds eb ON eb.eval_id = a.eval_id AND eb.build_id = b.id
+      WHERE a.eval_id = $1
+      ORDER BY a.attr`,
+    [evalId],
+  );
+  const summary: RunSummary = { eval: { id: evalId, status: ev.status }, jobs: [] };
+  if (ev.error) summary.eval.error = ev.error;
+  for (const row of rows) {
+    const status: JobStatus = row.error ? 'failed' : !row.planned ? 'succeeded' : toJobStatus(row.status);
+    const job: RunSummary['jobs'][number] = { attr: row.attr, drvPath: row.drv_path, status, cached: !row.error && !row.planned, outputs: row.outputs ?? {} };
+    if (row.error) job.error = row.error;
+    summary.jobs.push(job);
+  }
+  say('');
+  if (ev.status === 'failed') say(`evaluation failed: ${ev.error ?? 'unknown error'}`);
+  for (const job of summary.jobs) {
+    say(`  ${MARK[job.status] ?? '·'} ${job.attr}  ${job.status}${job.cached ? ' (cached)' : ''}${job.error ? `: ${job.error.split('\n')[0]}` : ''}`);
+  }
+  const ok = summary.jobs.filter((j) => j.status === 'succeeded').length;
+  say(`\n${ok}/${summary.jobs.length} jobs succeeded`);
+  return summary;
+}
+
+function toJobStatus(status: BuildStatus | null): JobStatus {
+  if (status === 'succeeded' || status === 'failed' || status === 'dep-failed' || status === 'timed-out') return status;
+  return 'cancelled';
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,0 +1,62 @@
+/**
+ * Every leaf key of the server configuration, its kind, and the environment
+ * variable that overrides it. The variable name is derived from the dotted key:
+ * `limits.build-timeout` → `HARMONIA_CI_LIMITS_BUILD_TIMEOUT`.
+ */
+
+/** How an environment string becomes a configuration value, and how a relative path is resolved. */
+export type KeyKind = 'string' | 'path' | 'location' | 'integer' | 'list' | 'duration' | 'size';
+
+export const SERVER_KEYS: ReadonlyArray<readonly [key: string, kind: KeyKind]> = [
+  ['state-dir', 'path'],
+  ['log.level', 'string'],
+  ['database.url', 'string'],
+  ['temporal.address', 'string'],
+  ['temporal.namespace', 'string'],
+  ['temporal.api-key-file', 'path'],
+  ['temporal.tls.cert-file', 'path'],
+  ['temporal.tls.key-file', 'path'],
+  ['temporal.tls.ca-file', 'path'],
+  ['temporal.tls.server-name', 'string'],
+  ['api.host', 'string'],
+  ['api.port', 'integer'],
+  ['api.public-url', 'string'],
+  ['api.cookie-secret-file', 'path'],
+  ['cache.url', 'location'],
+  ['cache.signing-key-file', 'path'],
+  ['cache.public-keys', 'list'],
+  ['s3.credentials-file', 'path'],
+  ['s3.profile', 'string'],
+  ['builder.systems', 'list'],
+  ['builder.features', 'list'],
+  ['builder.max-jobs', 'integer'],
+  ['limits.build-timeout', 'duration'],
+  ['limits.max-silent', 'duration'],
+  ['limits.max-output-size', 'size'],
+  ['limits.max-log-size', 'size'],
+  ['limits.eval-timeout', 'duration'],
+  ['limits.attempts', 'integer'],
+  ['limits.log-tail', 'size'],
+  ['limits.presigned-url-lifetime', 'duration'],
+  ['forges.github.app-id', 'integer'],
+  ['forges.github.private-key-file', 'path'],
+  ['forges.github.webhook-secret-file', 'path'],
+  ['forges.github.token-file', 'path'],
+  ['forges.gitea.url', 'string'],
+  ['forges.gitea.token-file', 'path'],
+  ['forges.gitea.webhook-secret-file', 'path'],
+  ['projects.scheduling-shares', 'integer'],
+  ['projects.pr-trust', 'string'],
+];
+
+/** Conventional variable names accepted as well, weaker than the `HARMONIA_CI_` form. */
+export const ENV_ALIASES: Readonly<Record<string, readonly string[]>> = {
+  'database.url': ['DATABASE_URL'],
+  'temporal.address': ['TEMPORAL_ADDRESS'],
+  'temporal.namespace': ['TEMPORAL_NAMESPACE'],
+};
+
+/** The `HARMONIA_CI_…` variable for a dotted key. */
+export function envNameForKey(key: string): string {
+  return `HARMONIA_CI_${key.replace(/[.-]/g, '_').toUpperCase()}`;
+}

@@ -1,0 +1,22 @@
+/** Schema of the per-repository `.harmonia-ci.toml`. */
+import { z } from 'zod';
+import { camelize } from './camelize.ts';
+import { duration, matching } from './fields.ts';
+
+// Attribute paths as nix-eval-jobs takes them: identifiers or "quoted" names joined by dots.
+const SEGMENT = String.raw`(?:[A-Za-z_][A-Za-z0-9_'-]*|"[^"\\]*")`;
+const ATTR_PATH = new RegExp(`^${SEGMENT}(?:\\.${SEGMENT})*$`);
+
+export const repoConfigSchema = z
+  .strictObject({
+    attrs: z
+      .array(matching(ATTR_PATH, 'an attribute path such as "checks" or "packages.x86_64-linux"'), {
+        error: 'expected a list of attribute paths such as ["checks"]',
+      })
+      .min(1, { error: 'expected at least one attribute path' })
+      .default(['checks']),
+    'allow-ifd': z.boolean({ error: 'expected true or false' }).default(true),
+    'eval-timeout': duration().optional(),
+    retention: duration().optional(),
+  })
+  .transform((value) => camelize(value));

@@ -1,0 +1,141 @@
+/**
+ * The server configuration schema. Keys are kebab-case as written in TOML; the
+ * parsed result is camelCase (see config/types.ts). Defaults follow DESIGN §3.
+ */
+import { join } from 'node:path';
+import { z } from 'zod';
+import { CACHE_URL_EXPECTATION, parseCacheLocation } from './cache-location.ts';
+import { duration, integer, list, matching, oneOf, secretFile, size, text, url } from './fields.ts';
+import { camelize } from './camelize.ts';
+
+/** Values the defaults depend on, taken from the running machine. */
+export interface DefaultsContext {
+  cwd: string;
+  /** Nix system of this machine, e.g. `x86_64-linux`. */
+  system: string;
+  cpus: number;
+}
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export const PR_TRUST_LEVELS = ['everyone', 'collaborators', 'none'] as const;
+
+const SYSTEM = /^[a-z0-9_]+-[a-z0-9_]+$/;
+const FEATURE = /^[A-Za-z0-9_.+-]+$/;
+const PUBLIC_KEY = /^[^:\s]+:[A-Za-z0-9+/]{43}=$/;
+const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):\d{1,5}$/;
+
+const cacheUrl = z.string({ error: `expected ${CACHE_URL_EXPECTATION}` }).transform((value, ctx) => {
+  const location = parseCacheLocation(value);
+  if ('problem' in location) {
+    ctx.issues.push({ code: 'custom', message: location.problem, input: value });
+    return z.NEVER;
+  }
+  return location;
+});
+
+const github = z
+  .strictObject({
+    'app-id': integer(1).optional(),
+    'private-key-file': secretFile('forges.github.private-key-file').optional(),
+    'webhook-secret-file': secretFile('forges.github.webhook-secret-file').optional(),
+    'token-file': secretFile('forges.github.token-file').optional(),
+  })
+  .superRefine((value, ctx) => {
+    if (value['app-id'] !== undefined && value['private-key-file'] === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['private-key-file'], message: 'is required when forges.github.app-id is set' });
+    }
+    if (value['app-id'] === undefined && value['token-file'] === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['app-id'], message: 'expected app-id with private-key-file (a GitHub App) or token-file' });
+    }
+  });
+
+const gitea = z.strictObject({
+  url: url(['http', 'https']),
+  'token-file': secretFile('forges.gitea.token-file'),
+  'webhook-secret-file': secretFile('forges.gitea.webhook-secret-file').optional(),
+});
+
+/** Builds the schema; defaults that depend on the machine come from `context`. */
+export function serverConfigSchema(context: DefaultsContext) {
+  return z
+    .strictObject({
+      'state-dir': text('a directory path').default(join(context.cwd, '.state')),
+      log: z.strictObject({ level: oneOf(LOG_LEVELS).default('info') }).prefault({}),
+      database: z
+        .strictObject({ url: url(['postgres', 'postgresql']).optional() })
+        .prefault({}),
+      temporal: z
+        .strictObject({
+          address: matching(HOST_PORT, 'host:port, e.g. "temporal.example.org:7233"').optional(),
+          namespace: text('a Temporal namespace name').default('default'),
+          'api-key-file': secretFile('temporal.api-key-file').optional(),
+          tls: z
+            .strictObject({
+              'cert-file': secretFile('temporal.tls.cert-file').optional(),
+              'key-file': secretFile('temporal.tls.key-file').optional(),
+              'ca-file': secretFile('temporal.tls.ca-file').optional(),
+              'server-name': text('a host name').optional(),
+            })
+            .refine((tls) => (tls['cert-file'] === undefined) === (tls['key-file'] === undefined), {
+              path: ['key-file'],
+              error: 'expected cert-file and key-file together (client certificate and its key)',
+            })
+            .optional(),
+        })
+        .prefault({}),
+      api: z
+        .strictObject({
+          host: text('a host name or IP address').default('127.0.0.1'),
+          port: integer(0, 65535).default(8080),
+          'public-url': url(['http', 'https']).optional(),
+          'cookie-secret-file': secretFile('api.cookie-secret-file').optional(),
+        })
+        .prefault({}),
+      cache: z
+        .strictObject({
+          url: cacheUrl.optional(),
+          'signing-key-file': secretFile('cache.signing-key-file').optional(),
+          'public-keys': list(PUBLIC_KEY, 'a Nix public key "name:base64"').default([]),
+        })
+        .prefault({}),
+      s3: z
+        .strictObject({
+          'credentials-file': secretFile('s3.credentials-file').optional(),
+          profile: text('a profile name').default('default'),
+        })
+        .prefault({}),
+      builder: z
+        .strictObject({
+          systems: list(SYSTEM, 'a Nix system such as "x86_64-linux"').default([context.system]),
+          features: list(FEATURE, 'a system feature such as "big-parallel"').default(['benchmark', 'big-parallel']),
+          'max-jobs': integer(1).default(context.cpus),
+        })
+        .prefault({}),
+      limits: z
+        .strictObject({
+          'build-timeout': duration().prefault('4h'),
+          'max-silent': duration().prefault('30m'),
+          'max-output-size': size().prefault('4G'),
+          'max-log-size': size().prefault('64M'),
+          'eval-timeout': duration().prefault('1h'),
+          attempts: integer(1, 100).default(3),
+          'log-tail': size().prefault('64K'),
+          'presigned-url-lifetime': duration().prefault('15m'),
+        })
+        .prefault({}),
+      forges: z.strictObject({ github: github.optional(), gitea: gitea.optional() }).prefault({}),
+      projects: z
+        .strictObject({
+          'scheduling-shares': integer(1).default(100),
+          'pr-trust': oneOf(PR_TRUST_LEVELS).default('collaborators'),
+        })
+        .prefault({}),
+    })
+    .transform((value) =>
+      camelize({
+        ...value,
+        api: { ...value.api, 'public-url': value.api['public-url'] ?? `http://localhost:${value.api.port}` },
+        cache: { ...value.cache, url: value.cache.url ?? { kind: 'local' as const, path: join(value['state-dir'], 'cache') } },
+      }),
+    );
+}

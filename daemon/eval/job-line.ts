@@ -1,0 +1,94 @@
+/**
+ * The job stream's lines: parsing what nix-eval-jobs prints, and completing a job from its
+ * `.drv` so both evaluators report the same fields (nix-eval-jobs prints `inputDrvs` only with
+ * `--show-input-drvs`, and `requiredSystemFeatures` never).
+ */
+import { z } from 'zod';
+import type { Derivation } from '../core/derivation.ts';
+import { isStorePath } from '../core/store-path.ts';
+import { formatAttrPath } from './attr-path.ts';
+import { JobLineError } from './errors.ts';
+import type { EvalJob, EvalJobError, EvalJobLine } from './types.ts';
+
+const storePath = z.string().refine((path) => isStorePath(path), 'not a store path');
+
+// Fields as written by nix-eval-jobs' src/drv.cc (to_json) and src/worker.cc (reply);
+// fields this program does not use (meta, cacheStatus, constituents, …) are dropped.
+const errorLineSchema = z.object({
+  attr: z.string(),
+  attrPath: z.array(z.string()),
+  error: z.string(),
+});
+const jobLineSchema = z.object({
+  attr: z.string(),
+  attrPath: z.array(z.string()),
+  drvPath: storePath.refine((path) => path.endsWith('.drv'), 'not a .drv path'),
+  name: z.string(),
+  system: z.string(),
+  // null for content-addressed outputs, whose paths are unknown before building.
+  outputs: z.record(z.string(), storePath.nullable()),
+  inputDrvs: z.record(storePath, z.array(z.string())).optional(),
+});
+
+/** A nix-eval-jobs job line before completion from its `.drv`. */
+export type NixEvalJobsJob = z.infer<typeof jobLineSchema>;
+
+/** Parses one line of nix-eval-jobs' stdout into an error line or a job line. */
+export function parseNixEvalJobsLine(line: string): EvalJobError | NixEvalJobsJob {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    throw new JobLineError('invalid JSON', line);
+  }
+  if (typeof value === 'object' && value !== null && 'error' in value) {
+    const parsed = errorLineSchema.safeParse(value);
+    if (!parsed.success) throw new JobLineError(`malformed error line (${z.prettifyError(parsed.error)})`, line);
+    return parsed.data;
+  }
+  const parsed = jobLineSchema.safeParse(value);
+  if (!parsed.success) throw new JobLineError(`malformed job line (${z.prettifyError(parsed.error)})`, line);
+  return parsed.data;
+}
+
+/** The derivation's `requiredSystemFeatures`, from its environment or its structured attributes. */
+export function requiredSystemFeatures(drv: Derivation): string[] {
+  const structured = drv.env.get('__json');
+  if (structured !== undefined) {
+    const attrs: unknown = JSON.parse(structured);
+    const features = (attrs as { requiredSystemFeatures?: unknown }).requiredSystemFeatures;
+    return Array.isArray(features) ? features.filter((f): f is string => typeof f === 'string') : [];
+  }
+  return (drv.env.get('requiredSystemFeatures') ?? '').split(/\s+/).filter((f) => f !== '');
+}
+
+/**
+ * The job line for an attribute whose derivation has been read: outputs, system, features and
+ * inputs come from the `.drv` itself. Derivations with content-addressed outputs become error
+ * lines, since nothing downstream can plan a build without static output paths.
+ */
+export function jobFromDerivation(attrPath: string[], drvPath: string, name: string, drv: Derivation): EvalJobLine {
+  const attr = formatAttrPath(attrPath);
+  const outputs: Record<string, string> = {};
+  for (const [outputName, output] of drv.outputs) {
+    if (output.path === '') {
+      return {
+        attr,
+        attrPath,
+        error: `derivation '${drvPath}' has content-addressed output '${outputName}' without a static path; harmonia-ci builds input-addressed and fixed-output derivations only`,
+      };
+    }
+    outputs[outputName] = output.path;
+  }
+  const job: EvalJob = {
+    attr,
+    attrPath,
+    drvPath,
+    name,
+    system: drv.platform,
+    outputs,
+    requiredSystemFeatures: requiredSystemFeatures(drv),
+    inputDrvs: Object.fromEntries(drv.inputDrvs),
+  };
+  return job;
+}

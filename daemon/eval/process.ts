@@ -1,0 +1,142 @@
+/**
+ * Evaluation subprocesses: started with a minimal environment (they inherit no secrets), in
+ * their own process group, and killed as a whole tree. The tree matters because Nix starts
+ * builders for import-from-derivation in sessions of their own (setsid), outside our group.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+
+/** Variables a Nix evaluation may need; everything else in our environment stays behind. */
+const PASSED_VARIABLES = [
+  'PATH',
+  'HOME',
+  'TMPDIR',
+  'LANG',
+  'LC_ALL',
+  'TZ',
+  'XDG_CACHE_HOME',
+  'NIX_PATH',
+  'NIX_REMOTE',
+  'NIX_CONF_DIR',
+  'NIX_USER_CONF_FILES',
+  'NIX_STORE_DIR',
+  'NIX_STATE_DIR',
+  'NIX_LOG_DIR',
+  'NIX_DAEMON_SOCKET_PATH',
+  'NIX_SSL_CERT_FILE',
+  'SSL_CERT_FILE',
+] as const;
+
+/** The environment of an evaluation subprocess: an explicit allow-list plus `extra`. */
+export function minimalEnvironment(extra: Record<string, string> = {}, from: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const env: Record<string, string> = { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: homedir(), TMPDIR: tmpdir() };
+  for (const name of PASSED_VARIABLES) {
+    const value = from[name];
+    if (value !== undefined && value !== '') env[name] = value;
+  }
+  return { ...env, ...extra };
+}
+
+function sendSignal(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // Already gone (ESRCH): nothing left to stop.
+  }
+}
+
+/** pid → parent pid of every process, from /proc; empty where /proc does not exist. */
+function parentPids(): Map<number, number> {
+  const table = new Map<number, number>();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return table;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // The command name is parenthesised and may itself contain spaces and parentheses.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      table.set(Number(entry), Number(fields[1]));
+    } catch {
+      // The process exited while we were reading.
+    }
+  }
+  return table;
+}
+
+/**
+ * Kills a process and every descendant. All are stopped first so none can fork or be
+ * reparented while the tree is collected, then killed together.
+ */
+export function killProcessTree(rootPid: number): void {
+  if (rootPid > 0) { sendSignal(-rootPid, 'SIGKILL'); return; }
+  sendSignal(-rootPid, 'SIGSTOP');
+  sendSignal(rootPid, 'SIGSTOP');
+  const tree = new Set([rootPid]);
+  for (let round = 0; round < 5; round += 1) {
+    let grew = false;
+    for (const [pid, parent] of parentPids()) {
+      if (tree.has(parent) && !tree.has(pid)) {
+        sendSignal(pid, 'SIGSTOP');
+        tree.add(pid);
+        grew = true;
+      }
+    }
+    if (!grew) break;
+  }
+  for (const pid of tree) sendSignal(pid, 'SIGKILL');
+  sendSignal(-rootPid, 'SIGKILL');
+}
+
+/** How a subprocess ended. */
+export interface ProcessExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** A subprocess whose stdout the caller reads; `stderr()` is the kept tail of its stderr. */
+export interface TreeProcess {
+  child: ChildProcess & { stdout: NonNullable<ChildProcess['stdout']> };
+  exited: Promise<ProcessExit>;
+  stderr(): string;
+  /** Kills the whole tree and waits for the subprocess to be reaped. */
+  kill(): Promise<ProcessExit>;
+}
+
+const STDERR_TAIL_BYTES = 64 * 1024;
+
+/** Starts `command` in its own process group with exactly `env`; stdin is closed. */
+export function spawnTree(command: string, args: readonly string[], env: Record<string, string>, cwd?: string): TreeProcess {
+  const child = spawn(command, args, { env, cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk: string) => {
+    stderr = (stderr + chunk).slice(-STDERR_TAIL_BYTES);
+  });
+  const exited = new Promise<ProcessExit>((resolve) => {
+    child.on('error', (error) => {
+      stderr += `cannot run ${command}: ${error.message}\n`;
+      resolve({ code: null, signal: null });
+    });
+    child.on('close', (code, signal) => resolve({ code, signal }));
+  });
+  let killed: Promise<ProcessExit> | undefined;
+  return {
+    child: child as TreeProcess['child'],
+    exited,
+    stderr: () => stderr,
+    kill: () => {
+      if (killed === undefined) {
+        if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) killProcessTree(child.pid);
+        killed = exited;
+      }
+      return killed;
+    },
+  };
+}

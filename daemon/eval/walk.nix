@@ -1,0 +1,53 @@
+# Evaluation program of the built-in evaluator, run by `nix eval --json --expr`.
+# It mirrors nix-eval-jobs' worker: functions are called with no arguments,
+# the selected attribute set is always entered, nested sets only when they set
+# `recurseForDerivations = true` (or when forceRecurse is on).
+{ root, select, forceRecurse, request }:
+let
+  inherit (builtins) attrNames concatMap foldl' isAttrs isFunction tryEval;
+
+  autoCall = value: if isFunction value then value { } else value;
+
+  valueAt = path: autoCall (foldl' (value: name: (autoCall value).${name}) root (select ++ path));
+
+  isDerivation = value: isAttrs value && (value.type or null) == "derivation";
+
+  classify = path: value:
+    if isDerivation value then "job"
+    else if !(isAttrs value) then "skip"
+    else if path == [ ] || forceRecurse || (value.recurseForDerivations or false) == true then "attrs"
+    else "skip";
+
+  # tryEval isolates `throw` and `assert` per attribute; other errors abort the
+  # whole walk and the caller falls back to probing the tree node by node.
+  walk = path: thunk:
+    let
+      value = autoCall thunk;
+      kind = tryEval (classify path value);
+    in
+    if !kind.success then [ { inherit path; failed = true; } ]
+    else if kind.value == "job" then [ { inherit path; failed = false; } ]
+    else if kind.value == "attrs" then concatMap (name: walk (path ++ [ name ]) value.${name}) (attrNames value)
+    else [ ];
+
+  probe = path:
+    let
+      value = valueAt path;
+      kind = classify path value;
+    in
+    { inherit kind; names = if kind == "attrs" then attrNames value else [ ]; };
+
+  instantiate = path:
+    let value = valueAt path;
+    in
+    if isDerivation value then { drvPath = value.drvPath; name = value.name; }
+    else throw "attribute '${builtins.concatStringsSep "." (select ++ path)}' is not a derivation";
+in
+if request.op == "walk" then
+  {
+    root = let kind = tryEval (classify [ ] (valueAt [ ])); in if kind.success then kind.value else "failed";
+    jobs = walk request.path (foldl' (value: name: (autoCall value).${name}) root (select ++ request.path));
+  }
+else if request.op == "probe" then probe request.path
+else if request.op == "instantiate" then map instantiate request.paths
+else throw "unknown request '${request.op}'"

@@ -1,0 +1,117 @@
+/**
+ * Read access to a Nix binary cache (`<hash>.narinfo` + `nar/…`) over HTTP(S) or from a local
+ * directory (`file://`), as written by `nix copy --to` or our signer.
+ */
+import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline, Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
+import { parseNarInfo, type NarInfo } from '../core/narinfo.ts';
+import { ExecutorError, SubstitutionError, UnsupportedCompressionError } from './errors.ts';
+
+const NARINFO_TIMEOUT_MS = 60_000;
+
+/** A binary cache we can read narinfos and NARs from. */
+export interface BinaryCache {
+  /** Where it is, for messages. */
+  readonly url: string;
+  /** The narinfo of the store path with this hash part, or undefined when the cache lacks it. */
+  narInfo(storePath: string): Promise<NarInfo | undefined>;
+  /** The NAR file at `url` (relative to the cache) as stored: possibly compressed. */
+  narFile(info: NarInfo): AsyncIterable<Uint8Array>;
+}
+
+function hashPartOf(storePath: string): string {
+  return storePath.slice(storePath.lastIndexOf('/') + 1).slice(0, 32);
+}
+
+function parseOrExplain(text: string, storePath: string, source: string): NarInfo {
+  try {
+    return parseNarInfo(text);
+  } catch (error) {
+    throw new SubstitutionError(storePath, `the narinfo at ${source} is corrupt: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+/** A cache in a local directory. */
+class DirectoryCache implements BinaryCache {
+  constructor(
+    readonly url: string,
+    private readonly dir: string,
+  ) {}
+
+  async narInfo(storePath: string): Promise<NarInfo | undefined> {
+    const file = join(this.dir, `${hashPartOf(storePath)}.narinfo`);
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+    return parseOrExplain(text, storePath, file);
+  }
+
+  narFile(info: NarInfo): AsyncIterable<Uint8Array> {
+    return createReadStream(join(this.dir, info.url), { highWaterMark: 1 << 20 });
+  }
+}
+
+/** A cache served over HTTP(S). */
+class HttpCache implements BinaryCache {
+  constructor(readonly url: string) {}
+
+  private resolve(relative: string): string {
+    return `${this.url.replace(/\/+$/, '')}/${relative}`;
+  }
+
+  async narInfo(storePath: string): Promise<NarInfo | undefined> {
+    const location = this.resolve(`${hashPartOf(storePath)}.narinfo`);
+    // A narinfo is tiny: a cache that takes longer than this is down, and the build should not wait on it.
+    const response = await fetch(location, { signal: AbortSignal.timeout(NARINFO_TIMEOUT_MS) });
+    if (response.status === 404 || response.status === 403) return undefined;
+    if (!response.ok) throw new SubstitutionError(storePath, `GET ${location} answered ${response.status} ${response.statusText}`);
+    return parseOrExplain(await response.text(), storePath, location);
+  }
+
+  async *narFile(info: NarInfo): AsyncIterable<Uint8Array> {
+    const location = this.resolve(info.url);
+    const response = await fetch(location);
+    if (!response.ok || !response.body) throw new SubstitutionError(info.storePath, `GET ${location} answered ${response.status} ${response.statusText}`);
+    yield* Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
+  }
+}
+
+/** Opens a binary cache by URL: `file:///dir`, `http://…` or `https://…`. */
+export function openBinaryCache(url: string): BinaryCache {
+  if (url.startsWith('file://')) return new DirectoryCache(url, fileURLToPath(url.split('?')[0]!));
+  if (url.startsWith('http://') || url.startsWith('https://')) return new HttpCache(url);
+  throw new ExecutorError(`unsupported binary cache URL '${url}': use file:///path, http:// or https://`);
+}
+
+type Decompressor = () => NodeJS.ReadWriteStream;
+
+function decompressorFor(compression: string): Decompressor | undefined {
+  const zstd = (zlib as unknown as { createZstdDecompress?: Decompressor }).createZstdDecompress;
+  const table: Record<string, Decompressor | undefined> = {
+    gzip: () => zlib.createGunzip(),
+    br: () => zlib.createBrotliDecompress(),
+    zstd,
+  };
+  return table[compression];
+}
+
+/** The uncompressed NAR of `info`, decompressing what the cache stored. */
+export function narStream(cache: BinaryCache, info: NarInfo): AsyncIterable<Uint8Array> {
+  const compression = info.compression === '' ? 'bzip2' : info.compression;
+  if (compression === 'none') return cache.narFile(info);
+  const decompressor = decompressorFor(compression);
+  if (!decompressor) throw new UnsupportedCompressionError(info.storePath, compression);
+  const output = decompressor();
+  // pipeline destroys `output` with the error if the download or the decoder fails, so a reader sees it.
+  pipeline(Readable.from(cache.narFile(info)), output, () => undefined);
+  return output as unknown as AsyncIterable<Uint8Array>;
+}

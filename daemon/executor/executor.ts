@@ -1,0 +1,133 @@
+/**
+ * The builder's executor: prepares inputs (substitution, Frankenbuild prevention), builds through
+ * the local daemon under limits with the log streamed, and reports each output's store path, NAR
+ * hash, NAR size and references. GC roots cover inputs and outputs while it works.
+ */
+import { formatHash, hashEquals, type Hash } from '../core/hash.ts';
+import type { PublicKey } from '../core/signing.ts';
+import { DaemonError } from '../protocol/errors.ts';
+import type { DaemonPool } from '../protocol/pool.ts';
+import type { BinaryCache } from './binary-cache.ts';
+import { ExecutorError, FrankenbuildError } from './errors.ts';
+import { BuildRoots, removeStaleRoots } from './roots.ts';
+import { runBuild } from './run-build.ts';
+import { substitutePaths, type SubstituterDeps } from './substituter.ts';
+import { DEFAULT_BUILD_LIMITS, type BuildLimits, type BuildOutcome, type BuildRequest, type BuiltOutputInfo, type InputReport } from './types.ts';
+
+/** What an executor works with. */
+export interface ExecutorOptions {
+  pool: DaemonPool;
+  /** Where inputs come from when the local store lacks them. */
+  cache?: BinaryCache;
+  /** Keys whose signatures make a narinfo acceptable. */
+  trustedKeys?: readonly PublicKey[];
+  /** Directory for the per-build GC root symlinks. */
+  rootsDir: string;
+  /** Defaults for every build (each request may override). */
+  limits?: Partial<BuildLimits>;
+}
+
+/** Runs builds on this host. */
+export interface Executor {
+  build(request: BuildRequest): Promise<BuildOutcome>;
+  /** Root directories from crashed runs removed at start. */
+  readonly staleRootsRemoved: readonly string[];
+}
+
+/** Creates an executor, first removing GC roots left behind by crashed processes. */
+export async function createExecutor(options: ExecutorOptions): Promise<Executor> {
+  const staleRootsRemoved = await removeStaleRoots(options.rootsDir);
+  const deps: SubstituterDeps = { pool: options.pool, cache: options.cache, trustedKeys: options.trustedKeys ?? [] };
+  const defaults = { ...DEFAULT_BUILD_LIMITS, ...options.limits };
+  return {
+    staleRootsRemoved,
+    build: (request) => executeBuild(deps, options.rootsDir, { ...defaults, ...request.limits }, request),
+  };
+}
+
+/**
+ * Deletes local inputs whose NAR hash differs from the canonical one; returns them. Their roots are
+ * dropped first (a rooted path cannot be deleted) and restored after.
+ */
+async function removeFrankenInputs(deps: SubstituterDeps, roots: BuildRoots, inputs: readonly string[], canonical: ReadonlyMap<string, Hash>): Promise<string[]> {
+  const checked = inputs.filter((path) => canonical.has(path));
+  if (checked.length === 0) return [];
+  const replaced: string[] = [];
+  await deps.pool.use(async (client) => {
+    for (const path of checked) {
+      const info = await client.queryPathInfo(path);
+      if (info && !hashEquals(info.narHash, canonical.get(path)!)) replaced.push(path);
+    }
+  });
+  for (const path of replaced) {
+    await roots.remove(path);
+    try {
+      await deps.pool.use((client) => client.deletePaths([path]));
+    } catch (error) {
+      if (!(error instanceof DaemonError)) throw error;
+      throw new FrankenbuildError(
+        `local ${path} differs from its canonical NAR hash ${formatHash(canonical.get(path)!, 'base32')} and cannot be deleted ` +
+          `(${error.daemonMessage}); find what keeps it with 'nix-store --query --roots ${path}' and '--referrers'`,
+        { cause: error },
+      );
+    }
+    await roots.add([path]);
+  }
+  return replaced;
+}
+
+async function prepareInputs(deps: SubstituterDeps, roots: BuildRoots, request: BuildRequest, inputs: readonly string[]): Promise<InputReport> {
+  await roots.add(inputs);
+  const canonical = request.canonicalNarHashes ?? new Map<string, Hash>();
+  const replaced = await removeFrankenInputs(deps, roots, inputs, canonical);
+  const substituted = await substitutePaths(deps, inputs, canonical);
+  return { substituted, replaced };
+}
+
+async function outputInfos(deps: SubstituterDeps, outputs: ReadonlyArray<readonly [string, string]>): Promise<BuiltOutputInfo[]> {
+  return deps.pool.use(async (client) => {
+    const infos: BuiltOutputInfo[] = [];
+    for (const [name, path] of outputs) {
+      const info = await client.queryPathInfo(path);
+      if (!info) throw new ExecutorError(`the daemon reported success but output '${name}' (${path}) is not valid: check the daemon's store`);
+      infos.push({ name, path, narHash: info.narHash, narSize: info.narSize, references: info.references });
+    }
+    return infos;
+  });
+}
+
+async function executeBuild(deps: SubstituterDeps, rootsDir: string, limits: BuildLimits, request: BuildRequest): Promise<BuildOutcome> {
+  const started = performance.now();
+  const { drv, drvPath } = request;
+  const knownOutputs = [...drv.outputs].filter(([, output]) => output.path !== '').map(([name, output]) => [name, output.path] as const);
+  const inputs = [...new Set([...drv.inputSrcs, ...request.inputPaths])];
+  const roots = await BuildRoots.create(deps.pool, rootsDir, drvPath.slice(drvPath.lastIndexOf('/') + 1));
+  try {
+    await roots.add(knownOutputs.map(([, path]) => path));
+    const inputReport = await prepareInputs(deps, roots, request, inputs);
+    const run = await runBuild(deps.pool, drvPath, drv, inputs, {
+      limits,
+      onLogLine: request.onLogLine,
+      onActivity: request.onActivity,
+      signal: request.signal,
+    });
+    const base = { inputs: inputReport, logBytes: run.logBytes, logTruncated: run.logTruncated, durationMs: 0 };
+    const finish = (outcome: BuildOutcome): BuildOutcome => ({ ...outcome, durationMs: Math.round(performance.now() - started) });
+    if (run.end.kind !== 'finished') return finish({ ...base, ...run.end });
+    const { result } = run.end;
+    if (!result.success) return finish({ ...base, kind: 'failed', status: result.status, message: result.errorMessage });
+
+    // Floating content-addressed outputs are only known from the daemon's realisations.
+    const realised = new Map(result.builtOutputs.map((o) => [o.outputName, o.outPath]));
+    const outputPaths = [...drv.outputs.keys()].map((name) => [name, drv.outputs.get(name)!.path || realised.get(name) || ''] as const);
+    await roots.add(outputPaths.map(([, path]) => path).filter((path) => path !== ''));
+    const outputs = await outputInfos(deps, outputPaths);
+    const totalBytes = outputs.reduce((sum, output) => sum + output.narSize, 0);
+    if (totalBytes > limits.maxOutputBytes) {
+      return finish({ ...base, kind: 'output-too-large', totalBytes, limitBytes: limits.maxOutputBytes, outputs });
+    }
+    return finish({ ...base, kind: 'succeeded', status: result.status, outputs });
+  } finally {
+    await roots.release();
+  }
+}

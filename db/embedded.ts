@@ -1,0 +1,112 @@
+/**
+ * The embedded PostgreSQL for a single machine with nothing configured: PGlite
+ * (PostgreSQL compiled to WebAssembly) persisted under the state directory and
+ * served on a loopback TCP port, so `pg` talks to it like to any server.
+ *
+ * PGlite is ONE session underneath. The socket server serialises whole
+ * transactions between connections, but session state is shared: an advisory
+ * lock taken on one connection is "held" by all of them, and SET leaks across
+ * (test/db/embedded.test.ts shows both). So the server accepts a single
+ * connection, and `createPool` gives any pool to it `poolSize` (1) connections.
+ */
+import { mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { PGlite } from '@electric-sql/pglite';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { EmbeddedDatabaseError } from './errors.ts';
+import { registerSingleConnectionServer } from './pool.ts';
+
+/** Connections a pool to the embedded database may open. */
+export const EMBEDDED_POOL_SIZE = 1;
+
+export interface EmbeddedPostgres {
+  /** `postgresql://postgres@127.0.0.1:<port>/postgres` */
+  url: string;
+  /** Connections the server takes; `createPool(url)` applies it by itself. */
+  poolSize: number;
+  /** Where the database files live. */
+  dataDir: string;
+  /** Closes the server and the database, and releases the directory. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedPostgresOptions {
+  /** Database directory, conventionally `<stateDir>/pglite`; created if missing. */
+  dataDir: string;
+  log?: { info(fields: object, message: string): void };
+}
+
+/** Starts PGlite persisted in `dataDir` and serves it on 127.0.0.1 at a free port. */
+export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const { dataDir } = options;
+  await mkdir(dataDir, { recursive: true });
+  const releaseLock = await lockDataDir(`${dataDir}.lock`, dataDir);
+  let db: PGlite | undefined;
+  let server: PGLiteSocketServer | undefined;
+  try {
+    db = await PGlite.create({ dataDir });
+    server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: EMBEDDED_POOL_SIZE });
+    await server.start();
+  } catch (error) {
+    await server?.stop().catch(() => {});
+    await db?.close().catch(() => {});
+    await releaseLock();
+    throw new EmbeddedDatabaseError(`cannot start the embedded PostgreSQL in ${dataDir}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  const port = server.getServerConn().split(':').at(-1);
+  const url = `postgresql://postgres@127.0.0.1:${port}/postgres`;
+  const unregister = registerSingleConnectionServer(url);
+  options.log?.info({ dataDir, url }, 'embedded PostgreSQL started');
+  let stopping: Promise<void> | undefined;
+  const running = { db, server };
+  return {
+    url,
+    poolSize: EMBEDDED_POOL_SIZE,
+    dataDir,
+    stop() {
+      stopping ??= (async () => {
+        unregister();
+        await running.server.stop();
+        await running.db.close();
+        await releaseLock();
+      })();
+      return stopping;
+    },
+  };
+}
+
+/**
+ * Two processes opening one PGlite directory would corrupt it, so the directory
+ * is claimed with a pid file; a file left by a dead process is taken over.
+ */
+async function lockDataDir(lockPath: string, dataDir: string): Promise<() => Promise<void>> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const handle = await open(lockPath, 'wx');
+      await handle.writeFile(`${process.pid}\n`);
+      await handle.close();
+      return () => unlink(lockPath).catch(() => {});
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const owner = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
+    if (Number.isInteger(owner) && owner > 0 && isAlive(owner)) {
+      throw new EmbeddedDatabaseError(
+        `the embedded PostgreSQL in ${dataDir} is in use by process ${owner}; stop that process, ` +
+          'use another state directory (HARMONIA_CI_STATE_DIR), or set HARMONIA_CI_DATABASE_URL',
+      );
+    }
+    await unlink(lockPath).catch(() => {});
+  }
+  throw new EmbeddedDatabaseError(`cannot claim ${lockPath}: another process keeps creating it`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,63 @@
+/** The database a process uses: the configured PostgreSQL, or the embedded one when none is configured. */
+import { join } from 'node:path';
+import type { Pool } from 'pg';
+import { startEmbeddedPostgres } from './embedded.ts';
+import { DatabaseUnreachableError } from './errors.ts';
+import { assertSchemaCompatible, migrate } from './migrate.ts';
+import type { MigrateOptions, MigrateResult } from './migrate.ts';
+import { createPool, redactDatabaseUrl } from './pool.ts';
+
+export interface OpenDatabaseOptions {
+  /** Configured server (`database.url`); without it the embedded database under `stateDir` is started. */
+  url?: string;
+  stateDir: string;
+  /** Apply pending migrations (true), or only refuse an incompatible schema (false). */
+  migrate: boolean;
+  log?: MigrateOptions['log'];
+}
+
+export interface Database {
+  url: string;
+  pool: Pool;
+  embedded: boolean;
+  /** What `migrate: true` did; undefined when only checked. */
+  migration: MigrateResult | undefined;
+  /** Ends the pool, then stops the embedded server if one was started. */
+  close(): Promise<void>;
+}
+
+/** Connects (or starts the embedded database), then migrates or checks the schema. */
+export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
+  const embedded =
+    options.url === undefined ? await startEmbeddedPostgres({ dataDir: join(options.stateDir, 'pglite') }) : undefined;
+  const url = embedded?.url ?? (options.url as string);
+  const pool = createPool(url);
+  const close = async () => {
+    await pool.end();
+    await embedded?.stop();
+  };
+  let migration: MigrateResult | undefined;
+  try {
+    await probe(pool, url, embedded !== undefined);
+    if (options.migrate) migration = await migrate(pool, options.log ? { log: options.log } : {});
+    else await assertSchemaCompatible(pool);
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return { url, pool, embedded: embedded !== undefined, migration, close };
+}
+
+async function probe(pool: Pool, url: string, embedded: boolean): Promise<void> {
+  try {
+    await pool.query('SELECT 1');
+  } catch (error) {
+    const reason = error instanceof AggregateError ? error.errors.map((e: Error) => e.message).join('; ') : (error as Error).message;
+    const hint = embedded
+      ? 'the embedded server did not answer'
+      : 'start the server, fix database.url / HARMONIA_CI_DATABASE_URL, or unset both to use the embedded database';
+    throw new DatabaseUnreachableError(`cannot connect to PostgreSQL at ${redactDatabaseUrl(url)}: ${reason}; ${hint}`, {
+      cause: error,
+    });
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * Runs `temporal server start-dev` as a child process: the single-machine default
+ * (`harmonia-ci dev`, with a persistent SQLite file and the Web UI) and the test
+ * suite's server (in memory, headless, free ports).
+ */
+import { mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { Connection } from '@temporalio/client';
+import { findFreePorts, isAddressInUseMessage, isPortOpen } from '../lib/ports.ts';
+import { describeExit, spawnManaged, type ManagedProcess } from '../lib/managed-process.ts';
+import { locateTemporalCli } from '../lib/tools.ts';
+import { DevServerError } from './errors.ts';
+import { messageOf } from './rpc.ts';
+import { ensureSearchAttributes, searchAttributeCliFlags } from './search-attributes.ts';
+
+/** The logging the launcher does; a pino logger fits. */
+export interface DevServerLog {
+  info(message: string): void;
+  warn(message: string): void;
+  debug(message: string): void;
+}
+
+export interface DevServerOptions {
+  /** Namespace created at launch (with our search attributes). */
+  namespace: string;
+  log: DevServerLog;
+  /** Keeps state in `<stateDir>/temporal.sqlite` unless dbFile is given. */
+  stateDir?: string;
+  /** SQLite file for persistent state; with neither this nor stateDir, state lives in memory. */
+  dbFile?: string;
+  /** Frontend gRPC port (default 7233); 0 picks a free one. */
+  port?: number;
+  /** Web UI port (default: the gRPC port + 1000, the CLI's rule); 0 picks a free one. */
+  uiPort?: number;
+  /** No Web UI (tests). */
+  headless?: boolean;
+  /** Interface to bind (default 127.0.0.1). */
+  ip?: string;
+  /** How long to wait for the server to answer (default 30 s). */
+  startTimeoutMs?: number;
+  /** Path of the `temporal` CLI (default: HARMONIA_CI_TEMPORAL_CLI, PATH, .tools/venv/bin). */
+  cliPath?: string;
+}
+
+export interface TemporalDevServer {
+  /** `host:port` of the frontend, for TEMPORAL_ADDRESS. */
+  address: string;
+  /** Web UI address, absent when headless. */
+  uiUrl: string | undefined;
+  /** Stops the server (SIGTERM, then SIGKILL after 5 s) and nothing else. */
+  stop(): Promise<void>;
+}
+
+const MAX_PORT_ATTEMPTS = 3;
+
+interface Ports {
+  grpc: number;
+  ui: number | undefined;
+}
+
+async function choosePorts(options: DevServerOptions): Promise<Ports> {
+  const grpc = options.port ?? 7233;
+  // A free gRPC port says nothing about the UI port the CLI would derive from it.
+  const ui = options.headless ? undefined : (options.uiPort ?? (grpc === 0 ? 0 : grpc + 1000));
+  const [freeGrpc, freeUi] = await findFreePorts(2, options.ip ?? '127.0.0.1');
+  return { grpc: grpc === 0 ? freeGrpc! : grpc, ui: ui === 0 ? freeUi! : ui };
+}
+
+function serverArgs(options: DevServerOptions, ports: Ports, dbFile: string | undefined): string[] {
+  const args = ['server', 'start-dev', '--ip', options.ip ?? '127.0.0.1', '--port', String(ports.grpc), '--log-level', 'warn'];
+  args.push('--namespace', options.namespace, ...searchAttributeCliFlags());
+  if (dbFile) {
+    // WAL lets the UI and the frontend read while history writes; synchronous=normal is safe with WAL.
+    args.push('--db-filename', dbFile, '--sqlite-pragma', 'journal_mode=wal', '--sqlite-pragma', 'synchronous=normal');
+  }
+  if (ports.ui === undefined) args.push('--headless');
+  else args.push('--ui-port', String(ports.ui), '--ui-disable-news-fetch');
+  return args;
+}
+
+async function answers(host: string, port: number, namespace: string): Promise<boolean> {
+  // gRPC backs off a full second after a refused connection; a plain TCP probe does not.
+  if (!(await isPortOpen(host, port))) return false;
+  const address = `${host}:${port}`;
+  let connection: Connection | undefined;
+  try {
+    connection = await Connection.connect({ address, connectTimeout: 1000 });
+    const conn = connection;
+    await conn.withDeadline(Date.now() + 2000, () => conn.workflowService.describeNamespace({ namespace }));
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await connection?.close();
+  }
+}
+
+/** Waits until the server answers for `namespace`; resolves 'exited' if the process died first. */
+async function waitUntilReady(child: ManagedProcess, host: string, port: number, namespace: string, timeoutMs: number): Promise<'ready' | 'exited' | 'timeout'> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.hasExited()) return 'exited';
+    if (await answers(host, port, namespace)) return 'ready';
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return child.hasExited() ? 'exited' : 'timeout';
+}
+
+/** Starts a Temporal dev server and resolves once it answers gRPC calls for the namespace. */
+export async function startTemporalDevServer(options: DevServerOptions): Promise<TemporalDevServer> {
+  const cli = options.cliPath ?? locateTemporalCli();
+  const dbFile = options.dbFile ?? (options.stateDir ? join(options.stateDir, 'temporal.sqlite') : undefined);
+  if (dbFile) await mkdir(dirname(dbFile), { recursive: true });
+  const autoPorts = options.port === 0 || options.uiPort === 0;
+  const timeoutMs = options.startTimeoutMs ?? 30_000;
+  const { log } = options;
+
+  for (let attempt = 1; ; attempt++) {
+    const ports = await choosePorts(options);
+    const address = `${options.ip ?? '127.0.0.1'}:${ports.grpc}`;
+    const child = spawnManaged(cli, serverArgs(options, ports, dbFile), { onLine: (line) => log.debug(`temporal: ${line}`) });
+    const outcome = await waitUntilReady(child, options.ip ?? '127.0.0.1', ports.grpc, options.namespace, timeoutMs);
+
+    if (outcome === 'ready') {
+      // start-dev registers --search-attribute only for a new database; an existing file needs this.
+      const connection = await Connection.connect({ address });
+      try {
+        await ensureSearchAttributes(connection, options.namespace);
+      } catch (error) {
+        await child.stop();
+        throw new DevServerError(`the Temporal dev server at ${address} started but rejected our search attributes: ${messageOf(error)}`, { cause: error });
+      } finally {
+        await connection.close();
+      }
+      let stopping = false;
+      void child.exited.then((exit) => {
+        if (!stopping) log.warn(`Temporal dev server at ${address} ${describeExit(exit)}:\n${child.recentOutput()}`);
+      });
+      const uiUrl = ports.ui === undefined ? undefined : `http://${options.ip ?? '127.0.0.1'}:${ports.ui}`;
+      log.info(`Temporal dev server at ${address}${uiUrl ? `, Web UI ${uiUrl}` : ''}${dbFile ? `, state in ${dbFile}` : ' (in memory)'}`);
+      return {
+        address,
+        uiUrl,
+        async stop() {
+          stopping = true;
+          await child.stop(5000);
+        },
+      };
+    }
+
+    await child.stop(1000);
+    const output = child.recentOutput(15);
+    if (isAddressInUseMessage(output) && autoPorts && attempt < MAX_PORT_ATTEMPTS) {
+      log.debug(`Temporal dev server: a picked port was taken meanwhile, retrying (${attempt}/${MAX_PORT_ATTEMPTS})`);
+      continue;
+    }
+    const exit = await child.exited;
+    const why =
+      outcome === 'timeout'
+        ? `did not answer within ${timeoutMs} ms`
+        : isAddressInUseMessage(output)
+          ? `could not bind its ports (${ports.grpc}${ports.ui ? `, UI ${ports.ui}` : ''} on ${options.ip ?? '127.0.0.1'}): is another Temporal server running? Stop it or choose other ports`
+          : describeExit(exit);
+    throw new DevServerError(`\`${cli} ${serverArgs(options, ports, dbFile).slice(0, 2).join(' ')}\` ${why}. Last output:\n${output || '(none)'}`);
+  }
+}

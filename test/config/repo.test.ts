@@ -1,0 +1,62 @@
+/** The per-repository `.harmonia-ci.toml`. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConfigError } from '../../config/errors.ts';
+import { defaultRepoConfig, parseRepoConfig } from '../../config/repo.ts';
+
+const SOURCE = 'nix-community/harmonia@0123abc:.harmonia-ci.toml';
+
+function rejection(text: string): string {
+  try {
+    parseRepoConfig(text, SOURCE);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, String(error));
+    return error.message;
+  }
+  assert.fail('expected the file to be rejected');
+}
+
+describe('parseRepoConfig', () => {
+  it('gives the defaults for an empty file', () => {
+    const expected = { attrs: ['checks'], allowIfd: true };
+    assert.deepEqual(parseRepoConfig('', SOURCE), expected);
+    assert.deepEqual(defaultRepoConfig(), expected);
+  });
+
+  it('reads every key', () => {
+    const config = parseRepoConfig(
+      `attrs = ["checks", "packages.x86_64-linux", 'hydraJobs."my-job"']
+allow-ifd = false
+eval-timeout = "20m"
+retention = "90d"
+`,
+      SOURCE,
+    );
+    assert.deepEqual(config, {
+      attrs: ['checks', 'packages.x86_64-linux', 'hydraJobs."my-job"'],
+      allowIfd: false,
+      evalTimeout: 20 * 60_000,
+      retention: 90 * 86_400_000,
+    });
+  });
+
+  it('names unknown keys, with a suggestion when one is close', () => {
+    const message = rejection('attr = ["checks"]\nallow_ifd = true\nnotifications = "all"\n');
+    assert.match(message, /nix-community\/harmonia@0123abc:\.harmonia-ci\.toml: attr: unknown key "attr"; did you mean "attrs"\?/);
+    assert.match(message, /allow_ifd: unknown key "allow_ifd"; did you mean "allow-ifd"\?/);
+    assert.match(message, /notifications: unknown key "notifications"; known keys here: attrs, allow-ifd, eval-timeout, retention/);
+  });
+
+  it('names the key and the expected value for bad values', () => {
+    assert.match(rejection('attrs = "checks"\n'), /\.harmonia-ci\.toml: attrs: expected a list of attribute paths such as \["checks"\], got "checks"/);
+    assert.match(rejection('attrs = []\n'), /attrs: expected at least one attribute path/);
+    assert.match(rejection('attrs = ["checks..x"]\n'), /attrs\[0\]: expected an attribute path such as "checks" or "packages.x86_64-linux", got "checks..x"/);
+    assert.match(rejection('allow-ifd = "yes"\n'), /allow-ifd: expected true or false, got "yes"/);
+    assert.match(rejection('retention = "3 months"\n'), /retention: expected a duration such as "4h".*, got "3 months"/);
+    assert.match(rejection('eval-timeout = 0\n'), /eval-timeout: expected a duration/);
+  });
+
+  it('locates TOML syntax errors', () => {
+    assert.match(rejection('attrs = [\n'), /\.harmonia-ci\.toml:2:1: /);
+  });
+});

@@ -1,0 +1,210 @@
+/**
+ * The fleet files: docker-compose.yml must pass the real compose CLI's validation,
+ * and its normalized form (merge keys and anchors resolved by compose itself) must
+ * keep each secret in the roles that need it. The Dockerfile is checked for the
+ * steps the image depends on.
+ */
+import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import { builtinModules } from 'node:module';
+import { join } from 'node:path';
+import { describe, it, before } from 'node:test';
+import { execa } from 'execa';
+import { parse } from 'yaml';
+import { PROJECT_ROOT } from '../../lib/tools.ts';
+
+const composeFile = join(PROJECT_ROOT, 'docker-compose.yml');
+
+const HARMONIA_ROLES = ['api', 'coordinator', 'evaluator', 'signer', 'builder-1', 'builder-2'] as const;
+const SERVICES = ['postgres', 'temporal', 'temporal-ui', 's3', ...HARMONIA_ROLES] as const;
+
+interface Service {
+  image?: string;
+  build?: unknown;
+  command?: string[] | string;
+  entrypoint?: string[] | string;
+  environment?: Record<string, string | null>;
+  secrets?: Array<string | { source: string }>;
+  volumes?: Array<string | { source?: string; target: string }>;
+  depends_on?: Record<string, { condition?: string }> | string[];
+  healthcheck?: { test?: string[] | string };
+}
+interface ComposeModel {
+  services: Record<string, Service>;
+  secrets?: Record<string, { file?: string }>;
+}
+
+/** `docker compose` (v2 plugin) when present, else docker-compose (v1 or v2 standalone). */
+async function findComposeCli(): Promise<string[]> {
+  for (const cli of [['docker', 'compose'], ['docker-compose']]) {
+    const [file, ...args] = cli as [string, ...string[]];
+    const probe = await execa(file, [...args, 'version'], { reject: false });
+    if (probe.exitCode === 0) return cli;
+  }
+  assert.fail('neither `docker compose` nor `docker-compose` is installed: run through npm test (its bootstrap installs docker-compose)');
+}
+
+function secretsOf(service: Service): string[] {
+  return (service.secrets ?? []).map((s) => (typeof s === 'string' ? s : s.source));
+}
+
+function argv(value: string[] | string | undefined): string {
+  return Array.isArray(value) ? value.join(' ') : (value ?? '');
+}
+
+// Environment names that would carry a credential or point at one.
+const CREDENTIAL_ENV = /S3_CREDENTIALS|AWS_|SECRET|TOKEN|PASSWORD|PRIVATE_KEY|SIGNING_KEY|PGPASS/i;
+
+function credentialEnv(service: Service): string[] {
+  return Object.keys(service.environment ?? {}).filter((name) => CREDENTIAL_ENV.test(name));
+}
+
+function mountsSecretsFolder(service: Service): boolean {
+  return (service.volumes ?? []).some((v) => /(^|\/)secrets(\/|$|:)/.test(typeof v === 'string' ? v : (v.source ?? '')));
+}
+
+describe('docker-compose.yml', () => {
+  let cli: string[];
+  let model: ComposeModel;
+
+  before(async () => {
+    cli = await findComposeCli();
+    const [file, ...args] = cli as [string, ...string[]];
+    const result = await execa(file, [...args, '-f', composeFile, 'config'], { cwd: PROJECT_ROOT, reject: false });
+    assert.equal(result.exitCode, 0, `${cli.join(' ')} config failed:\n${result.stderr}`);
+    model = parse(result.stdout) as ComposeModel;
+  });
+
+  it('passes `compose config --quiet`', async () => {
+    const [file, ...args] = cli as [string, ...string[]];
+    const result = await execa(file, [...args, '-f', composeFile, 'config', '--quiet'], { cwd: PROJECT_ROOT, reject: false });
+    assert.equal(result.exitCode, 0, result.stderr);
+    assert.equal(result.stdout, '');
+  });
+
+  it('has every service of the fleet, each with an image or a build', () => {
+    for (const name of SERVICES) assert.ok(model.services[name], `service ${name} is missing`);
+    for (const [name, service] of Object.entries(model.services)) {
+      assert.ok(service.image || service.build, `service ${name} has neither image nor build`);
+    }
+  });
+
+  it('runs every harmonia-ci role from the one image built here', () => {
+    const images = new Set(HARMONIA_ROLES.map((role) => model.services[role]?.image));
+    assert.equal(images.size, 1, `roles use several images: ${[...images].join(', ')}`);
+    for (const role of HARMONIA_ROLES) assert.ok(model.services[role]?.build, `${role} has no build section`);
+    assert.match(argv(model.services.api?.command), /^api\b/);
+    for (const role of ['coordinator', 'evaluator', 'signer'] as const) {
+      assert.equal(argv(model.services[role]?.command), `worker ${role}`);
+    }
+    for (const builder of ['builder-1', 'builder-2'] as const) {
+      const service = model.services[builder] as Service;
+      assert.match(`${argv(service.entrypoint)} ${argv(service.command)}`, /harmonia-ci\.mjs worker builder\b/);
+    }
+  });
+
+  it('mounts the signing key into the signer alone', () => {
+    const holders = Object.entries(model.services)
+      .filter(([, s]) => secretsOf(s).includes('signing_key') || Object.keys(s.environment ?? {}).some((n) => /SIGNING_KEY/.test(n)))
+      .map(([name]) => name);
+    assert.deepEqual(holders, ['signer']);
+    assert.match(model.secrets?.signing_key?.file ?? '', /secrets\/signing-key$/);
+  });
+
+  it('gives S3 credentials to the signer and the api only, and none to builders', () => {
+    const holders = Object.entries(model.services)
+      .filter(([name, s]) => name !== 's3' && (secretsOf(s).includes('s3_credentials') || secretsOf(s).includes('s3_identities')))
+      .map(([name]) => name)
+      .sort();
+    assert.deepEqual(holders, ['api', 'signer']);
+  });
+
+  it('gives forge credentials to the api and the coordinator only', () => {
+    const forgeSecret = (name: string) => /github|gitea|forge/.test(name);
+    const holders = Object.entries(model.services)
+      .filter(([, s]) => secretsOf(s).some(forgeSecret))
+      .map(([name]) => name)
+      .sort();
+    assert.deepEqual(holders, ['api', 'coordinator']);
+  });
+
+  it('gives builders no secrets and no credential variables', () => {
+    for (const builder of ['builder-1', 'builder-2'] as const) {
+      const service = model.services[builder] as Service;
+      assert.deepEqual(secretsOf(service), [], `${builder} mounts secrets`);
+      assert.deepEqual(credentialEnv(service), [], `${builder} has credential variables`);
+      assert.equal(mountsSecretsFolder(service), false, `${builder} mounts the secrets folder`);
+    }
+  });
+
+  it('keeps every secret in a file, never inline in the environment', () => {
+    for (const [name, service] of Object.entries(model.services)) {
+      for (const [variable, value] of Object.entries(service.environment ?? {})) {
+        if (!CREDENTIAL_ENV.test(variable)) continue;
+        assert.match(String(value), /^\/run\/secrets\//, `${name}: ${variable} should name a file under /run/secrets`);
+      }
+    }
+  });
+
+  it('health-checks the servers and orders start-up on health', () => {
+    for (const name of ['postgres', 'temporal', 's3', 'api'] as const) {
+      assert.ok(model.services[name]?.healthcheck?.test, `${name} has no healthcheck`);
+    }
+    const conditionOf = (service: string, dependency: string) => {
+      const deps = model.services[service]?.depends_on;
+      return deps && !Array.isArray(deps) ? deps[dependency]?.condition : undefined;
+    };
+    assert.equal(conditionOf('temporal', 'postgres'), 'service_healthy');
+    assert.equal(conditionOf('temporal-ui', 'temporal'), 'service_healthy');
+    for (const role of ['api', 'coordinator', 'evaluator'] as const) {
+      assert.equal(conditionOf(role, 'migrate'), 'service_completed_successfully', `${role} must wait for migrations`);
+      assert.equal(conditionOf(role, 'temporal'), 'service_healthy', `${role} must wait for Temporal`);
+    }
+    for (const role of ['signer', 'builder-1', 'builder-2'] as const) {
+      assert.equal(conditionOf(role, 'temporal'), 'service_healthy', `${role} must wait for Temporal`);
+    }
+  });
+
+  it('gives each builder its own store volume', () => {
+    // v1 prints `source:target:rw`, v2 prints objects: compare source and target only.
+    const mounts = (service: string) =>
+      (model.services[service]?.volumes ?? []).map((v) => {
+        if (typeof v !== 'string') return { source: v.source, target: v.target };
+        const [source, target] = v.split(':');
+        return { source, target };
+      });
+    const stores = ['builder-1', 'builder-2'].map((b) => mounts(b).find((m) => m.target === '/nix')?.source);
+    assert.ok(stores[0] && stores[1], 'a builder has no volume at /nix');
+    assert.notEqual(stores[0], stores[1]);
+  });
+});
+
+describe('Dockerfile', () => {
+  it('builds a node 20 image with Debian nix, production modules and the CLI entrypoint', async () => {
+    const text = await readFile(join(PROJECT_ROOT, 'Dockerfile'), 'utf8');
+    assert.match(text, /^FROM node:20[\w.-]*slim/m);
+    assert.match(text, /apt-get install[^\n]*\bnix-bin\b/);
+    assert.match(text, /npm ci --omit=dev/);
+    assert.match(text, /^ENTRYPOINT \[.*"node", "[^"]*bin\/harmonia-ci\.mjs"\]/m);
+    const ignored = (await readFile(join(PROJECT_ROOT, '.dockerignore'), 'utf8')).split('\n');
+    for (const entry of ['node_modules', '.git', 'secrets']) assert.ok(ignored.includes(entry), `.dockerignore lacks ${entry}`);
+  });
+
+  it('runs with production modules only: runtime code imports no devDependency', async () => {
+    const manifest = JSON.parse(await readFile(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    const runtimeDirs = ['api', 'activities', 'bin', 'cli', 'config', 'daemon', 'db', 'lib', 'temporal', 'workers', 'workflows'];
+    const missing = new Set<string>();
+    for (const dir of runtimeDirs) {
+      const files = await readdir(join(PROJECT_ROOT, dir), { recursive: true }).catch(() => [] as string[]);
+      for (const file of files.filter((f) => /\.(ts|mjs)$/.test(f))) {
+        const source = await readFile(join(PROJECT_ROOT, dir, file), 'utf8');
+        for (const [, specifier] of source.matchAll(/^\s*(?:import|export)\s[^'"]*?from\s+'([^'.][^']*)'/gm)) {
+          if (!specifier || specifier.startsWith('node:') || builtinModules.includes(specifier)) continue;
+          const name = specifier.startsWith('@') ? specifier.split('/').slice(0, 2).join('/') : (specifier.split('/')[0] as string);
+          if (!manifest.dependencies[name]) missing.add(`${name} (${dir}/${file})`);
+        }
+      }
+    }
+    assert.deepEqual([...missing], [], 'these packages are imported at run time but are not in "dependencies"');
+  });
+});

@@ -1,0 +1,93 @@
+/**
+ * The test runner: starts the real services (Temporal dev server, SeaweedFS S3, a private
+ * nix-daemon; checks PostgreSQL), exports their addresses, runs Node's test runner on the
+ * given files (default: every test/**\/*.test.ts) and always stops what it started.
+ *
+ *   node --import tsx test/run.ts [--test-name-pattern=…] [files…]
+ *
+ * Arguments starting with `--` go to `node --test`. HARMONIA_TEST_VERBOSE=1 shows server output.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir, userInfo } from 'node:os';
+import { join, relative } from 'node:path';
+import { PROJECT_ROOT } from '../lib/tools.ts';
+import { startTestServices, type TestServices } from './harness/services.ts';
+
+const SIGNAL_EXIT_CODES: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
+
+/** Every *.test.ts under test/, sorted, relative to the project root. */
+async function findTestFiles(): Promise<string[]> {
+  const testDir = join(PROJECT_ROOT, 'test');
+  const entries = await readdir(testDir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((entry) => entry.isFile() && entry.name.endsWith('.test.ts'))
+    .map((entry) => relative(PROJECT_ROOT, join(entry.parentPath, entry.name)))
+    .filter((path) => !path.split('/').includes('node_modules'))
+    .sort();
+}
+
+const log = {
+  info: (message: string) => process.stdout.write(`services: ${message}\n`),
+  warn: (message: string) => process.stderr.write(`services: ${message}\n`),
+  debug: process.env.HARMONIA_TEST_VERBOSE ? (message: string) => process.stderr.write(`services: ${message}\n`) : () => undefined,
+};
+
+/**
+ * Environment defaults for the runner and every test process. libpq (psql) falls back to
+ * the login name when a URL names no user; node-postgres reads only PGUSER or USER, which
+ * minimal containers leave unset. The AWS SDK's notice about future Node versions is noise here.
+ */
+function setEnvironmentDefaults(): void {
+  if (!process.env.PGUSER && !process.env.USER) process.env.PGUSER = userInfo().username;
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+}
+
+async function main(): Promise<number> {
+  setEnvironmentDefaults();
+  const args = process.argv.slice(2);
+  const testOptions = args.filter((arg) => arg.startsWith('--'));
+  const requested = args.filter((arg) => !arg.startsWith('--'));
+  const files = requested.length > 0 ? requested : await findTestFiles();
+  if (files.length === 0) {
+    process.stderr.write('test/run.ts: no test files found (looked for test/**/*.test.ts)\n');
+    return 1;
+  }
+
+  let services: TestServices | undefined;
+  let testProcess: ChildProcess | undefined;
+  let interruptedBy: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    interruptedBy ??= signal;
+    testProcess?.kill(signal);
+  };
+  for (const signal of Object.keys(SIGNAL_EXIT_CODES) as NodeJS.Signals[]) process.on(signal, onSignal);
+
+  const dir = await mkdtemp(join(tmpdir(), 'harmonia-ci-test-'));
+  try {
+    services = await startTestServices({ dir, log, databaseUrl: process.env.DATABASE_URL });
+    if (interruptedBy) return SIGNAL_EXIT_CODES[interruptedBy] ?? 1;
+
+    const env = { ...process.env, ...services.env };
+    const nodeArgs = ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...testOptions, ...files];
+    const child = spawn(process.execPath, nodeArgs, { cwd: PROJECT_ROOT, env, stdio: 'inherit' });
+    testProcess = child;
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', (exitCode, exitSignal) => resolve([exitCode, exitSignal]));
+    });
+    if (interruptedBy) return SIGNAL_EXIT_CODES[interruptedBy] ?? 1;
+    if (signal) return SIGNAL_EXIT_CODES[signal] ?? 1;
+    return code ?? 1;
+  } catch (error) {
+    process.stderr.write(`test/run.ts: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  } finally {
+    const t0 = performance.now();
+    await services?.stop();
+    await rm(dir, { recursive: true, force: true });
+    if (services) log.info(`stopped in ${Math.round(performance.now() - t0)} ms`);
+  }
+}
+
+process.exitCode = await main();

@@ -1,0 +1,112 @@
+/**
+ * Temporal workers per role. A role is a set of task queues and the activities behind them; the
+ * same factories serve `harmonia-ci worker <role>` in a fleet and the in-process workers of
+ * `dev` and `run` on one machine.
+ */
+import type { NativeConnection } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
+import type { BuilderActivities, CoordinatorActivities, EvaluatorActivities, HostActivities } from '../activities/types.ts';
+import { builderQueue, COORDINATOR_QUEUE, EVAL_QUEUE, hostQueue } from '../workflows/definitions.ts';
+import { loadWorkflowBundle } from './bundle.ts';
+
+export interface WorkerContext {
+  connection: NativeConnection;
+  namespace: string;
+  /** Where the workflow bundle is cached. */
+  bundleDir: string;
+}
+
+/** Workflows kept in the worker's cache: bounded so 10,000 open builds do not exhaust memory. */
+export const MAX_CACHED_WORKFLOWS = 600;
+
+export async function createCoordinatorWorker(ctx: WorkerContext, activities: CoordinatorActivities): Promise<Worker> {
+  return Worker.create({
+    connection: ctx.connection,
+    namespace: ctx.namespace,
+    taskQueue: COORDINATOR_QUEUE,
+    workflowBundle: await loadWorkflowBundle(ctx.bundleDir),
+    activities,
+    maxCachedWorkflows: MAX_CACHED_WORKFLOWS,
+    maxConcurrentActivityTaskExecutions: 32,
+  });
+}
+
+export async function createEvaluatorWorker(
+  ctx: WorkerContext,
+  activities: EvaluatorActivities,
+  maxEvals = 1,
+): Promise<Worker> {
+  return Worker.create({
+    connection: ctx.connection,
+    namespace: ctx.namespace,
+    taskQueue: EVAL_QUEUE,
+    activities,
+    maxConcurrentActivityTaskExecutions: maxEvals,
+  });
+}
+
+export interface BuilderIdentity {
+  host: string;
+  systems: string[];
+  features: string[];
+  maxJobs: number;
+}
+
+/**
+ * One worker per queue the builder serves: each system with each subset of its features (a
+ * derivation requiring `kvm` may run on a builder offering `kvm` and `big-parallel`), plus the
+ * host's own queue for uploads of what it built.
+ */
+export async function createBuilderWorkers(
+  ctx: WorkerContext,
+  activities: BuilderActivities & HostActivities,
+  identity: BuilderIdentity,
+): Promise<Worker[]> {
+  const queues = identity.systems.flatMap((system) => featureSubsets(identity.features).map((f) => builderQueue(system, f)));
+  const build = { buildDerivation: activities.buildDerivation };
+  const workers = await Promise.all(
+    [...new Set(queues)].map((taskQueue) =>
+      Worker.create({
+        connection: ctx.connection,
+        namespace: ctx.namespace,
+        taskQueue,
+        activities: build,
+        maxConcurrentActivityTaskExecutions: identity.maxJobs,
+        maxHeartbeatThrottleInterval: '10 seconds',
+        identity: `${identity.host}:${taskQueue}`,
+      }),
+    ),
+  );
+  workers.push(
+    await Worker.create({
+      connection: ctx.connection,
+      namespace: ctx.namespace,
+      taskQueue: hostQueue(identity.host),
+      activities: { publishOutputs: activities.publishOutputs },
+      maxConcurrentActivityTaskExecutions: identity.maxJobs,
+    }),
+  );
+  return workers;
+}
+
+/** Every subset of the features, the empty one included (at most 64: six features). */
+export function featureSubsets(features: readonly string[]): string[][] {
+  const unique = [...new Set(features)].sort().slice(0, 6);
+  const subsets: string[][] = [];
+  for (let mask = 0; mask < 1 << unique.length; mask++) subsets.push(unique.filter((_, i) => mask & (1 << i)));
+  return subsets;
+}
+
+/** Runs workers until `shutdown()`; `done` settles when all have stopped. */
+export function runWorkers(workers: Worker[]): { done: Promise<void>; shutdown(): Promise<void> } {
+  const done = Promise.all(workers.map((w) => w.run())).then(() => undefined);
+  return {
+    done,
+    async shutdown() {
+      for (const worker of workers) {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+      }
+      await done;
+    },
+  };
+}

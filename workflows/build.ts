@@ -1,0 +1,193 @@
+/**
+ * buildWorkflow — `build/<drv hash>`: one per derivation, shared by every eval that needs it.
+ *
+ * Policy: repeat a final result rather than build twice; end as dep-failed (naming the root
+ * cause) when an input failed; retry infrastructure faults (a builder that vanished, an upload
+ * that broke) up to MAX_ATTEMPTS with backoff, but never a build that failed by itself; give up
+ * a build nobody wants any more unless it is already running — its output is useful in the cache.
+ */
+import {
+  ActivityCancellationType,
+  CancellationScope,
+  condition,
+  getExternalWorkflowHandle,
+  isCancellation,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  sleep,
+} from '@temporalio/workflow';
+import type { BuilderActivities, CoordinatorActivities, HostActivities } from '../activities/types.ts';
+import {
+  buildFinishedSignal,
+  buildStatusQuery,
+  builderQueue,
+  cancelSignal,
+  COORDINATOR_QUEUE,
+  hostQueue,
+  subscribeSignal,
+  unsubscribeSignal,
+} from './definitions.ts';
+import { setWorkflowSearchAttributes } from './search.ts';
+import type { BuildResult, BuildStatus, BuildWorkflowInput } from './types.ts';
+
+/** Attempts for infrastructure faults, the first one included. */
+export const MAX_ATTEMPTS = 3;
+/** The builder enforces the build's own wall clock; this only bounds a builder gone silent. */
+const BUILDER_HEARTBEAT_TIMEOUT = '2 minutes';
+const BUILD_ACTIVITY_TIMEOUT = '5 hours';
+const UPLOAD_TIMEOUT = '1 hour';
+const INPUT_POLL_INTERVAL = '10 seconds';
+
+const control = proxyActivities<CoordinatorActivities>({
+  taskQueue: COORDINATOR_QUEUE,
+  startToCloseTimeout: '1 minute',
+  // PostgreSQL may be away for a while: keep trying, never lose the result.
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
+});
+
+export async function buildWorkflow(input: BuildWorkflowInput): Promise<BuildResult> {
+  const subscribers = new Set(input.subscribers);
+  let unwanted = false;
+  let current: BuildResult = { drvPath: input.drvPath, status: 'pending' };
+
+  setHandler(subscribeSignal, (evalWorkflowId) => {
+    subscribers.add(evalWorkflowId);
+    unwanted = false;
+  });
+  setHandler(unsubscribeSignal, (evalWorkflowId) => {
+    subscribers.delete(evalWorkflowId);
+    if (subscribers.size === 0) unwanted = true;
+  });
+  setHandler(cancelSignal, () => {
+    unwanted = true;
+  });
+  setHandler(buildStatusQuery, () => current);
+
+  const show = (status: BuildStatus, detail?: string): void => {
+    current = { ...current, status };
+    setWorkflowSearchAttributes({ status, drvName: input.drvName, system: input.system });
+    setCurrentDetails(`**${input.drvName}** (${input.system}): ${status}${detail ? ` — ${detail}` : ''}`);
+  };
+  show('pending');
+
+  const finish = async (result: BuildResult, attempt?: number): Promise<BuildResult> => {
+    current = result;
+    show(result.status, result.rootCause ?? result.error);
+    await control.recordBuild({ ...result, attempt });
+    return result;
+  };
+
+  const result = await runBuild(input, { show, finish, isUnwanted: () => unwanted });
+  await notifySubscribers(subscribers, result);
+  return result;
+}
+
+interface BuildHooks {
+  show(status: BuildStatus, detail?: string): void;
+  finish(result: BuildResult, attempt?: number): Promise<BuildResult>;
+  isUnwanted(): boolean;
+}
+
+async function runBuild(input: BuildWorkflowInput, hooks: BuildHooks): Promise<BuildResult> {
+  const { drvPath } = input;
+  const begun = await control.beginBuild(drvPath, input.rebuild === true);
+  if (begun.result) {
+    hooks.show(begun.result.status);
+    return begun.result;
+  }
+
+  // Evals start a build once its inputs are done; a build started otherwise waits for them here.
+  let inputs = await control.checkBuildInputs(drvPath);
+  while (!inputs.ready && !inputs.rootCause) {
+    if (hooks.isUnwanted()) return hooks.finish({ drvPath, status: 'cancelled' });
+    await sleep(INPUT_POLL_INTERVAL);
+    inputs = await control.checkBuildInputs(drvPath);
+  }
+  if (inputs.rootCause) {
+    return hooks.finish({ drvPath, status: 'dep-failed', rootCause: inputs.rootCause });
+  }
+
+  const builder = proxyActivities<BuilderActivities>({
+    taskQueue: builderQueue(input.system, input.requiredSystemFeatures),
+    startToCloseTimeout: BUILD_ACTIVITY_TIMEOUT,
+    heartbeatTimeout: BUILDER_HEARTBEAT_TIMEOUT,
+    retry: { maximumAttempts: 1 },
+    // A build already running finishes; one still queued is withdrawn at once.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  });
+
+  const buildInputs = await control.describeBuildInputs(drvPath);
+  let lastFault = '';
+  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    if (hooks.isUnwanted()) return hooks.finish({ drvPath, status: 'cancelled' }, attempt);
+    hooks.show('building', attempt > 1 ? `attempt ${attempt} of ${MAX_ATTEMPTS}` : undefined);
+    await control.recordBuild({ drvPath, status: 'building', attempt });
+
+    const scope = new CancellationScope();
+    void condition(() => hooks.isUnwanted()).then(() => scope.cancel());
+    let outcome;
+    try {
+      outcome = await scope.run(() => builder.buildDerivation({ drvPath, ...buildInputs }));
+    } catch (error) {
+      if (isCancellation(error)) return hooks.finish({ drvPath, status: 'cancelled' }, attempt);
+      lastFault = describeFault(error);
+      await backoff(attempt);
+      continue;
+    }
+    if (outcome.status !== 'succeeded') {
+      return hooks.finish({ drvPath, status: outcome.status, error: outcome.error }, attempt);
+    }
+
+    hooks.show('uploading');
+    await control.recordBuild({ drvPath, status: 'uploading', attempt, builder: outcome.host });
+    const host = proxyActivities<HostActivities>({
+      taskQueue: hostQueue(outcome.host),
+      // If the host vanished, nobody polls its queue: give up and build again elsewhere.
+      scheduleToCloseTimeout: UPLOAD_TIMEOUT,
+      retry: { maximumAttempts: 2 },
+    });
+    try {
+      await host.publishOutputs({ drvPath, outputs: outcome.outputs });
+    } catch (error) {
+      lastFault = `upload from ${outcome.host} failed: ${describeFault(error)}`;
+      await backoff(attempt);
+      continue;
+    }
+    return hooks.finish({ drvPath, status: 'succeeded', outputs: outcome.outputs }, attempt);
+  }
+  return hooks.finish(
+    { drvPath, status: 'failed', error: `gave up after ${MAX_ATTEMPTS} attempts; last fault: ${lastFault}` },
+    MAX_ATTEMPTS,
+  );
+}
+
+async function backoff(attempt: number): Promise<void> {
+  if (attempt < MAX_ATTEMPTS) await sleep(`${5 * 2 ** (attempt - 1)} seconds`);
+}
+
+function describeFault(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = (error as { cause?: unknown }).cause;
+  return cause instanceof Error ? `${error.message}: ${cause.message}` : error.message;
+}
+
+/** Tells every interested eval; one that has gone away is no reason to fail. */
+async function notifySubscribers(subscribers: Set<string>, result: BuildResult): Promise<void> {
+  const told = new Set<string>();
+  // Subscribers may arrive while we are telling the others: loop until none is left out.
+  for (;;) {
+    const pending = [...subscribers].filter((id) => !told.has(id));
+    if (pending.length === 0) return;
+    await Promise.all(
+      pending.map(async (id) => {
+        told.add(id);
+        try {
+          await getExternalWorkflowHandle(id).signal(buildFinishedSignal, result);
+        } catch {
+          // The eval finished or was cancelled; it reads results from PostgreSQL anyway.
+        }
+      }),
+    );
+  }
+}

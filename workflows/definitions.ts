@@ -1,0 +1,56 @@
+/**
+ * Signals, queries and workflow ids, defined once and imported by workflows, the API and the CLI.
+ * Signal names are the words of the command line, so `temporal workflow signal --name cancel`
+ * does what `harmonia-ci cancel` does.
+ */
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { BuildResult, EvalProgress, PushEvent } from './types.ts';
+
+/** A new commit on the ref (refWorkflow). */
+export const pushSignal = defineSignal<[PushEvent]>('push');
+/** Cancel an eval and its exclusive builds (evalWorkflow), or a build that has not started (buildWorkflow). */
+export const cancelSignal = defineSignal<[]>('cancel');
+/** Build a derivation again (refWorkflow: the drv path; buildWorkflow: no argument). */
+export const rebuildSignal = defineSignal<[string?]>('rebuild');
+/** Put every failed and dep-failed build of the ref's latest eval back to pending (refWorkflow). */
+export const rebuildFailedSignal = defineSignal<[]>('rebuild-failed');
+/** Evaluate the ref's current commit again (refWorkflow). */
+export const reEvaluateSignal = defineSignal<[]>('re-evaluate');
+
+/** An eval wants to hear about a build's result (buildWorkflow). */
+export const subscribeSignal = defineSignal<[string]>('subscribe');
+/** An eval no longer wants a build (buildWorkflow); the build is cancelled when nobody wants it. */
+export const unsubscribeSignal = defineSignal<[string]>('unsubscribe');
+/** A build an eval waits for has ended (evalWorkflow). The payload is informative: state lives in PostgreSQL. */
+export const buildFinishedSignal = defineSignal<[BuildResult]>('build-finished');
+
+export const evalProgressQuery = defineQuery<EvalProgress | undefined>('progress');
+export const buildStatusQuery = defineQuery<BuildResult>('status');
+
+export const refWorkflowId = (projectId: string, ref: string): string => `ref/${projectId}/${ref}`;
+export const evalWorkflowId = (evalId: string): string => `eval/${evalId}`;
+/** `build/<hash part>` of `/nix/store/<hash part>-<name>.drv`. */
+export function buildWorkflowId(drvPath: string): string {
+  const base = drvPath.slice(drvPath.lastIndexOf('/') + 1);
+  return `build/${base.slice(0, 32)}`;
+}
+
+/** The task queue of the coordinator: every workflow and the control activities. */
+export const COORDINATOR_QUEUE = 'harmonia-ci';
+export const EVAL_QUEUE = 'eval';
+export const SIGNER_QUEUE = 'signer';
+
+/** Builders poll the queue of each system (and feature set) they serve. */
+export function builderQueue(system: string, features: readonly string[] = []): string {
+  const sorted = [...new Set(features)].sort();
+  return sorted.length === 0 ? `build-${system}` : `build-${system}+${sorted.join('+')}`;
+}
+
+/** Every builder host also polls a queue of its own for work that must happen where it built. */
+export const hostQueue = (host: string): string => `host-${host}`;
+
+/** Merge-queue refs test what will be merged: a newer push never cancels them. */
+export function isMergeQueueRef(ref: string): boolean {
+  const branch = ref.replace(/^refs\/heads\//, '');
+  return branch.startsWith('gh-readonly-queue/') || branch === 'staging' || branch === 'trying';
+}

@@ -1,0 +1,122 @@
+/**
+ * evalWorkflow — `eval/<evalId>`: evaluate a jobset, then drive its builds to the end.
+ *
+ * The plan (which derivations need building and what each waits for) lives in PostgreSQL, not
+ * in workflow state, so an eval of 10,000 derivations keeps a small history: each pass of
+ * `advanceEval` starts the builds whose inputs are done, at most WINDOW open at a time (a
+ * wavefront, so the Temporal server never holds thousands of idle build workflows), and
+ * returns counts. Build results arrive as signals that only wake the loop; a missed one costs
+ * at most POLL_INTERVAL.
+ */
+import {
+  CancellationScope,
+  condition,
+  continueAsNew,
+  isCancellation,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { CoordinatorActivities, EvaluatorActivities } from '../activities/types.ts';
+import { buildFinishedSignal, cancelSignal, COORDINATOR_QUEUE, EVAL_QUEUE, evalProgressQuery } from './definitions.ts';
+import { setWorkflowSearchAttributes } from './search.ts';
+import type { EvalProgress, EvalWorkflowInput } from './types.ts';
+
+/** Most build workflows one eval keeps open at once. */
+export const WINDOW = 256;
+const POLL_INTERVAL = '30 seconds';
+/** Signals per run stay far below the server's 10,000. */
+const SIGNALS_BEFORE_CONTINUE = 4000;
+
+const control = proxyActivities<CoordinatorActivities>({
+  taskQueue: COORDINATOR_QUEUE,
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
+});
+
+export async function evalWorkflow(input: EvalWorkflowInput): Promise<EvalProgress> {
+  const self = workflowInfo().workflowId;
+  let wake = true;
+  let signals = 0;
+  let progress: EvalProgress | undefined;
+  const main = new CancellationScope();
+
+  setHandler(buildFinishedSignal, () => {
+    wake = true;
+    signals++;
+  });
+  setHandler(cancelSignal, () => main.cancel());
+  setHandler(evalProgressQuery, () => progress);
+  setWorkflowSearchAttributes({ status: 'running' });
+
+  try {
+    return await main.run(async () => {
+      if (input.mode === 'evaluate') {
+        const ok = await evaluate(input);
+        if (!ok) return emptyProgress();
+      } else if (input.rebuild && input.rebuild.length > 0) {
+        await control.resetBuilds(input.evalId, input.rebuild);
+      }
+
+      for (;;) {
+        wake = false;
+        progress = await control.advanceEval({ evalId: input.evalId, evalWorkflowId: self, window: WINDOW });
+        setCurrentDetails(describe(input, progress));
+        if (progress.done) break;
+        await condition(() => wake, POLL_INTERVAL);
+        if (signals >= SIGNALS_BEFORE_CONTINUE || workflowInfo().continueAsNewSuggested) {
+          await continueAsNew<typeof evalWorkflow>({ ...input, mode: 'resume', rebuild: undefined });
+        }
+      }
+      const failed = progress.failed + progress.depFailed + progress.timedOut + progress.cancelled > 0;
+      setWorkflowSearchAttributes({ status: failed ? 'failed' : 'succeeded' });
+      return progress;
+    });
+  } catch (error) {
+    if (!isCancellation(error)) throw error;
+    await CancellationScope.nonCancellable(async () => {
+      await control.setEvalStatus(input.evalId, 'cancelled');
+      await control.releaseEvalBuilds(input.evalId, self);
+      setWorkflowSearchAttributes({ status: 'cancelled' });
+    });
+    throw error;
+  }
+}
+
+async function evaluate(input: EvalWorkflowInput): Promise<boolean> {
+  const evaluator = proxyActivities<EvaluatorActivities>({
+    taskQueue: EVAL_QUEUE,
+    // The evaluator enforces the eval timeout itself; this only bounds a lost evaluator.
+    startToCloseTimeout: input.settings.evalTimeoutMs + 5 * 60_000,
+    heartbeatTimeout: '1 minute',
+    retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['EvalFailed'] },
+  });
+  setCurrentDetails(`evaluating ${input.source.url}${input.sha ? ` at ${input.sha.slice(0, 12)}` : ''}`);
+  await control.setEvalStatus(input.evalId, 'running');
+  const outcome = await evaluator.evaluate({ evalId: input.evalId, source: input.source, settings: input.settings });
+  if (!outcome.ok) {
+    await control.setEvalStatus(input.evalId, 'failed', outcome.error);
+    setWorkflowSearchAttributes({ status: 'failed' });
+    setCurrentDetails(`evaluation failed: ${outcome.error ?? 'unknown error'}`);
+    return false;
+  }
+  await control.setEvalStatus(input.evalId, 'succeeded');
+  return true;
+}
+
+function describe(input: EvalWorkflowInput, p: EvalProgress): string {
+  const finished = p.succeeded + p.cached;
+  const parts = [`${finished}/${p.total} built`];
+  if (p.failed + p.timedOut > 0) parts.push(`${p.failed + p.timedOut} failed`);
+  if (p.depFailed > 0) parts.push(`${p.depFailed} dep-failed`);
+  if (p.building > 0) parts.push(`${p.building} building`);
+  return `**${input.projectId}** ${input.ref} @ ${input.sha.slice(0, 12)}: ${parts.join(', ')}`;
+}
+
+function emptyProgress(): EvalProgress {
+  return {
+    total: 0, cached: 0, succeeded: 0, failed: 0, depFailed: 0, cancelled: 0, timedOut: 0, building: 0, pending: 0,
+    done: true,
+  };
+}

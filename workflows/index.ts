@@ -1,0 +1,4 @@
+/** Every workflow the coordinator's worker runs (its `workflowsPath`). */
+export { refWorkflow } from './ref.ts';
+export { evalWorkflow } from './eval.ts';
+export { buildWorkflow } from './build.ts';

@@ -1,0 +1,119 @@
+/**
+ * Domain words, shared by workflows, activities, the API and the CLI.
+ *
+ * - project: a repository we run CI for, with its settings.
+ * - ref: a branch, tag or pull request of a project; one refWorkflow each.
+ * - eval (evaluation): one run of the evaluator over a project's jobset at one commit.
+ * - attr (job): one attribute of the jobset, resolving to a derivation or to an error.
+ * - derivation (drv): a `.drv` in the Nix store; its outputs are store paths.
+ * - output: one named result of a derivation (`out`, `dev`, …).
+ * - build: the work of realising one derivation; one buildWorkflow per drv across all evals.
+ * - builder: a host that builds through its local nix-daemon and uploads outputs.
+ * - signer: the only role holding the signing key; it publishes narinfo to the cache.
+ * - cache: the binary cache (S3 or a local directory) holding NARs and narinfo.
+ */
+
+export type EvalStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'skipped';
+
+export type BuildStatus =
+  | 'pending'
+  | 'building'
+  | 'uploading'
+  | 'succeeded'
+  | 'failed'
+  | 'dep-failed'
+  | 'cancelled'
+  | 'timed-out';
+
+/** Build states after which nothing more happens without a manual rebuild. */
+export const FINAL_BUILD_STATUSES: readonly BuildStatus[] = ['succeeded', 'failed', 'dep-failed', 'cancelled', 'timed-out'];
+
+/** Where the evaluator finds the jobset: a local path or a git repository at a commit. */
+export interface JobsetSource {
+  kind: 'path' | 'git';
+  /** A directory (flake), a `.nix` file, or a git URL. */
+  url: string;
+  /** The commit to check out (git only). */
+  rev?: string;
+}
+
+/** A push (or PR update) as the ref workflow receives it. */
+export interface PushEvent {
+  sha: string;
+  /** The git tree hash: identical trees are evaluated once per project. */
+  treeHash?: string;
+  source: JobsetSource;
+  /** The forge event that caused it, for the record (`push`, `pull_request`, `cli`, …). */
+  event: string;
+}
+
+export interface RefWorkflowInput {
+  projectId: string;
+  ref: string;
+  /** State carried over continue-as-new. */
+  handledShas?: string[];
+  pending?: PushEvent[];
+}
+
+export interface EvalSettings {
+  /** Attribute paths; empty means the source's default (`checks` of a flake, a file's whole value). */
+  attrs: string[];
+  allowIfd: boolean;
+  evalTimeoutMs: number;
+}
+
+export interface EvalWorkflowInput {
+  evalId: string;
+  projectId: string;
+  ref: string;
+  sha: string;
+  source: JobsetSource;
+  settings: EvalSettings;
+  /** `evaluate` runs the evaluator first; `resume` continues with what PostgreSQL holds. */
+  mode: 'evaluate' | 'resume';
+  /** With mode `resume`: derivations to put back to pending first (manual rebuild). */
+  rebuild?: string[];
+}
+
+export interface BuildWorkflowInput {
+  drvPath: string;
+  drvName: string;
+  system: string;
+  requiredSystemFeatures: string[];
+  /** Evals to tell about the result (workflow ids). */
+  subscribers: string[];
+  /** Set by a manual rebuild: build even when an earlier run failed. */
+  rebuild?: boolean;
+}
+
+export interface BuiltOutput {
+  name: string;
+  path: string;
+  narHash: string;
+  narSize: number;
+  references: string[];
+}
+
+export interface BuildResult {
+  drvPath: string;
+  status: BuildStatus;
+  /** For `dep-failed`: the derivation whose own failure caused this one. */
+  rootCause?: string;
+  error?: string;
+  outputs?: BuiltOutput[];
+}
+
+/** Counts of one eval's builds, as the eval workflow and status reports see them. */
+export interface EvalProgress {
+  total: number;
+  cached: number;
+  succeeded: number;
+  failed: number;
+  depFailed: number;
+  cancelled: number;
+  timedOut: number;
+  building: number;
+  pending: number;
+  /** True when no build of the eval can change state any more. */
+  done: boolean;
+}
