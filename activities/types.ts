@@ -88,6 +88,8 @@ export interface EvaluateOutcome {
   error?: string;
   jobs: number;
   attrErrors: number;
+  /** Jobs left out because no builder serves their system. */
+  otherSystems: number;
   /** Derivations that need a build. */
   toBuild: number;
   /** Derivations whose outputs were already valid in the cache or the local store. */

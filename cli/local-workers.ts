@@ -42,7 +42,7 @@ export async function startLocalWorkers({
   const coordinator = createCoordinatorActivities({
     pool,
     client: stack.client,
-    defaults: { attrs: [], allowIfd: true, evalTimeoutMs: config.limits.evalTimeout },
+    defaults: { attrs: [], allowIfd: true, evalTimeoutMs: config.limits.evalTimeout, systems: config.builder.systems },
   });
   const evaluator = createEvaluatorActivities({
     pool,

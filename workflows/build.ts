@@ -20,6 +20,7 @@ import {
 import type { BuilderActivities, CoordinatorActivities, HostActivities } from '../activities/types.ts';
 import {
   buildFinishedSignal,
+  buildStartedSignal,
   buildStatusQuery,
   builderQueue,
   cancelSignal,
@@ -63,6 +64,10 @@ export async function buildWorkflow(input: BuildWorkflowInput): Promise<BuildRes
     unwanted = true;
   });
   setHandler(buildStatusQuery, () => current);
+  let startedOn: string | undefined;
+  setHandler(buildStartedSignal, (host) => {
+    startedOn = host;
+  });
 
   const show = (status: BuildStatus, detail?: string): void => {
     current = { ...current, status };
@@ -78,7 +83,15 @@ export async function buildWorkflow(input: BuildWorkflowInput): Promise<BuildRes
     return result;
   };
 
-  const result = await runBuild(input, { show, finish, isUnwanted: () => unwanted });
+  const result = await runBuild(input, {
+    show,
+    finish,
+    isUnwanted: () => unwanted,
+    startedOn: () => startedOn,
+    resetStart: () => {
+      startedOn = undefined;
+    },
+  });
   await notifySubscribers(subscribers, result);
   return result;
 }
@@ -87,6 +100,9 @@ interface BuildHooks {
   show(status: BuildStatus, detail?: string): void;
   finish(result: BuildResult, attempt?: number): Promise<BuildResult>;
   isUnwanted(): boolean;
+  /** The host that announced it took the current attempt, if any. */
+  startedOn(): string | undefined;
+  resetStart(): void;
 }
 
 async function runBuild(input: BuildWorkflowInput, hooks: BuildHooks): Promise<BuildResult> {
@@ -121,9 +137,14 @@ async function runBuild(input: BuildWorkflowInput, hooks: BuildHooks): Promise<B
   let lastFault = '';
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
     if (hooks.isUnwanted()) return hooks.finish({ drvPath, status: 'cancelled' }, attempt);
-    hooks.show('building', attempt > 1 ? `attempt ${attempt} of ${MAX_ATTEMPTS}` : undefined);
-    await control.recordBuild({ drvPath, status: 'building', attempt });
-
+    const waiting = `waiting for a ${builderQueue(input.system, input.requiredSystemFeatures)} builder`;
+    hooks.show('pending', attempt > 1 ? `${waiting} (attempt ${attempt} of ${MAX_ATTEMPTS})` : waiting);
+    hooks.resetStart();
+    const announced = condition(() => hooks.startedOn() !== undefined).then(async () => {
+      const host = hooks.startedOn()!;
+      hooks.show('building', `on ${host}${attempt > 1 ? `, attempt ${attempt} of ${MAX_ATTEMPTS}` : ''}`);
+      await control.recordBuild({ drvPath, status: 'building', attempt, builder: host });
+    });
     const scope = new CancellationScope();
     void condition(() => hooks.isUnwanted()).then(() => scope.cancel());
     let outcome;
@@ -135,6 +156,8 @@ async function runBuild(input: BuildWorkflowInput, hooks: BuildHooks): Promise<B
       await backoff(attempt);
       continue;
     }
+    // The builder announces itself before it builds: keep the records in that order.
+    if (hooks.startedOn() !== undefined) await announced;
     if (outcome.status !== 'succeeded') {
       return hooks.finish({ drvPath, status: outcome.status, error: outcome.error }, attempt);
     }

@@ -21,6 +21,8 @@ export const reEvaluateSignal = defineSignal<[]>('re-evaluate');
 export const subscribeSignal = defineSignal<[string]>('subscribe');
 /** An eval no longer wants a build (buildWorkflow); the build is cancelled when nobody wants it. */
 export const unsubscribeSignal = defineSignal<[string]>('unsubscribe');
+/** A builder has taken the build (buildWorkflow); the argument is the builder's host. */
+export const buildStartedSignal = defineSignal<[string]>('build-started');
 /** A build an eval waits for has ended (evalWorkflow). The payload is informative: state lives in PostgreSQL. */
 export const buildFinishedSignal = defineSignal<[BuildResult]>('build-finished');
 

@@ -130,7 +130,7 @@ async function resumeEval(
 ): Promise<string> {
   const reset = await control.resetBuilds(latest.evalId, drvPaths);
   if (reset > 0) {
-    const settings = { attrs: [], allowIfd: true, evalTimeoutMs: 0 };
+    const settings = { attrs: [], allowIfd: true, evalTimeoutMs: 0, systems: [] };
     await startEvalWorkflow(
       { evalId: latest.evalId, projectId, ref, sha: latest.sha, source: latest.source, settings, mode: 'resume' },
       latest.sha,

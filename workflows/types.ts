@@ -60,6 +60,8 @@ export interface EvalSettings {
   attrs: string[];
   allowIfd: boolean;
   evalTimeoutMs: number;
+  /** Systems the builders serve; jobs for other systems are left out (as buildbot-nix does). */
+  systems: string[];
 }
 
 export interface EvalWorkflowInput {

@@ -10,6 +10,7 @@ import { parseDerivation } from '../../daemon/core/derivation.ts';
 import { formatHash, parsePrefixedHash } from '../../daemon/core/hash.ts';
 import type { Executor } from '../../daemon/executor/executor.ts';
 import type { BuildOutcome as ExecutorOutcome } from '../../daemon/executor/types.ts';
+import { buildStartedSignal } from '../../workflows/definitions.ts';
 import type { BuilderActivities, BuildOutcome, HostActivities } from '../types.ts';
 import { LogTail } from './log-tail.ts';
 
@@ -33,6 +34,9 @@ export function createBuilderActivities(deps: BuilderDeps): BuilderActivities & 
   return {
     async buildDerivation({ drvPath, inputPaths, canonicalNarHashes }): Promise<BuildOutcome> {
       const context = Context.current();
+      const workflowId = context.info.workflowExecution?.workflowId;
+      // Tells the build workflow (and so the dashboard) that this host has the build now.
+      if (workflowId) await context.client.workflow.getHandle(workflowId).signal(buildStartedSignal, deps.host).catch(() => undefined);
       const log = new LogTail();
       let flushed = 0;
       const flush = async (): Promise<void> => {

@@ -45,6 +45,7 @@ export function createEvaluatorActivities(deps: EvaluatorDeps): EvaluatorActivit
       const jobDrvs = new Set<string>();
       let batch: EvalJobLine[] = [];
       let seen = 0;
+      let otherSystems = 0;
       const flush = async (): Promise<void> => {
         if (batch.length === 0) return;
         const lines = batch;
@@ -65,6 +66,10 @@ export function createEvaluatorActivities(deps: EvaluatorDeps): EvaluatorActivit
           nixOptions: deps.nixOptions,
           signal: context.cancellationSignal,
           onJob: async (line) => {
+            if (!isEvalJobError(line) && !servesSystem(effective.systems, line.system)) {
+              otherSystems++;
+              return;
+            }
             seen++;
             if (!isEvalJobError(line)) jobDrvs.add(line.drvPath);
             batch.push(line);
@@ -94,8 +99,9 @@ export function createEvaluatorActivities(deps: EvaluatorDeps): EvaluatorActivit
       }
       return {
         ok: true,
-        jobs: result.jobs,
+        jobs: result.jobs - otherSystems,
         attrErrors: result.errors,
+        otherSystems,
         toBuild: plan.needed.size,
         cached: jobDrvs.size - [...jobDrvs].filter((p) => plan.needed.has(p)).length,
       };
@@ -104,7 +110,12 @@ export function createEvaluatorActivities(deps: EvaluatorDeps): EvaluatorActivit
 }
 
 function failed(error: string): EvaluateOutcome {
-  return { ok: false, error, jobs: 0, attrErrors: 0, toBuild: 0, cached: 0 };
+  return { ok: false, error, jobs: 0, attrErrors: 0, otherSystems: 0, toBuild: 0, cached: 0 };
+}
+
+/** Jobs for systems no builder serves are left out; `builtin` derivations build anywhere. */
+function servesSystem(systems: string[], system: string): boolean {
+  return systems.length === 0 || system === 'builtin' || systems.includes(system);
 }
 
 async function toEvalSource(source: JobsetSource): Promise<EvalSource> {
@@ -125,7 +136,8 @@ async function applyRepoConfig(source: JobsetSource, settings: EvalSettings): Pr
   if (text === undefined) return settings;
   const repo = parseRepoConfig(text, file);
   return {
-    attrs: repo.attrs,
+    ...settings,
+    attrs: settings.attrs.length > 0 ? settings.attrs : repo.attrs,
     allowIfd: repo.allowIfd,
     evalTimeoutMs: repo.evalTimeout ?? settings.evalTimeoutMs,
   };

@@ -5,8 +5,10 @@
  * A plain file is evaluated impurely, like `nix-instantiate` and Hydra's release files.
  */
 import { stat } from 'node:fs/promises';
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
+import { formatHash } from '../core/hash.ts';
+import { narHash } from '../nar/hash.ts';
 import { EvaluationFailedError } from './errors.ts';
 import { nixString, runNix } from './nix.ts';
 import type { NixContext } from './nix.ts';
@@ -23,7 +25,7 @@ export interface EvalRoot {
 const metadataSchema = z.object({
   url: z.string(),
   path: z.string(),
-  locked: z.object({ narHash: z.string().optional() }).loose(),
+  locked: z.object({ narHash: z.string().optional(), dir: z.string().optional() }).loose(),
 });
 
 /** A filesystem path given as a flake reference, made absolute; other references unchanged. */
@@ -33,12 +35,16 @@ export function normalizeFlakeRef(ref: string, cwd = process.cwd()): string {
   return ref;
 }
 
-function lockedUrl(metadata: z.infer<typeof metadataSchema>): string | undefined {
+async function lockedUrl(metadata: z.infer<typeof metadataSchema>): Promise<string | undefined> {
   const query = new URL(metadata.url).searchParams;
   if (query.has('rev') || query.has('narHash')) return metadata.url;
+  if (metadata.locked.narHash === undefined) return undefined;
   // A dirty git checkout has no revision: evaluate the copy Nix just made, pinned by content.
-  if (metadata.locked.narHash !== undefined) return `path:${metadata.path}?narHash=${encodeURIComponent(metadata.locked.narHash)}`;
-  return undefined;
+  if (metadata.locked.dir === undefined) return `path:${metadata.path}?narHash=${encodeURIComponent(metadata.locked.narHash)}`;
+  // Nix 2.8's path flakes take no `dir`: pin the subdirectory of the copy by its own NAR hash.
+  const subdir = join(metadata.path, metadata.locked.dir);
+  const { hash } = await narHash(subdir);
+  return `path:${subdir}?narHash=${encodeURIComponent(formatHash(hash, 'sri'))}`;
 }
 
 /** Locks a flake and returns `builtins.getFlake "<locked ref>"`; fails the evaluation if Nix cannot load it. */
@@ -51,7 +57,7 @@ async function flakeRoot(ctx: NixContext, ref: string): Promise<EvalRoot> {
     throw new EvaluationFailedError(`cannot load flake '${ref}'`, outcome.message + hint);
   }
   const metadata = metadataSchema.parse(JSON.parse(outcome.stdout));
-  const url = lockedUrl(metadata);
+  const url = await lockedUrl(metadata);
   if (url === undefined) throw new EvaluationFailedError(`flake '${ref}' could not be locked to a revision or content hash`, '');
   return { expr: `builtins.getFlake ${nixString(url)}`, pure: true, label: `flake '${ref}'` };
 }
