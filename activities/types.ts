@@ -48,6 +48,11 @@ export interface CoordinatorActivities {
   resetBuilds(evalId: string, drvPaths: string[] | 'failed'): Promise<number>;
   /** Tells the eval's unfinished builds that this eval no longer wants them. */
   releaseEvalBuilds(evalId: string, evalWorkflowId: string): Promise<void>;
+  /**
+   * Sends the eval's `harmonia-ci/nix-eval` and `harmonia-ci/nix-build` commit statuses to its
+   * forge, computed from PostgreSQL (nothing for local projects). Safe to repeat.
+   */
+  reportEvalStatus(evalId: string): Promise<void>;
   /** The latest eval of a ref, for rebuild-failed. */
   latestEval(projectId: string, ref: string): Promise<{ evalId: string; sha: string; source: JobsetSource } | undefined>;
 

@@ -25,17 +25,29 @@ export function builderHostName(): string {
   return hostname().replace(/[^A-Za-z0-9._-]/g, '-') || 'localhost';
 }
 
+export interface LocalWorkersOptions {
+  stack: LocalStack;
+  config: ServerConfig;
+  log: Logger;
+  /** Which roles run in this process (default: all three); the builder under `host` (default: the machine's). */
+  coordinator?: boolean;
+  evaluator?: boolean;
+  builder?: boolean;
+  host?: string;
+  builderHeartbeatTimeoutMs?: number;
+}
+
 export async function startLocalWorkers({
   stack,
   config,
   log,
-}: {
-  stack: LocalStack;
-  config: ServerConfig;
-  log: Logger;
-}): Promise<LocalWorkers> {
+  coordinator: withCoordinator = true,
+  evaluator: withEvaluator = true,
+  builder: withBuilder = true,
+  host = builderHostName(),
+  builderHeartbeatTimeoutMs,
+}: LocalWorkersOptions): Promise<LocalWorkers> {
   const pool = stack.database.pool;
-  const host = builderHostName();
   const daemon = new DaemonPool({ socketPath: stack.daemonSocket, maxConnections: config.builder.maxJobs + 2 });
   const ctx = { connection: stack.workerConnection, namespace: stack.namespace, bundleDir: join(config.stateDir, 'bundles') };
 
@@ -43,6 +55,7 @@ export async function startLocalWorkers({
     pool,
     client: stack.client,
     defaults: { attrs: [], allowIfd: true, evalTimeoutMs: config.limits.evalTimeout, systems: config.builder.systems },
+    builderHeartbeatTimeoutMs,
   });
   const evaluator = createEvaluatorActivities({
     pool,
@@ -65,14 +78,16 @@ export async function startLocalWorkers({
   });
 
   const workers = [
-    await createCoordinatorWorker(ctx, coordinator),
-    await createEvaluatorWorker(ctx, evaluator),
-    ...(await createBuilderWorkers(ctx, builder, {
-      host,
-      systems: config.builder.systems,
-      features: config.builder.features,
-      maxJobs: config.builder.maxJobs,
-    })),
+    ...(withCoordinator ? [await createCoordinatorWorker(ctx, coordinator)] : []),
+    ...(withEvaluator ? [await createEvaluatorWorker(ctx, evaluator)] : []),
+    ...(withBuilder
+      ? await createBuilderWorkers(ctx, builder, {
+          host,
+          systems: config.builder.systems,
+          features: config.builder.features,
+          maxJobs: config.builder.maxJobs,
+        })
+      : []),
   ];
   const running = runWorkers(workers);
   running.done.catch((error: Error) => log.error({ err: error }, 'a worker stopped with an error'));

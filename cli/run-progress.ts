@@ -1,10 +1,12 @@
 /** What `harmonia-ci run` shows while an eval runs, and the summary it ends with. */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { basename } from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
-import { evalWorkflowId } from '../workflows/definitions.ts';
-import type { BuildStatus, EvalStatus } from '../workflows/types.ts';
+import { COORDINATOR_QUEUE, evalWorkflowId, pushSignal, refWorkflowId } from '../workflows/definitions.ts';
+import type { refWorkflow } from '../workflows/ref.ts';
+import { searchAttributePairs } from '../workflows/search.ts';
+import type { BuildStatus, EvalStatus, PushEvent } from '../workflows/types.ts';
 import { CliError } from './errors.ts';
 
 export type JobStatus = 'succeeded' | 'failed' | 'dep-failed' | 'timed-out' | 'cancelled';
@@ -30,6 +32,37 @@ export async function ensureLocalProject(pool: Pool, path: string, attrs: string
     [repo.rows[0]!.id, projectName, attrs && attrs.length > 0 ? { attrs } : {}],
   );
   return projectName;
+}
+
+/** The ref local runs are recorded under unless told otherwise. */
+export const LOCAL_REF = 'refs/heads/local';
+
+/** Pushes a local checkout to its project's ref workflow, as a webhook would; returns the new eval. */
+export async function startLocalEval(options: {
+  client: Client;
+  pool: Pool;
+  path: string;
+  attrs?: string[];
+  ref?: string;
+  /** Evaluations of the same tree hash are skipped; none given means always evaluate. */
+  treeHash?: string;
+  sha?: string;
+}): Promise<{ evalId: string; projectName: string; sha: string }> {
+  const ref = options.ref ?? LOCAL_REF;
+  const projectName = await ensureLocalProject(options.pool, options.path, options.attrs);
+  const sha = options.sha ?? createHash('sha1').update(randomUUID()).digest('hex');
+  const push: PushEvent = { sha, source: { kind: 'path', url: options.path }, event: 'manual' };
+  if (options.treeHash) push.treeHash = options.treeHash;
+  await options.client.workflow.signalWithStart<typeof refWorkflow, [PushEvent]>('refWorkflow', {
+    workflowId: refWorkflowId(projectName, ref),
+    taskQueue: COORDINATOR_QUEUE,
+    args: [{ projectId: projectName, ref }],
+    signal: pushSignal,
+    signalArgs: [push],
+    typedSearchAttributes: searchAttributePairs({ project: projectName, ref }) as never,
+    staticSummary: `${projectName} ${ref}`,
+  });
+  return { evalId: await waitForEval(options.pool, projectName, sha), projectName, sha };
 }
 
 /** The eval the ref workflow creates for our push. */
@@ -117,7 +150,9 @@ export async function watchEval(options: {
     if (isLast) break;
     await Promise.race([waitClosed, sleep(500)]);
   }
-  return summarize(pool, evalId, say);
+  const summary = await readRunSummary(pool, evalId);
+  printSummary(summary, say);
+  return summary;
 }
 
 function describe(row: BuildRow, names: Map<string, string>): string {
@@ -155,7 +190,8 @@ async function readBuilds(pool: Pool, evalId: string): Promise<BuildRow[]> {
   return rows;
 }
 
-async function summarize(pool: Pool, evalId: string, say: (line: string) => void): Promise<RunSummary> {
+/** Every job of an eval with its final status, from PostgreSQL. */
+export async function readRunSummary(pool: Pool, evalId: string): Promise<RunSummary> {
   const evaluation = await pool.query<{ status: EvalStatus; error: string | null }>('SELECT status, error FROM evaluations WHERE id = $1', [evalId]);
   const ev = evaluation.rows[0]!;
   const { rows } = await pool.query<{ attr: string; drv_path: string | null; error: string | null; status: BuildStatus | null; planned: boolean; outputs: Record<string, string> | null }>(
@@ -176,6 +212,11 @@ async function summarize(pool: Pool, evalId: string, say: (line: string) => void
     if (row.error) job.error = row.error;
     summary.jobs.push(job);
   }
+  return summary;
+}
+
+function printSummary(summary: RunSummary, say: (line: string) => void): void {
+  const ev = summary.eval;
   say('');
   if (ev.status === 'failed') say(`evaluation failed: ${ev.error ?? 'unknown error'}`);
   for (const job of summary.jobs) {
@@ -183,7 +224,6 @@ async function summarize(pool: Pool, evalId: string, say: (line: string) => void
   }
   const ok = summary.jobs.filter((j) => j.status === 'succeeded').length;
   say(`\n${ok}/${summary.jobs.length} jobs succeeded`);
-  return summary;
 }
 
 function toJobStatus(status: BuildStatus | null): JobStatus {

@@ -84,14 +84,13 @@ function connectionFailure(config: TemporalConnectionConfig, error: unknown): Te
 /** Opens a client-side gRPC connection and checks that the server answers. */
 export async function openTemporalConnection(config: TemporalConnectionConfig): Promise<Connection> {
   const tls = await loadTlsConfig(config.tls);
+  // Connection.connect would leave the channel (and its reconnect timers) open on failure.
+  const connection = Connection.lazy({ address: config.address, tls, apiKey: config.apiKey, connectTimeout: config.connectTimeoutMs ?? 10_000 });
   try {
-    return await Connection.connect({
-      address: config.address,
-      tls,
-      apiKey: config.apiKey,
-      connectTimeout: config.connectTimeoutMs ?? 10_000,
-    });
+    await connection.ensureConnected();
+    return connection;
   } catch (error) {
+    await connection.close();
     throw connectionFailure(config, error);
   }
 }

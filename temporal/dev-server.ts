@@ -81,17 +81,16 @@ function serverArgs(options: DevServerOptions, ports: Ports, dbFile: string | un
 async function answers(host: string, port: number, namespace: string): Promise<boolean> {
   // gRPC backs off a full second after a refused connection; a plain TCP probe does not.
   if (!(await isPortOpen(host, port))) return false;
-  const address = `${host}:${port}`;
-  let connection: Connection | undefined;
+  // lazy + close in finally: Connection.connect leaves its channel open when it fails.
+  const connection = Connection.lazy({ address: `${host}:${port}`, connectTimeout: 1000 });
   try {
-    connection = await Connection.connect({ address, connectTimeout: 1000 });
-    const conn = connection;
-    await conn.withDeadline(Date.now() + 2000, () => conn.workflowService.describeNamespace({ namespace }));
+    await connection.ensureConnected();
+    await connection.withDeadline(Date.now() + 2000, () => connection.workflowService.describeNamespace({ namespace }));
     return true;
   } catch {
     return false;
   } finally {
-    await connection?.close();
+    await connection.close();
   }
 }
 

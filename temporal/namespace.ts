@@ -3,7 +3,7 @@
  * missing so a fresh cluster needs no manual step. (The dev server creates it from
  * `--namespace` at launch; Temporal Cloud namespaces are created in the Cloud console.)
  */
-import { msToTs } from '@temporalio/common/lib/time';
+import { msToTs } from '@temporalio/common/lib/time.js';
 import { TemporalNamespaceError } from './errors.ts';
 import { GrpcStatus, grpcStatusOf, messageOf, pollUntil, type TemporalAdminConnection } from './rpc.ts';
 

@@ -9,10 +9,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir, userInfo } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { PROJECT_ROOT } from '../lib/tools.ts';
-import { startTestServices, type TestServices } from './harness/services.ts';
+import { applyTestEnvironmentDefaults, startTestServices, type TestServices } from './harness/services.ts';
 
 const SIGNAL_EXIT_CODES: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
 
@@ -33,18 +33,8 @@ const log = {
   debug: process.env.HARMONIA_TEST_VERBOSE ? (message: string) => process.stderr.write(`services: ${message}\n`) : () => undefined,
 };
 
-/**
- * Environment defaults for the runner and every test process. libpq (psql) falls back to
- * the login name when a URL names no user; node-postgres reads only PGUSER or USER, which
- * minimal containers leave unset. The AWS SDK's notice about future Node versions is noise here.
- */
-function setEnvironmentDefaults(): void {
-  if (!process.env.PGUSER && !process.env.USER) process.env.PGUSER = userInfo().username;
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-}
-
 async function main(): Promise<number> {
-  setEnvironmentDefaults();
+  applyTestEnvironmentDefaults();
   const args = process.argv.slice(2);
   const testOptions = args.filter((arg) => arg.startsWith('--'));
   const requested = args.filter((arg) => !arg.startsWith('--'));

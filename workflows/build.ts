@@ -127,7 +127,7 @@ async function runBuild(input: BuildWorkflowInput, hooks: BuildHooks): Promise<B
   const builder = proxyActivities<BuilderActivities>({
     taskQueue: builderQueue(input.system, input.requiredSystemFeatures),
     startToCloseTimeout: BUILD_ACTIVITY_TIMEOUT,
-    heartbeatTimeout: BUILDER_HEARTBEAT_TIMEOUT,
+    heartbeatTimeout: input.heartbeatTimeoutMs ?? BUILDER_HEARTBEAT_TIMEOUT,
     retry: { maximumAttempts: 1 },
     // A build already running finishes; one still queued is withdrawn at once.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,

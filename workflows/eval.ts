@@ -26,6 +26,8 @@ import type { EvalProgress, EvalWorkflowInput } from './types.ts';
 /** Most build workflows one eval keeps open at once. */
 export const WINDOW = 256;
 const POLL_INTERVAL = '30 seconds';
+/** Commit statuses are refreshed at most this often while builds run (forges rate-limit them). */
+const REPORT_INTERVAL_MS = 15_000;
 /** Signals per run stay far below the server's 10,000. */
 const SIGNALS_BEFORE_CONTINUE = 4000;
 
@@ -59,10 +61,18 @@ export async function evalWorkflow(input: EvalWorkflowInput): Promise<EvalProgre
         await control.resetBuilds(input.evalId, input.rebuild);
       }
 
+      let reported = '';
+      let reportedAt = 0;
       for (;;) {
         wake = false;
         progress = await control.advanceEval({ evalId: input.evalId, evalWorkflowId: self, window: WINDOW });
-        setCurrentDetails(describe(input, progress));
+        const summary = describe(input, progress);
+        setCurrentDetails(summary);
+        if (summary !== reported && (progress.done || Date.now() - reportedAt >= REPORT_INTERVAL_MS)) {
+          reported = summary;
+          reportedAt = Date.now();
+          await control.reportEvalStatus(input.evalId);
+        }
         if (progress.done) break;
         await condition(() => wake, POLL_INTERVAL);
         if (signals >= SIGNALS_BEFORE_CONTINUE || workflowInfo().continueAsNewSuggested) {
@@ -78,6 +88,7 @@ export async function evalWorkflow(input: EvalWorkflowInput): Promise<EvalProgre
     await CancellationScope.nonCancellable(async () => {
       await control.setEvalStatus(input.evalId, 'cancelled');
       await control.releaseEvalBuilds(input.evalId, self);
+      await control.reportEvalStatus(input.evalId);
       setWorkflowSearchAttributes({ status: 'cancelled' });
     });
     throw error;
@@ -94,9 +105,11 @@ async function evaluate(input: EvalWorkflowInput): Promise<boolean> {
   });
   setCurrentDetails(`evaluating ${input.source.url}${input.sha ? ` at ${input.sha.slice(0, 12)}` : ''}`);
   await control.setEvalStatus(input.evalId, 'running');
+  await control.reportEvalStatus(input.evalId);
   const outcome = await evaluator.evaluate({ evalId: input.evalId, source: input.source, settings: input.settings });
   if (!outcome.ok) {
     await control.setEvalStatus(input.evalId, 'failed', outcome.error);
+    await control.reportEvalStatus(input.evalId);
     setWorkflowSearchAttributes({ status: 'failed' });
     setCurrentDetails(`evaluation failed: ${outcome.error ?? 'unknown error'}`);
     return false;

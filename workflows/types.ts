@@ -86,6 +86,8 @@ export interface BuildWorkflowInput {
   subscribers: string[];
   /** Set by a manual rebuild: build even when an earlier run failed. */
   rebuild?: boolean;
+  /** A builder silent this long is presumed dead and the build goes elsewhere (default 2 min). */
+  heartbeatTimeoutMs?: number;
 }
 
 export interface BuiltOutput {

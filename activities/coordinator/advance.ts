@@ -21,7 +21,12 @@ interface Candidate {
   required_system_features: string[];
 }
 
-export async function advanceEval(pool: Pool, client: Client, request: AdvanceEvalRequest): Promise<EvalProgress> {
+export async function advanceEval(
+  pool: Pool,
+  client: Client,
+  request: AdvanceEvalRequest,
+  heartbeatTimeoutMs?: number,
+): Promise<EvalProgress> {
   const { evalId, evalWorkflowId, window } = request;
 
   // A build cancelled because its other evals went away is wanted again by this one.
@@ -52,7 +57,7 @@ export async function advanceEval(pool: Pool, client: Client, request: AdvanceEv
         LIMIT $2`,
       [evalId, room],
     );
-    await subscribeAll(pool, client, evalId, evalWorkflowId, rows);
+    await subscribeAll(pool, client, { evalId, evalWorkflowId, heartbeatTimeoutMs }, rows);
   }
   return countProgress(pool, evalId);
 }
@@ -83,8 +88,7 @@ async function propagateDepFailures(pool: Pool, evalId: string): Promise<void> {
 async function subscribeAll(
   pool: Pool,
   client: Client,
-  evalId: string,
-  evalWorkflowId: string,
+  { evalId, evalWorkflowId, heartbeatTimeoutMs }: { evalId: string; evalWorkflowId: string; heartbeatTimeoutMs?: number },
   candidates: Candidate[],
 ): Promise<void> {
   const queue = [...candidates];
@@ -102,6 +106,7 @@ async function subscribeAll(
             system: next.system,
             requiredSystemFeatures: next.required_system_features,
             subscribers: [evalWorkflowId],
+            ...(heartbeatTimeoutMs ? { heartbeatTimeoutMs } : {}),
           },
         ],
         signal: subscribeSignal,

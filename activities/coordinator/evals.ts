@@ -65,6 +65,14 @@ export function createEvalActivities({
     },
 
     async releaseEvalBuilds(evalId, evalWorkflowId) {
+      // Builds this eval planned but never started will not happen for it; another eval that still
+      // wants one revives it on its next pass (advanceEval).
+      await pool.query(
+        `UPDATE build_jobs b SET status = 'cancelled', finished_at = now(), updated_at = now()
+           FROM evaluation_builds e
+          WHERE e.eval_id = $1 AND e.build_id = b.id AND b.status = 'pending' AND b.workflow_id IS NULL`,
+        [evalId],
+      );
       const { rows } = await pool.query<{ workflow_id: string }>(
         `SELECT DISTINCT b.workflow_id FROM evaluation_builds e JOIN build_jobs b ON b.id = e.build_id
           WHERE e.eval_id = $1 AND e.subscribed_at IS NOT NULL AND b.workflow_id IS NOT NULL

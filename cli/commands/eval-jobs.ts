@@ -60,10 +60,13 @@ async function runEvalJobs(target: string, options: EvalJobsOptions): Promise<vo
   process.once('SIGINT', cancel);
   process.once('SIGTERM', cancel);
   process.stdout.on('error', readerGone);
+  // `flake#attr` selects like -A, as with nix and nix-eval-jobs.
+  const hash = target.indexOf('#');
+  const attrs = hash < 0 ? options.attr : [...options.attr, target.slice(hash + 1)];
   try {
     const result = await evaluateJobs({
-      source: await sourceFromArgument(target),
-      attrs: options.attr.length > 0 ? options.attr : undefined,
+      source: await sourceFromArgument(hash < 0 ? target : target.slice(0, hash)),
+      attrs: attrs.length > 0 ? attrs : undefined,
       allowIfd: options.ifd,
       timeoutMs,
       workers,
@@ -89,7 +92,7 @@ export function registerEvalJobs(program: Command): void {
   program
     .command('eval-jobs')
     .description('evaluate the jobs of a flake or .nix file and print one nix-eval-jobs JSON line per job')
-    .argument('<flake-or-file>', 'a flake reference (directory, path:…, github:…) or a .nix file')
+    .argument('<flake-or-file>', 'a flake reference (directory, path:…, github:…, optionally #attr) or a .nix file')
     .option('-A, --attr <attr>', 'attribute to evaluate, repeatable (default: checks for a flake, the whole file otherwise)', collect, [])
     .option('--workers <n>', 'parallel evaluation processes (default: number of CPUs)')
     .option('--no-ifd', 'refuse import-from-derivation')

@@ -3,19 +3,14 @@
  * missing, runs the same workflows a webhook would (ref → eval → builds), shows progress as it
  * happens, and exits 0 only if every job succeeded.
  */
-import { createHash, randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadServerConfig } from '../../config/server.ts';
 import { createLogger, routeTemporalLogs } from '../../lib/log.ts';
-import { pushSignal, refWorkflowId, COORDINATOR_QUEUE } from '../../workflows/definitions.ts';
-import type { refWorkflow } from '../../workflows/ref.ts';
-import type { PushEvent } from '../../workflows/types.ts';
-import { searchAttributePairs } from '../../workflows/search.ts';
 import { CliError } from '../errors.ts';
 import { startLocalStack } from '../stack.ts';
 import { startLocalWorkers } from '../local-workers.ts';
-import { ensureLocalProject, waitForEval, watchEval, type RunSummary } from '../run-progress.ts';
+import { startLocalEval, watchEval, type RunSummary } from '../run-progress.ts';
 import { withSetupErrorsAsCliErrors } from './dev.ts';
 
 interface RunOptions {
@@ -24,9 +19,6 @@ interface RunOptions {
   stateDir?: string;
   ui: boolean;
 }
-
-/** The ref local runs are recorded under. */
-export const LOCAL_REF = 'refs/heads/local';
 
 async function runOnce(target: string, options: RunOptions): Promise<number> {
   const env: Record<string, string | undefined> = { ...process.env };
@@ -47,18 +39,7 @@ async function runOnce(target: string, options: RunOptions): Promise<number> {
     say(`  workers    coordinator, evaluator, builder ${workers.host} (${config.builder.systems.join(', ')})`);
 
     const pool = stack.database.pool;
-    const projectName = await ensureLocalProject(pool, path, options.attr);
-    const sha = createHash('sha1').update(randomUUID()).digest('hex');
-    await stack.client.workflow.signalWithStart<typeof refWorkflow, [PushEvent]>('refWorkflow', {
-        workflowId: refWorkflowId(projectName, LOCAL_REF),
-        taskQueue: COORDINATOR_QUEUE,
-        args: [{ projectId: projectName, ref: LOCAL_REF }],
-        signal: pushSignal,
-        signalArgs: [{ sha, source: { kind: 'path', url: path }, event: 'manual' }],
-        typedSearchAttributes: searchAttributePairs({ project: projectName, ref: LOCAL_REF }) as never,
-        staticSummary: `${projectName} ${LOCAL_REF}`,
-    });
-    const evalId = await waitForEval(pool, projectName, sha);
+    const { evalId } = await startLocalEval({ client: stack.client, pool, path, attrs: options.attr });
     say(`  eval       ${evalId}${stack.temporalUiUrl ? ` — ${stack.temporalUiUrl}/namespaces/${stack.namespace}/workflows/eval%2F${evalId}` : ''}`);
     const summary: RunSummary = await watchEval({ pool, client: stack.client, evalId, say, tty: process.stderr.isTTY });
     if (options.json) process.stdout.write(`${JSON.stringify(summary)}\n`);

@@ -65,6 +65,8 @@ export async function evaluateBuiltin(evaluation: BuiltinEvaluation): Promise<vo
     new EvaluationFailedError(`${selectLabel} of ${root.label} is neither a derivation nor an attribute set`, '');
 
   const jobs: string[][] = [];
+  // Attributes whose `throw` the walk already caught: each gets its own process for its message.
+  const failing: string[][] = [];
 
   // Node by node, for subtrees whose one-process walk failed.
   const probe = async (path: string[]): Promise<void> => {
@@ -85,7 +87,7 @@ export async function evaluateBuiltin(evaluation: BuiltinEvaluation): Promise<vo
     const result = walkResult.parse(JSON.parse(outcome.stdout));
     if (path.length === 0 && result.root === 'failed') return probe(path);
     if (path.length === 0 && result.root === 'skip') throw notJobs();
-    for (const job of result.jobs) jobs.push(job.path);
+    for (const job of result.jobs) (job.failed ? failing : jobs).push(job.path);
   };
 
   const instantiate = async (paths: string[][]): Promise<void> => {
@@ -106,7 +108,7 @@ export async function evaluateBuiltin(evaluation: BuiltinEvaluation): Promise<vo
   };
 
   await list([]);
-  await Promise.all(chunk(jobs, evaluation.workers).map(instantiate));
+  await Promise.all([...chunk(jobs, evaluation.workers), ...failing.map((path) => [path])].map(instantiate));
 }
 
 /** Splits the jobs into about two chunks per worker, bounded in count and command-line size. */

@@ -22,7 +22,7 @@ export class EvaluationFailedError extends EvaluationError {
 /** The evaluation ran past its time limit; its processes were killed. */
 export class EvaluationTimeoutError extends EvaluationError {
   constructor(readonly timeoutMs: number) {
-    super(`evaluation exceeded its time limit of ${timeoutMs} ms and was killed; raise eval-timeout in .harmonia-ci.toml if it needs longer`);
+    super(`evaluation exceeded its time limit of ${timeoutMs} ms and was killed; if it needs longer, raise eval-timeout in .harmonia-ci.toml (--timeout on the command line)`);
   }
 }
 

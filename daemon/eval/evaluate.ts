@@ -71,11 +71,12 @@ export async function evaluateJobs(options: EvaluateJobsOptions): Promise<Evalua
     await delivery;
     return { evaluator: nixEvalJobs === undefined ? 'builtin' : 'nix-eval-jobs', jobs, errors };
   } catch (error) {
-    const stopped = controller.signal.aborted ? (controller.signal.reason as unknown) : undefined;
+    // A timeout or cancellation is reported as such, whatever error it caused in the workers.
+    const reason = controller.signal.aborted ? (controller.signal.reason as unknown) : undefined;
     if (!controller.signal.aborted) controller.abort(error);
     await Promise.allSettled([...ctx.live].map((proc) => proc.exited));
     await delivery.catch(() => undefined);
-    throw stopped instanceof EvaluationError ? stopped : error;
+    throw reason instanceof EvaluationError ? reason : error;
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);

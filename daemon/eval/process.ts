@@ -75,7 +75,6 @@ function parentPids(): Map<number, number> {
  * reparented while the tree is collected, then killed together.
  */
 export function killProcessTree(rootPid: number): void {
-  if (rootPid > 0) { sendSignal(-rootPid, 'SIGKILL'); return; }
   sendSignal(-rootPid, 'SIGSTOP');
   sendSignal(rootPid, 'SIGSTOP');
   const tree = new Set([rootPid]);
@@ -119,23 +118,31 @@ export function spawnTree(command: string, args: readonly string[], env: Record<
   child.stderr.on('data', (chunk: string) => {
     stderr = (stderr + chunk).slice(-STDERR_TAIL_BYTES);
   });
-  const exited = new Promise<ProcessExit>((resolve) => {
-    child.on('error', (error) => {
-      stderr += `cannot run ${command}: ${error.message}\n`;
-      resolve({ code: null, signal: null });
-    });
-    child.on('close', (code, signal) => resolve({ code, signal }));
+  let settle: (exit: ProcessExit) => void = () => undefined;
+  const exited = new Promise<ProcessExit>((resolve) => (settle = resolve));
+  child.on('error', (error) => {
+    stderr += `cannot run ${command}: ${error.message}\n`;
+    settle({ code: null, signal: null });
   });
+  // 'close' waits for stdout to be drained, so a normal exit has delivered all its output.
+  child.on('close', (code, signal) => settle({ code, signal }));
+  const terminated = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let killed: Promise<ProcessExit> | undefined;
   return {
     child: child as TreeProcess['child'],
     exited,
     stderr: () => stderr,
     kill: () => {
-      if (killed === undefined) {
-        if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) killProcessTree(child.pid);
-        killed = exited;
-      }
+      killed ??= (async () => {
+        if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+          killProcessTree(child.pid);
+          await terminated;
+        }
+        // A descendant that escaped the kill may still hold the pipes; they are of no use now.
+        child.stdout.destroy();
+        child.stderr.destroy();
+        return exited;
+      })();
       return killed;
     },
   };

@@ -8,7 +8,15 @@ let
 
   autoCall = value: if isFunction value then value { } else value;
 
-  valueAt = path: autoCall (foldl' (value: name: (autoCall value).${name}) root (select ++ path));
+  # Selecting by hand gives a missing attribute a message of its own, not a position in this file.
+  step = value: name:
+    let set = autoCall value;
+    in
+    if !(isAttrs set) then throw "cannot select attribute '${name}' of a value that is not an attribute set"
+    else if set ? ${name} then set.${name}
+    else throw "attribute '${name}' missing";
+
+  valueAt = path: autoCall (foldl' step root (select ++ path));
 
   isDerivation = value: isAttrs value && (value.type or null) == "derivation";
 
@@ -46,7 +54,7 @@ in
 if request.op == "walk" then
   {
     root = let kind = tryEval (classify [ ] (valueAt [ ])); in if kind.success then kind.value else "failed";
-    jobs = walk request.path (foldl' (value: name: (autoCall value).${name}) root (select ++ request.path));
+    jobs = walk request.path (foldl' step root (select ++ request.path));
   }
 else if request.op == "probe" then probe request.path
 else if request.op == "instantiate" then map instantiate request.paths

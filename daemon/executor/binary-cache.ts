@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import { parseNarInfo, type NarInfo } from '../core/narinfo.ts';
 import { ExecutorError, SubstitutionError, UnsupportedCompressionError } from './errors.ts';
+import { zstdDecompress } from './zstd.ts';
 
 const NARINFO_TIMEOUT_MS = 60_000;
 
@@ -94,21 +95,18 @@ export function openBinaryCache(url: string): BinaryCache {
 
 type Decompressor = () => NodeJS.ReadWriteStream;
 
-function decompressorFor(compression: string): Decompressor | undefined {
-  const zstd = (zlib as unknown as { createZstdDecompress?: Decompressor }).createZstdDecompress;
-  const table: Record<string, Decompressor | undefined> = {
-    gzip: () => zlib.createGunzip(),
-    br: () => zlib.createBrotliDecompress(),
-    zstd,
-  };
-  return table[compression];
-}
+const ZLIB_DECOMPRESSORS: Record<string, Decompressor | undefined> = {
+  gzip: () => zlib.createGunzip(),
+  br: () => zlib.createBrotliDecompress(),
+};
 
 /** The uncompressed NAR of `info`, decompressing what the cache stored. */
 export function narStream(cache: BinaryCache, info: NarInfo): AsyncIterable<Uint8Array> {
   const compression = info.compression === '' ? 'bzip2' : info.compression;
   if (compression === 'none') return cache.narFile(info);
-  const decompressor = decompressorFor(compression);
+  // Node 20 has no zstd in node:zlib: the zstd command decodes it, streaming.
+  if (compression === 'zstd') return zstdDecompress(cache.narFile(info));
+  const decompressor = ZLIB_DECOMPRESSORS[compression];
   if (!decompressor) throw new UnsupportedCompressionError(info.storePath, compression);
   const output = decompressor();
   // pipeline destroys `output` with the error if the download or the decoder fails, so a reader sees it.

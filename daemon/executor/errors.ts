@@ -24,11 +24,14 @@ export class UnsupportedCompressionError extends SubstitutionError {
   constructor(path: string, readonly compression: string) {
     super(
       path,
-      `its NAR is compressed with '${compression}', which this builder cannot decompress (it reads none, gzip and br, ` +
-        `and zstd where Node ships it: 22.15 or newer); publish with one of those, e.g. nix copy --to 'file:///cache?compression=none'`,
+      `its NAR is compressed with '${compression}', which this builder cannot decompress (it reads none, gzip, br, ` +
+        `and zstd through the zstd command); publish with one of those, e.g. nix copy --to 'file:///cache?compression=none'`,
     );
   }
 }
 
 /** A local input differs from its canonical NAR hash and cannot be replaced. */
 export class FrankenbuildError extends ExecutorError {}
+
+/** The zstd command is missing or failed (corrupt input, killed). */
+export class ZstdError extends ExecutorError {}

@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import { parseDerivation } from '../../daemon/core/derivation.ts';
 import { AttrPathError, formatAttrPath, JobLineError, parseAttrPath, parseNixEvalJobsLine } from '../../daemon/eval/index.ts';
 import { jobFromDerivation, requiredSystemFeatures } from '../../daemon/eval/job-line.ts';
-import { nix, nonce, tempSource, tool } from './support.ts';
+import { sourceArgs } from '../../daemon/eval/nix-eval-jobs.ts';
+import { drvExpr, nix, nonce, tempSource, tool } from './support.ts';
 
 // Verbatim from nix-community/nix-eval-jobs README.md ("Example", commit 1c51df3613e64e9165c99d21fd42b98a96d8a97f):
 // `nix-eval-jobs --gc-roots-dir gcroot --flake 'github:NixOS/patchelf#hydraJobs'`.
@@ -96,6 +97,22 @@ test('a job line built from a real .drv carries its outputs, system, features an
 
     const structured = parseDerivation(await readFile(structuredPath, 'utf8'));
     assert.deepEqual(requiredSystemFeatures(structured), ['benchmark']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('the expression handed to nix-eval-jobs for an attribute of a file selects what nix-instantiate -A does', async () => {
+  const n = nonce();
+  const dir = await tempSource({ 'jobs.nix': `{ }: { "ci.x" = { inner = ${drvExpr(`inner-${n}`)}; }; }` });
+  try {
+    const file = join(dir, 'jobs.nix');
+    assert.deepEqual(sourceArgs({ kind: 'file', path: file }, []), [file]);
+    assert.deepEqual(sourceArgs({ kind: 'flake', ref: 'github:NixOS/patchelf' }, ['hydraJobs']), ['--flake', 'github:NixOS/patchelf#hydraJobs']);
+    const [flag, expr = ''] = sourceArgs({ kind: 'file', path: file }, ['ci.x']);
+    assert.equal(flag, '--expr');
+    const selected = JSON.parse(await nix('eval', '--impure', '--json', '--expr', `(${expr}).inner.drvPath`)) as string;
+    assert.equal(selected, (await tool('nix-instantiate', [file, '-A', '"ci.x".inner'])).trim());
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -2,12 +2,13 @@
  * Starts every service the test suite talks to, in parallel, and returns the environment
  * variables that point tests at them. Used by test/run.ts and scripts/services-up.ts.
  */
+import { mkdir } from 'node:fs/promises';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
 import { startTemporalDevServer } from '../../temporal/dev-server.ts';
 import { startNixDaemon } from './nix-daemon.ts';
 import { checkPostgres, DEFAULT_TEST_DATABASE_URL, redactDatabaseUrl } from './postgres.ts';
 import { startSeaweedS3 } from './seaweedfs.ts';
-import { join } from 'node:path';
-import { mkdir } from 'node:fs/promises';
 
 export interface ServiceLog {
   /** One line per service as it becomes ready, and start-up failures. */
@@ -26,13 +27,27 @@ export interface TestServices {
 
 export const TEST_NAMESPACE = 'default';
 
+/**
+ * Sets environment defaults in this process (inherited by the tests it spawns). libpq
+ * (psql) falls back to the login name when a URL names no user; node-postgres reads only
+ * PGUSER or USER, which minimal containers leave unset. The AWS SDK's notice about future
+ * Node versions is noise in test output. Returns the variables it set.
+ */
+export function applyTestEnvironmentDefaults(): Record<string, string> {
+  const set: Record<string, string> = {};
+  if (!process.env.PGUSER && !process.env.USER) set.PGUSER = userInfo().username;
+  if (!process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED) set.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
+  Object.assign(process.env, set);
+  return set;
+}
+
 interface Started {
   env: Record<string, string>;
   stop?: () => Promise<void>;
 }
 
 /** Starts Temporal, SeaweedFS and nix-daemon under `dir` and checks PostgreSQL at DATABASE_URL. */
-export async function startTestServices(options: { dir: string; log: ServiceLog; databaseUrl?: string }): Promise<TestServices> {
+export async function startTestServices(options: { dir: string; log: ServiceLog; databaseUrl?: string; temporalUi?: boolean }): Promise<TestServices> {
   const { dir, log } = options;
   const databaseUrl = options.databaseUrl ?? DEFAULT_TEST_DATABASE_URL;
   const t0 = performance.now();
@@ -42,11 +57,11 @@ export async function startTestServices(options: { dir: string; log: ServiceLog;
     startTemporalDevServer({
       namespace: TEST_NAMESPACE,
       port: 0,
-      headless: true,
+      ...(options.temporalUi ? { uiPort: 0 } : { headless: true }),
       // Its own start-up line is replaced by the uniform one below.
       log: { info: () => undefined, warn: (m) => log.warn(m), debug: (m) => log.debug(m) },
     }).then((server) => {
-      ready('temporal', `${server.address} namespace ${TEST_NAMESPACE}`);
+      ready('temporal', `${server.address} namespace ${TEST_NAMESPACE}${server.uiUrl ? `, Web UI ${server.uiUrl}` : ''}`);
       return { env: { TEMPORAL_ADDRESS: server.address, HARMONIA_CI_TEMPORAL_NAMESPACE: TEST_NAMESPACE }, stop: server.stop };
     }),
     mkdir(join(dir, 'seaweedfs'), { recursive: true })

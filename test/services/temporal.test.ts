@@ -5,6 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
@@ -121,5 +124,20 @@ describe('Temporal dev server', () => {
     await assert.rejects(loadTlsConfig({ serverRootCaFile: '/nonexistent/ca.pem' }), /\/nonexistent\/ca\.pem/);
     assert.equal(await loadTlsConfig(undefined), undefined);
     assert.deepEqual(await loadTlsConfig(true), {});
+  });
+
+  it('reads the CA, certificate and key files for mutual TLS', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'harmonia-tls-'));
+    try {
+      const files = { ca: join(dir, 'ca.pem'), crt: join(dir, 'client.pem'), key: join(dir, 'client.key') };
+      for (const [name, path] of Object.entries(files)) await writeFile(path, `-----BEGIN ${name}-----\n`);
+      const tls = await loadTlsConfig({ serverRootCaFile: files.ca, clientCertFile: files.crt, clientKeyFile: files.key, serverName: 'temporal.internal' });
+      assert.equal(tls?.serverNameOverride, 'temporal.internal');
+      assert.equal(Buffer.from(tls!.serverRootCACertificate!).toString(), '-----BEGIN ca-----\n');
+      assert.equal(Buffer.from(tls!.clientCertPair!.crt).toString(), '-----BEGIN crt-----\n');
+      assert.equal(Buffer.from(tls!.clientCertPair!.key).toString(), '-----BEGIN key-----\n');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,0 +1,53 @@
+/**
+ * The binary cache layout, shared by both storage backends, the signer, the builder's upload and
+ * the HTTP server (compatible with niks3 and harmonia): `nix-cache-info`, `<hash>.narinfo`,
+ * `nar/<narhash>.nar.zst`, `log/<drv name>` (zstd).
+ */
+import { formatHash, type Hash } from '../daemon/core/hash.ts';
+import { DEFAULT_STORE_DIR, parseStorePath } from '../daemon/core/store-path.ts';
+
+export const CACHE_INFO_KEY = 'nix-cache-info';
+
+/** Content types as Nix's own binary cache stores set them. */
+export const CONTENT_TYPES = {
+  cacheInfo: 'text/x-nix-cache-info',
+  narInfo: 'text/x-nix-narinfo',
+  nar: 'application/x-nix-nar',
+  log: 'text/plain; charset=utf-8',
+} as const;
+
+/** Where Nix looks for this cache relative to others (lower wins; cache.nixos.org is 40). */
+export const DEFAULT_PRIORITY = 30;
+
+/** The `nix-cache-info` file. */
+export function cacheInfoText(storeDir = DEFAULT_STORE_DIR, priority = DEFAULT_PRIORITY): string {
+  return `StoreDir: ${storeDir}\nWantMassQuery: 1\nPriority: ${priority}\n`;
+}
+
+/** `<hash part>.narinfo` of a store path. */
+export function narInfoKey(storePath: string, storeDir = DEFAULT_STORE_DIR): string {
+  return `${parseStorePath(storePath, storeDir).hashPart}.narinfo`;
+}
+
+/** `nar/<nar hash in base32>.nar.zst`: the NAR's own hash names it, so equal NARs share one object. */
+export function narKey(narHash: Hash): string {
+  return `nar/${formatHash(narHash, 'base32', false)}.nar.zst`;
+}
+
+/** `log/<drv base name>`, where `nix log` looks for a build log. */
+export function logKey(drvPath: string): string {
+  return `log/${drvPath.slice(drvPath.lastIndexOf('/') + 1)}`;
+}
+
+const HASH_PART = /^[0-9a-df-np-sv-z]{32}$/;
+const NAR_FILE = /^nar\/[0-9a-df-np-sv-z]{52}\.nar\.zst$/;
+const LOG_FILE = /^log\/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+\.drv$/;
+
+/** What kind of object a key names, or undefined for a key outside the layout. */
+export function classifyKey(key: string): 'cache-info' | 'narinfo' | 'nar' | 'log' | undefined {
+  if (key === CACHE_INFO_KEY) return 'cache-info';
+  if (key.endsWith('.narinfo') && HASH_PART.test(key.slice(0, -'.narinfo'.length))) return 'narinfo';
+  if (NAR_FILE.test(key)) return 'nar';
+  if (LOG_FILE.test(key)) return 'log';
+  return undefined;
+}

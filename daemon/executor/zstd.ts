@@ -1,0 +1,88 @@
+/**
+ * zstd through the `zstd` command (Debian package `zstd`): Node 20 has no zstd in node:zlib.
+ * Data streams through the subprocess with backpressure, so memory stays bounded whatever the size.
+ */
+import { spawn } from 'node:child_process';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ZstdError } from './errors.ts';
+
+/** Options of a compression. */
+export interface ZstdCompressOptions {
+  /** Compression level (default 3, zstd's own default). */
+  level?: number;
+  /** Worker threads; 0 means one per core (default 0). */
+  threads?: number;
+}
+
+/** The zstd program: `HARMONIA_CI_ZSTD` when set, else `zstd` from PATH. */
+export function zstdCommand(env: NodeJS.ProcessEnv = process.env): string {
+  return env.HARMONIA_CI_ZSTD || 'zstd';
+}
+
+const STDERR_LIMIT = 4096;
+
+/** Runs `zstd args…` as a filter over `source`, yielding its output as it comes. */
+async function* filter(source: AsyncIterable<Uint8Array>, args: string[], what: string): AsyncGenerator<Buffer> {
+  const command = zstdCommand();
+  const child = spawn(command, ['-q', '-c', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (text: string) => {
+    if (stderr.length < STDERR_LIMIT) stderr += text;
+  });
+  let spawnError: Error | undefined;
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('error', (error) => {
+      spawnError = error;
+      resolve({ code: null, signal: null });
+    });
+    child.once('close', (code, signal) => resolve({ code, signal }));
+  });
+  let feedError: unknown;
+  // Feeding runs beside the reading below; a broken pipe (zstd gave up) shows up as zstd's own exit.
+  const feeding = pipeline(Readable.from(source), child.stdin).catch((error: unknown) => {
+    feedError ??= error;
+    child.stdout.destroy();
+  });
+  let finished = false;
+  try {
+    for await (const chunk of child.stdout as AsyncIterable<Buffer>) yield chunk;
+    await feeding;
+    const exit = await closed;
+    if (spawnError) {
+      const missing = (spawnError as NodeJS.ErrnoException).code === 'ENOENT';
+      throw new ZstdError(
+        missing
+          ? `cannot ${what}: the zstd command (${command}) is not installed; install the Debian package zstd (scripts/bootstrap.sh does) or set HARMONIA_CI_ZSTD`
+          : `cannot ${what}: starting ${command} failed: ${spawnError.message}`,
+        { cause: spawnError },
+      );
+    }
+    if (feedError && !isBrokenPipe(feedError)) throw feedError;
+    if (exit.code !== 0) {
+      throw new ZstdError(`cannot ${what}: zstd exited with ${exit.signal ?? `code ${exit.code}`}: ${stderr.trim() || 'no message'}`);
+    }
+    finished = true;
+  } finally {
+    if (!finished) {
+      child.kill('SIGKILL');
+      await feeding;
+      await closed;
+    }
+  }
+}
+
+function isBrokenPipe(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ERR_STREAM_DESTROYED';
+}
+
+/** Compresses a byte stream to one zstd frame sequence. */
+export function zstdCompress(source: AsyncIterable<Uint8Array>, options: ZstdCompressOptions = {}): AsyncGenerator<Buffer> {
+  return filter(source, [`-${options.level ?? 3}`, `-T${options.threads ?? 0}`], 'compress with zstd');
+}
+
+/** Decompresses a zstd stream; fails on corrupt or truncated input. */
+export function zstdDecompress(source: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
+  return filter(source, ['-d'], 'decompress zstd data');
+}

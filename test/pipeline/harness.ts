@@ -1,0 +1,152 @@
+/**
+ * A pipeline for one test file: its own Temporal namespace (test files run side by side against
+ * one server, and workers of one file must never take the tasks of another), its own database,
+ * in-process coordinator, evaluator and builders, on the runner's real services.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import type { Pool } from 'pg';
+import { startLocalWorkers, type LocalWorkers, type LocalWorkersOptions } from '../../cli/local-workers.ts';
+import { readRunSummary, startLocalEval, type RunSummary } from '../../cli/run-progress.ts';
+import type { LocalStack } from '../../cli/stack.ts';
+import { loadServerConfig } from '../../config/server.ts';
+import type { ServerConfig } from '../../config/types.ts';
+import { createLogger } from '../../lib/log.ts';
+import { ensureNamespace } from '../../temporal/namespace.ts';
+import { ensureSearchAttributes } from '../../temporal/search-attributes.ts';
+import { evalWorkflowId } from '../../workflows/definitions.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
+
+export interface Pipeline {
+  client: Client;
+  db: TestDatabase;
+  config: ServerConfig;
+  stack: LocalStack;
+  dir: string;
+  /** Starts another set of workers (e.g. a second builder) on the same namespace and database. */
+  addWorkers(options: Partial<LocalWorkersOptions>): Promise<LocalWorkers>;
+  /** Pushes a jobset file and waits until its eval workflow has ended. */
+  run(file: string, options?: { ref?: string; sha?: string; treeHash?: string }): Promise<RunSummary>;
+  close(): Promise<void>;
+}
+
+function required(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run this test through npm test (test/run.ts starts the services)`);
+  return value;
+}
+
+export async function startPipeline(
+  options: { env?: Record<string, string>; workers?: Partial<LocalWorkersOptions> } = {},
+): Promise<Pipeline> {
+  const address = required('TEMPORAL_ADDRESS');
+  const daemonSocket = required('NIX_DAEMON_SOCKET_PATH');
+  const namespace = `test-${randomUUID().slice(0, 8)}`;
+  const dir = await mkdtemp(join(tmpdir(), 'harmonia-pipeline-'));
+  const db = await createTestDatabase();
+  const connection = await Connection.connect({ address });
+  await ensureNamespace(connection, namespace);
+  await ensureSearchAttributes(connection, namespace);
+  const client = new Client({ connection, namespace });
+  const workerConnection = await NativeConnection.connect({ address });
+  const config = await loadServerConfig({
+    env: {
+      HARMONIA_CI_STATE_DIR: join(dir, 'state'),
+      HARMONIA_CI_DATABASE_URL: db.url,
+      HARMONIA_CI_TEMPORAL_ADDRESS: address,
+      HARMONIA_CI_TEMPORAL_NAMESPACE: namespace,
+      HARMONIA_CI_BUILDER_MAX_JOBS: '2',
+      ...options.env,
+    },
+  });
+  const stack: LocalStack = {
+    client,
+    workerConnection,
+    namespace,
+    temporalAddress: address,
+    temporalUiUrl: undefined,
+    database: { url: db.url, pool: db.pool, embedded: false, migration: undefined, close: async () => undefined },
+    daemonSocket,
+    stop: async () => undefined,
+  };
+  const log = createLogger({ level: 'error' });
+  const started: LocalWorkers[] = [];
+  const addWorkers = async (more: Partial<LocalWorkersOptions>): Promise<LocalWorkers> => {
+    const workers = await startLocalWorkers({ stack, config, log, ...more });
+    started.push(workers);
+    return workers;
+  };
+  await addWorkers(options.workers ?? {});
+
+  return {
+    client,
+    db,
+    config,
+    stack,
+    dir,
+    addWorkers,
+    async run(file, runOptions = {}) {
+      const { evalId } = await startLocalEval({ client, pool: db.pool, path: file, ...runOptions });
+      await waitForEvalWorkflow(client, db.pool, evalId);
+      return readRunSummary(db.pool, evalId);
+    },
+    async close() {
+      for (const workers of started.reverse()) await workers.stop();
+      await workerConnection.close();
+      await connection.close();
+      await db.drop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Waits for the eval workflow to exist and end (its result or its failure); a skipped eval has none. */
+export async function waitForEvalWorkflow(client: Client, pool: Pool, evalId: string, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await client.workflow.getHandle(evalWorkflowId(evalId)).result();
+      return;
+    } catch (error) {
+      if ((error as Error).name !== 'WorkflowNotFoundError') return;
+      const { rows } = await pool.query<{ status: string }>('SELECT status FROM evaluations WHERE id = $1', [evalId]);
+      if (rows[0]?.status === 'skipped') return;
+      if (Date.now() > deadline) throw new Error(`eval ${evalId} never started`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+/** One job of a generated jobset. */
+export interface JobSpec {
+  /** Shell commands run by /bin/sh; `$out` must be created. Absolute paths (/bin/sleep) work: no sandbox. */
+  script?: string;
+  deps?: string[];
+  fail?: boolean;
+}
+
+/**
+ * Writes a `.nix` file of jobs whose derivations are unique to this call (a nonce in each), so
+ * tests never find another test's outputs already built.
+ */
+export async function writeJobset(
+  dir: string,
+  jobs: Record<string, JobSpec>,
+  { nonce = randomUUID(), file }: { nonce?: string; file?: string } = {},
+): Promise<string> {
+  const lines = Object.entries(jobs).map(([name, spec]) => {
+    // Inputs arrive as environment variables named after the job (so job names are shell words).
+    const deps = (spec.deps ?? []).map((d) => `echo ${d}=$${d} >> $out`).join('; ');
+    const inputs = (spec.deps ?? []).map((d) => `${JSON.stringify(d)} = jobs.${JSON.stringify(d)};`).join(' ');
+    const steps = [spec.script, `echo ${name} > $out`, deps, spec.fail ? `echo '${name} fails on purpose' >&2; exit 1` : ''];
+    const script = steps.filter((step) => step).join('; ');
+    return `  ${JSON.stringify(name)} = builtins.derivation { name = ${JSON.stringify(name)}; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" ${JSON.stringify(script)} ]; nonce = "${nonce}"; ${inputs} };`;
+  });
+  const path = join(dir, file ?? `jobs-${randomUUID().slice(0, 8)}.nix`);
+  await writeFile(path, `let jobs = {\n${lines.join('\n')}\n}; in jobs\n`);
+  return path;
+}
