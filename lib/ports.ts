@@ -19,6 +19,22 @@ function close(server: Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
+/** True when we can bind host:port right now, i.e. no other server holds it. */
+export async function isPortFree(host: string, port: number): Promise<boolean> {
+  const server = createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port, host, exclusive: true }, resolve);
+    });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await close(server);
+  }
+}
+
 /** Returns `count` distinct TCP ports that were free on `host` a moment ago. */
 export async function findFreePorts(count: number, host = '127.0.0.1'): Promise<number[]> {
   // All sockets stay open until every port is known, so the kernel cannot hand out one twice.

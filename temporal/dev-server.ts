@@ -6,7 +6,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Connection } from '@temporalio/client';
-import { findFreePorts, isAddressInUseMessage, isPortOpen } from '../lib/ports.ts';
+import { findFreePorts, isAddressInUseMessage, isPortFree, isPortOpen } from '../lib/ports.ts';
 import { describeExit, spawnManaged, type ManagedProcess } from '../lib/managed-process.ts';
 import { locateTemporalCli } from '../lib/tools.ts';
 import { DevServerError } from './errors.ts';
@@ -94,6 +94,27 @@ async function answers(host: string, port: number, namespace: string): Promise<b
   }
 }
 
+/** Registers our search attributes through a short-lived connection. */
+async function registerSearchAttributes(address: string, namespace: string): Promise<void> {
+  const connection = Connection.lazy({ address });
+  try {
+    await connection.ensureConnected();
+    await ensureSearchAttributes(connection, namespace);
+  } finally {
+    await connection.close();
+  }
+}
+
+/** Fails early on a fixed port someone else holds: the health check would otherwise reach that server. */
+async function assertFixedPortsFree(host: string, ports: Ports, options: DevServerOptions): Promise<void> {
+  const fixed = [options.port === 0 ? undefined : ports.grpc, options.uiPort === 0 ? undefined : ports.ui];
+  for (const port of fixed) {
+    if (port !== undefined && !(await isPortFree(host, port))) {
+      throw new DevServerError(`port ${port} on ${host} is already in use: is another Temporal server running? Stop it, or choose other ports for the dev server.`);
+    }
+  }
+}
+
 /** Waits until the server answers for `namespace`; resolves 'exited' if the process died first. */
 async function waitUntilReady(child: ManagedProcess, host: string, port: number, namespace: string, timeoutMs: number): Promise<'ready' | 'exited' | 'timeout'> {
   const deadline = Date.now() + timeoutMs;
@@ -116,26 +137,25 @@ export async function startTemporalDevServer(options: DevServerOptions): Promise
 
   for (let attempt = 1; ; attempt++) {
     const ports = await choosePorts(options);
-    const address = `${options.ip ?? '127.0.0.1'}:${ports.grpc}`;
+    const host = options.ip ?? '127.0.0.1';
+    const address = `${host}:${ports.grpc}`;
+    await assertFixedPortsFree(host, ports, options);
     const child = spawnManaged(cli, serverArgs(options, ports, dbFile), { onLine: (line) => log.debug(`temporal: ${line}`) });
-    const outcome = await waitUntilReady(child, options.ip ?? '127.0.0.1', ports.grpc, options.namespace, timeoutMs);
+    const outcome = await waitUntilReady(child, host, ports.grpc, options.namespace, timeoutMs);
 
     if (outcome === 'ready') {
       // start-dev registers --search-attribute only for a new database; an existing file needs this.
-      const connection = await Connection.connect({ address });
       try {
-        await ensureSearchAttributes(connection, options.namespace);
+        await registerSearchAttributes(address, options.namespace);
       } catch (error) {
         await child.stop();
         throw new DevServerError(`the Temporal dev server at ${address} started but rejected our search attributes: ${messageOf(error)}`, { cause: error });
-      } finally {
-        await connection.close();
       }
       let stopping = false;
       void child.exited.then((exit) => {
         if (!stopping) log.warn(`Temporal dev server at ${address} ${describeExit(exit)}:\n${child.recentOutput()}`);
       });
-      const uiUrl = ports.ui === undefined ? undefined : `http://${options.ip ?? '127.0.0.1'}:${ports.ui}`;
+      const uiUrl = ports.ui === undefined ? undefined : `http://${host}:${ports.ui}`;
       log.info(`Temporal dev server at ${address}${uiUrl ? `, Web UI ${uiUrl}` : ''}${dbFile ? `, state in ${dbFile}` : ' (in memory)'}`);
       return {
         address,
@@ -158,7 +178,7 @@ export async function startTemporalDevServer(options: DevServerOptions): Promise
       outcome === 'timeout'
         ? `did not answer within ${timeoutMs} ms`
         : isAddressInUseMessage(output)
-          ? `could not bind its ports (${ports.grpc}${ports.ui ? `, UI ${ports.ui}` : ''} on ${options.ip ?? '127.0.0.1'}): is another Temporal server running? Stop it or choose other ports`
+          ? `could not bind its ports (${ports.grpc}${ports.ui ? `, UI ${ports.ui}` : ''} on ${host}): is another Temporal server running? Stop it or choose other ports`
           : describeExit(exit);
     throw new DevServerError(`\`${cli} ${serverArgs(options, ports, dbFile).slice(0, 2).join(' ')}\` ${why}. Last output:\n${output || '(none)'}`);
   }

@@ -2,23 +2,15 @@
  * The search attributes every harmonia-ci workflow carries, so the Temporal Web UI and
  * `temporal workflow list --query` can filter by project, ref, commit and status.
  *
- * Workflow code imports the typed keys from here: keep runtime imports limited to
- * @temporalio/common and ./rpc.ts (no Node built-ins, no @temporalio/client values).
+ * Workflow code takes the typed keys from workflows/search.ts; this module registers them.
  */
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { SearchAttributeType } from '@temporalio/common';
+import { searchAttributeKeys } from '../workflows/search.ts';
 import { SearchAttributeError } from './errors.ts';
 import { GrpcStatus, grpcStatusOf, messageOf, pollUntil, type TemporalAdminConnection } from './rpc.ts';
 
-/** Typed keys for `typedSearchAttributes` at start and `upsertSearchAttributes` in workflows. */
-export const SEARCH_ATTRIBUTES = {
-  project: defineSearchAttributeKey('HarmoniaProject', SearchAttributeType.KEYWORD),
-  ref: defineSearchAttributeKey('HarmoniaRef', SearchAttributeType.KEYWORD),
-  commit: defineSearchAttributeKey('HarmoniaCommit', SearchAttributeType.KEYWORD),
-  evalId: defineSearchAttributeKey('HarmoniaEvalId', SearchAttributeType.KEYWORD),
-  drvName: defineSearchAttributeKey('HarmoniaDrvName', SearchAttributeType.KEYWORD),
-  system: defineSearchAttributeKey('HarmoniaSystem', SearchAttributeType.KEYWORD),
-  status: defineSearchAttributeKey('HarmoniaStatus', SearchAttributeType.KEYWORD),
-} as const;
+/** The typed keys, defined once next to the workflows that set them. */
+export const SEARCH_ATTRIBUTES = searchAttributeKeys;
 
 /** Every harmonia-ci search attribute, in a stable order. */
 export const ALL_SEARCH_ATTRIBUTES = Object.values(SEARCH_ATTRIBUTES);

@@ -20,7 +20,7 @@ import type { EvalJobLine } from './types.ts';
 const WALK_PROGRAM = readFileSync(new URL('./walk.nix', import.meta.url), 'utf8');
 
 /** Most attributes instantiated by one subprocess, and most bytes of attribute paths in its command line. */
-const MAX_CHUNK_ATTRS = 100;
+const MAX_CHUNK_ATTRS = 500;
 const MAX_CHUNK_BYTES = 32 * 1024;
 
 const walkResult = z.object({

@@ -16,7 +16,10 @@ let
     else if set ? ${name} then set.${name}
     else throw "attribute '${name}' missing";
 
-  valueAt = path: autoCall (foldl' step root (select ++ path));
+  # Bound once, so a top-level function is called once per process, not once per attribute.
+  selected = autoCall (foldl' step root select);
+
+  valueAt = path: autoCall (foldl' step selected path);
 
   isDerivation = value: isAttrs value && (value.type or null) == "derivation";
 
@@ -54,7 +57,7 @@ in
 if request.op == "walk" then
   {
     root = let kind = tryEval (classify [ ] (valueAt [ ])); in if kind.success then kind.value else "failed";
-    jobs = walk request.path (foldl' step root (select ++ request.path));
+    jobs = walk request.path (foldl' step selected request.path);
   }
 else if request.op == "probe" then probe request.path
 else if request.op == "instantiate" then map instantiate request.paths

@@ -15,7 +15,7 @@ import { readRunSummary, startLocalEval, type RunSummary } from '../../cli/run-p
 import type { LocalStack } from '../../cli/stack.ts';
 import { loadServerConfig } from '../../config/server.ts';
 import type { ServerConfig } from '../../config/types.ts';
-import { createLogger } from '../../lib/log.ts';
+import { createLogger, routeTemporalLogs } from '../../lib/log.ts';
 import { ensureNamespace } from '../../temporal/namespace.ts';
 import { ensureSearchAttributes } from '../../temporal/search-attributes.ts';
 import { evalWorkflowId } from '../../workflows/definitions.ts';
@@ -40,10 +40,15 @@ function required(name: string): string {
   return value;
 }
 
+/** The Temporal runtime can be set up once per process. */
+let logRouted: Promise<void> | undefined;
+
 export async function startPipeline(
   options: { env?: Record<string, string>; workers?: Partial<LocalWorkersOptions> } = {},
 ): Promise<Pipeline> {
   const address = required('TEMPORAL_ADDRESS');
+  logRouted ??= routeTemporalLogs(createLogger({ level: 'error' }));
+  await logRouted;
   const daemonSocket = required('NIX_DAEMON_SOCKET_PATH');
   const namespace = `test-${randomUUID().slice(0, 8)}`;
   const dir = await mkdtemp(join(tmpdir(), 'harmonia-pipeline-'));
