@@ -12,6 +12,7 @@ import type {
   JobsetSource,
   PushEvent,
 } from '../workflows/types.ts';
+import type { UploadTarget } from '../cache/types.ts';
 
 export interface StartEvalRequest {
   projectId: string;
@@ -38,7 +39,26 @@ export interface AdvanceEvalRequest {
 }
 
 /** Activities on the coordinator queue: PostgreSQL, Temporal starts, forge reports. */
-export interface CoordinatorActivities {
+/** What a builder tells the coordinator about itself with every heartbeat: its `nodes` row. */
+export interface NodeHeartbeat {
+  name: string;
+  systems: string[];
+  features: string[];
+  maxJobs: number;
+  version: string;
+}
+
+/** Coordinator activities behind the node workflow (builders hold no database credentials). */
+export interface NodeActivities {
+  /** Registers the builder or refreshes its row and last-seen time; says whether it is draining. */
+  recordNodeHeartbeat(beat: NodeHeartbeat): Promise<{ draining: boolean }>;
+  /** Sets or clears the draining flag; false when no node of that name is registered. */
+  setNodeDraining(name: string, draining: boolean): Promise<boolean>;
+  /** Stores the live tails of build logs a builder sent. */
+  recordLogTails(tails: Array<{ drvPath: string; text: string }>): Promise<void>;
+}
+
+export interface CoordinatorActivities extends NodeActivities {
   /** Records a new eval for a push (idempotent on project, commit and ref). */
   createEval(request: StartEvalRequest): Promise<StartedEval>;
   setEvalStatus(evalId: string, status: EvalStatus, error?: string): Promise<void>;
@@ -53,6 +73,11 @@ export interface CoordinatorActivities {
    * forge, computed from PostgreSQL (nothing for local projects). Safe to repeat.
    */
   reportEvalStatus(evalId: string): Promise<void>;
+  /**
+   * Reads a polled project's default branch head and signals it to the ref workflow like a webhook
+   * push; returns the wait until the next poll, or null when the project no longer polls.
+   */
+  pollProject(projectName: string): Promise<{ intervalMs: number | null }>;
   /** The latest eval of a ref, for rebuild-failed. */
   latestEval(projectId: string, ref: string): Promise<{ evalId: string; sha: string; source: JobsetSource } | undefined>;
 
@@ -129,8 +154,52 @@ export interface BuilderActivities {
   buildDerivation(request: BuildRequest): Promise<BuildOutcome>;
 }
 
-/** Activities on a builder's own host queue. */
+/** A file staged for upload on the builder: its size and `sha256:<base32>`. */
+export interface StagedFile {
+  size: number;
+  sha256: string;
+}
+
+/** An output whose NAR the builder has compressed (zstd) into a staged file. */
+export interface StagedOutput extends BuiltOutput {
+  file: StagedFile;
+}
+
+/** What a builder has staged for one build: outputs and, when it kept one, the compressed log. */
+export interface StagedUpload {
+  drvPath: string;
+  system: string;
+  outputs: StagedOutput[];
+  log?: StagedFile;
+}
+
+/** Where to upload each object the cache lacks (objects it has are left out). */
+export interface UploadPlan {
+  uploads: Array<{ key: string; target: UploadTarget }>;
+}
+
+export interface PublishOutcome {
+  /** The outputs as the cache describes them: each NAR hash is the canonical one (the first upload wins). */
+  outputs: BuiltOutput[];
+  /** Outputs whose canonical NAR hash differs from this build's (the build is not reproducible). */
+  differing: string[];
+}
+
+/** Activities on a builder's own host queue: work that must happen where the outputs were built. */
 export interface HostActivities {
-  /** Uploads the outputs that were just built here and has the signer publish them. */
-  publishOutputs(request: { drvPath: string; outputs: BuiltOutput[] }): Promise<void>;
+  /** Packs each output's NAR through zstd into a staged file in one pass, hashing both; compresses the log. */
+  stageOutputs(request: { drvPath: string; system: string; outputs: BuiltOutput[] }): Promise<StagedUpload>;
+  /**
+   * Uploads staged files to their targets and removes the staging. An expired target fails with
+   * the non-retryable type UPLOAD_EXPIRED (workflows/definitions.ts), and the workflow asks the signer for fresh ones.
+   */
+  uploadOutputs(request: { drvPath: string; plan: UploadPlan }): Promise<void>;
+}
+
+/** Activities on the signer queue: the only holder of the signing key and the storage credentials. */
+export interface SignerActivities {
+  /** Checks which objects the cache already has (HEAD) and issues upload targets for the rest. */
+  prepareUpload(staged: StagedUpload): Promise<UploadPlan>;
+  /** Verifies each NAR is stored as announced, then signs and writes its narinfo (never before). */
+  publish(staged: StagedUpload): Promise<PublishOutcome>;
 }

@@ -8,21 +8,28 @@ import type { Client } from '@temporalio/client';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Pool } from 'pg';
 import type { ServerConfig } from '../config/types.ts';
+import { createForges } from '../forges/index.ts';
 import { connectTemporal } from '../temporal/connection.ts';
 import { installErrorHandlers } from './error-handler.ts';
 import { ApiSetupError } from './errors.ts';
-import { cacheStoragePlugin, type CacheStorage } from './plugins/cache-storage.ts';
+import type { CacheBackend } from '../cache/types.ts';
+import { cacheStoragePlugin } from './plugins/cache-storage.ts';
+import { cacheRoutes } from './routes/cache.ts';
 import { databasePlugin } from './plugins/database.ts';
 import { temporalPlugin } from './plugins/temporal.ts';
 import { healthRoutes } from './routes/health.ts';
+import { projectRoutes } from './routes/projects.ts';
+import { webhookRoutes } from './routes/webhook.ts';
 import { landingRoutes } from './routes/landing.ts';
+import { opsRoutes } from './routes/ops.ts';
 import { temporalConnectionConfig } from './temporal-config.ts';
 
 /** Already-open dependencies; each one given here is used and left open. */
 export interface ApiDeps {
   pool?: Pool;
   temporal?: Client;
-  cacheStorage?: CacheStorage | null;
+  /** The binary cache: its routes are served at the root when given. */
+  cacheStorage?: CacheBackend | null;
 }
 
 export interface BuildAppOptions {
@@ -67,5 +74,10 @@ export function buildApp({ config, log, deps = {}, temporalUiUrl }: BuildAppOpti
 
   app.register(healthRoutes);
   app.register(landingRoutes, { temporalUiUrl });
+  if (deps.cacheStorage) app.register(cacheRoutes, { backend: deps.cacheStorage });
+  app.register(opsRoutes);
+  const forges = createForges(config.forges);
+  app.register(webhookRoutes, { config: config.forges, forges });
+  app.register(projectRoutes, { config, forges });
   return app;
 }

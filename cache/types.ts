@@ -69,6 +69,8 @@ export interface CacheBackend {
   close(): Promise<void>;
 
   head(key: string): Promise<StoredObject | undefined>;
+  /** The whole of a small object (narinfo, nix-cache-info), or undefined when absent. */
+  read(key: string): Promise<Buffer | undefined>;
   /** Opens an object (or a range of it, clamped to its size); undefined when absent. */
   get(key: string, range?: ByteRange): Promise<ObjectStream | undefined>;
   /**
@@ -88,4 +90,6 @@ export interface CacheBackend {
    * hash are returned). Undefined when neither the upload nor an earlier object is there.
    */
   commitUpload(spec: UploadSpec): Promise<StoredObject | undefined>;
+  /** Removes uploads never committed and older than `before`; storages that stage nothing have no such method. */
+  removeStaleUploads?(before: Date): Promise<number>;
 }

@@ -5,18 +5,17 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../lib/log.ts';
-import { createBuilderActivities } from '../activities/builder/index.ts';
-import { createExecutor } from '../daemon/executor/executor.ts';
+import { openSigner } from '../activities/signer/setup.ts';
 import { createDatabaseLogSink } from '../activities/builder/log-sink.ts';
-import { createCoordinatorActivities } from '../activities/coordinator/index.ts';
-import { createEvaluatorActivities } from '../activities/evaluator/index.ts';
 import type { ServerConfig } from '../config/types.ts';
-import { DaemonPool } from '../daemon/protocol/pool.ts';
-import { createBuilderWorkers, createCoordinatorWorker, createEvaluatorWorker, runWorkers } from '../workers/roles.ts';
+import { createBuilderWorkers, createCoordinatorWorker, createEvaluatorWorker, createSignerWorker, runWorkers } from '../workers/roles.ts';
+import { builderActivitiesFor, coordinatorActivitiesFor, createDaemonPool, evaluatorActivitiesFor } from '../workers/wiring.ts';
 import type { LocalStack } from './stack.ts';
 
 export interface LocalWorkers {
   host: string;
+  /** The signer's public key (`name:base64`) and where its cache is, when a signer runs here. */
+  cache?: { publicKey: string; description: string; keyCreated: boolean };
   stop(): Promise<void>;
 }
 
@@ -33,6 +32,11 @@ export interface LocalWorkersOptions {
   coordinator?: boolean;
   evaluator?: boolean;
   builder?: boolean;
+  /**
+   * Run a signer for config.cache (default: where the coordinator runs, i.e. on one machine); without
+   * a configured key one is kept under the state directory.
+   */
+  signer?: boolean;
   host?: string;
   builderHeartbeatTimeoutMs?: number;
 }
@@ -44,43 +48,24 @@ export async function startLocalWorkers({
   coordinator: withCoordinator = true,
   evaluator: withEvaluator = true,
   builder: withBuilder = true,
+  signer: withSigner = withCoordinator,
   host = builderHostName(),
   builderHeartbeatTimeoutMs,
 }: LocalWorkersOptions): Promise<LocalWorkers> {
   const pool = stack.database.pool;
-  const daemon = new DaemonPool({ socketPath: stack.daemonSocket, maxConnections: config.builder.maxJobs + 2 });
+  const daemon = createDaemonPool(config, stack.daemonSocket);
   const ctx = { connection: stack.workerConnection, namespace: stack.namespace, bundleDir: join(config.stateDir, 'bundles') };
 
-  const coordinator = createCoordinatorActivities({
-    pool,
-    client: stack.client,
-    defaults: { attrs: [], allowIfd: true, evalTimeoutMs: config.limits.evalTimeout, systems: config.builder.systems },
-    builderHeartbeatTimeoutMs,
-  });
-  const evaluator = createEvaluatorActivities({
-    pool,
-    isValid: async (paths) => new Set(paths.length === 0 ? [] : await daemon.use((c) => c.queryValidPaths(paths))),
-  });
-  const builder = createBuilderActivities({
-    host,
-    executor: await createExecutor({
-      pool: daemon,
-      rootsDir: join(config.stateDir, 'gcroots'),
-      limits: {
-        wallClockMs: config.limits.buildTimeout,
-        maxSilenceMs: config.limits.maxSilent,
-        maxLogBytes: config.limits.maxLogSize,
-        maxOutputBytes: config.limits.maxOutputSize,
-      },
-    }),
-    logs: createDatabaseLogSink(pool),
-    publish: async () => undefined,
-  });
+  const coordinator = coordinatorActivitiesFor(config, { pool, client: stack.client, log, builderHeartbeatTimeoutMs });
+  const evaluator = evaluatorActivitiesFor({ pool, daemon });
+  const signer = withSigner ? await openSigner(config, { generateKey: true, warn: (message) => log.warn(message) }) : undefined;
+  const builder = withBuilder ? await builderActivitiesFor(config, { host, daemon, logs: createDatabaseLogSink(pool), signer }) : undefined;
 
   const workers = [
     ...(withCoordinator ? [await createCoordinatorWorker(ctx, coordinator)] : []),
     ...(withEvaluator ? [await createEvaluatorWorker(ctx, evaluator)] : []),
-    ...(withBuilder
+    ...(signer ? [await createSignerWorker(ctx, signer.activities)] : []),
+    ...(builder
       ? await createBuilderWorkers(ctx, builder, {
           host,
           systems: config.builder.systems,
@@ -93,9 +78,11 @@ export async function startLocalWorkers({
   running.done.catch((error: Error) => log.error({ err: error }, 'a worker stopped with an error'));
   return {
     host,
+    ...(signer ? { cache: { publicKey: signer.key.publicKey, description: signer.backend.description, keyCreated: signer.key.created } } : {}),
     async stop() {
       await running.shutdown().catch(() => undefined);
       await daemon.close();
+      await signer?.close();
     },
   };
 }

@@ -1,6 +1,8 @@
 /** Entry point of the `harmonia-ci` command: each file in cli/commands registers its subcommands. */
 import { Command } from 'commander';
 import { registerRun } from './commands/run.ts';
+import { registerCache } from './commands/cache.ts';
+import { registerGc } from './commands/gc.ts';
 import { CliError } from './errors.ts';
 import { registerNar } from './commands/nar.ts';
 import { registerKeys } from './commands/keys.ts';
@@ -9,6 +11,15 @@ import { registerMigrate } from './commands/migrate.ts';
 import { registerEvalJobs } from './commands/eval-jobs.ts';
 import { registerDev } from './commands/dev.ts';
 import { registerApi } from './commands/api.ts';
+import { registerWorker } from './commands/worker.ts';
+import { registerEval } from './commands/eval.ts';
+import { registerStatus } from './commands/status.ts';
+import { registerLogs } from './commands/logs.ts';
+import { registerCancel } from './commands/cancel.ts';
+import { registerRebuild } from './commands/rebuild.ts';
+import { registerNodes } from './commands/nodes.ts';
+import { registerDrain } from './commands/drain.ts';
+import { registerProjects } from './commands/projects.ts';
 
 const program = new Command('harmonia-ci')
   .description('Nix continuous integration on durable Temporal workflows')
@@ -23,7 +34,18 @@ const registrations: Array<(program: Command) => void> = [
   registerEvalJobs,
   registerDev,
   registerApi,
+  registerWorker,
+  registerEval,
+  registerStatus,
+  registerLogs,
+  registerCancel,
+  registerRebuild,
+  registerNodes,
+  registerDrain,
+  registerProjects,
   registerRun,
+  registerCache,
+  registerGc,
 ];
 for (const register of registrations) register(program);
 

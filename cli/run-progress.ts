@@ -65,6 +65,23 @@ export async function startLocalEval(options: {
   return { evalId: await waitForEval(options.pool, projectName, sha), projectName, sha };
 }
 
+/** Waits for the eval workflow to exist and end (its result or its failure); a skipped eval has none. */
+export async function waitForEvalWorkflow(client: Client, pool: Pool, evalId: string, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await client.workflow.getHandle(evalWorkflowId(evalId)).result();
+      return;
+    } catch (error) {
+      if ((error as Error).name !== 'WorkflowNotFoundError') return;
+      const { rows } = await pool.query<{ status: string }>('SELECT status FROM evaluations WHERE id = $1', [evalId]);
+      if (rows[0]?.status === 'skipped') return;
+      if (Date.now() > deadline) throw new Error(`eval ${evalId} never started`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
 /** The eval the ref workflow creates for our push. */
 export async function waitForEval(pool: Pool, projectName: string, sha: string, timeoutMs = 60_000): Promise<string> {
   const deadline = Date.now() + timeoutMs;

@@ -35,6 +35,8 @@ const cacheUrl = z.string({ error: `expected ${CACHE_URL_EXPECTATION}` }).transf
 
 const github = z
   .strictObject({
+    // GitHub Enterprise Server: https://<host>/api/v3.
+    'api-url': url(['http', 'https']).default('https://api.github.com'),
     'app-id': integer(1).optional(),
     'private-key-file': secretFile('forges.github.private-key-file').optional(),
     'webhook-secret-file': secretFile('forges.github.webhook-secret-file').optional(),

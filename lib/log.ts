@@ -73,7 +73,11 @@ export function temporalLevelFor(level: string): TemporalLevel {
  * workflow and activity logs, plus the Rust core's own logs (forwarded).
  * Call once per process, before creating any Temporal worker or connection.
  */
-export async function routeTemporalLogs(logger: Logger): Promise<void> {
+export async function routeTemporalLogs(
+  logger: Logger,
+  /** Signals on which Temporal shuts every worker down itself; `[]` leaves them to the caller (a draining builder). */
+  options: { shutdownSignals?: NodeJS.Signals[] } = {},
+): Promise<void> {
   // Loaded on demand: the worker package brings the native core, which processes
   // that only log (the CLI, the API) should not pay for.
   const { DefaultLogger, Runtime, makeTelemetryFilterString } = await import('@temporalio/worker');
@@ -86,5 +90,6 @@ export async function routeTemporalLogs(logger: Logger): Promise<void> {
     telemetryOptions: {
       logging: { filter: makeTelemetryFilterString({ core: level, other: 'ERROR' }), forward: {} },
     },
+    ...(options.shutdownSignals === undefined ? {} : { shutdownSignals: options.shutdownSignals }),
   });
 }

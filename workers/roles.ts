@@ -5,8 +5,8 @@
  */
 import type { NativeConnection } from '@temporalio/worker';
 import { Worker } from '@temporalio/worker';
-import type { BuilderActivities, CoordinatorActivities, EvaluatorActivities, HostActivities } from '../activities/types.ts';
-import { builderQueue, COORDINATOR_QUEUE, EVAL_QUEUE, hostQueue } from '../workflows/definitions.ts';
+import type { BuilderActivities, CoordinatorActivities, EvaluatorActivities, HostActivities, SignerActivities } from '../activities/types.ts';
+import { builderQueue, COORDINATOR_QUEUE, EVAL_QUEUE, hostQueue, SIGNER_QUEUE } from '../workflows/definitions.ts';
 import { loadWorkflowBundle } from './bundle.ts';
 
 export interface WorkerContext {
@@ -45,11 +45,30 @@ export async function createEvaluatorWorker(
   });
 }
 
+/**
+ * The signer's worker: the only one holding the signing key and storage credentials. Several
+ * processes polling the queue are failover; uploads are verified here, so a few at once suffice.
+ */
+export async function createSignerWorker(ctx: WorkerContext, activities: SignerActivities, maxConcurrent = 8): Promise<Worker> {
+  return Worker.create({
+    connection: ctx.connection,
+    namespace: ctx.namespace,
+    taskQueue: SIGNER_QUEUE,
+    activities,
+    maxConcurrentActivityTaskExecutions: maxConcurrent,
+  });
+}
+
 export interface BuilderIdentity {
   host: string;
   systems: string[];
   features: string[];
   maxJobs: number;
+  /**
+   * How long `shutdown()` lets running builds finish before cancelling them (default: none). A
+   * draining builder sets it above the build wall-clock limit: a build that started finishes.
+   */
+  shutdownGraceMs?: number;
 }
 
 /**
@@ -62,9 +81,18 @@ export async function createBuilderWorkers(
   activities: BuilderActivities & HostActivities,
   identity: BuilderIdentity,
 ): Promise<Worker[]> {
+  return [...(await createBuildQueueWorkers(ctx, activities, identity)), await createHostWorker(ctx, activities, identity)];
+}
+
+/** The workers of the build queues alone: draining shuts these down and leaves the host queue serving uploads. */
+export async function createBuildQueueWorkers(
+  ctx: WorkerContext,
+  activities: BuilderActivities,
+  identity: BuilderIdentity,
+): Promise<Worker[]> {
   const queues = identity.systems.flatMap((system) => featureSubsets(identity.features).map((f) => builderQueue(system, f)));
   const build = { buildDerivation: activities.buildDerivation };
-  const workers = await Promise.all(
+  return Promise.all(
     [...new Set(queues)].map((taskQueue) =>
       Worker.create({
         connection: ctx.connection,
@@ -74,19 +102,23 @@ export async function createBuilderWorkers(
         maxConcurrentActivityTaskExecutions: identity.maxJobs,
         maxHeartbeatThrottleInterval: '10 seconds',
         identity: `${identity.host}:${taskQueue}`,
+        ...(identity.shutdownGraceMs === undefined ? {} : { shutdownGraceTime: identity.shutdownGraceMs }),
       }),
     ),
   );
-  workers.push(
-    await Worker.create({
-      connection: ctx.connection,
-      namespace: ctx.namespace,
-      taskQueue: hostQueue(identity.host),
-      activities: { publishOutputs: activities.publishOutputs },
-      maxConcurrentActivityTaskExecutions: identity.maxJobs,
-    }),
-  );
-  return workers;
+}
+
+/** The worker of the host's own queue: uploads of what this host built. */
+export async function createHostWorker(ctx: WorkerContext, activities: HostActivities, identity: BuilderIdentity): Promise<Worker> {
+  return Worker.create({
+    connection: ctx.connection,
+    namespace: ctx.namespace,
+    taskQueue: hostQueue(identity.host),
+    activities: { stageOutputs: activities.stageOutputs, uploadOutputs: activities.uploadOutputs },
+    maxConcurrentActivityTaskExecutions: identity.maxJobs,
+    identity: `${identity.host}:${hostQueue(identity.host)}`,
+    ...(identity.shutdownGraceMs === undefined ? {} : { shutdownGraceTime: identity.shutdownGraceMs }),
+  });
 }
 
 /** Every subset of the features, the empty one included (at most 64: six features). */

@@ -13,22 +13,22 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   sleep,
 } from '@temporalio/workflow';
-import type { BuilderActivities, CoordinatorActivities, HostActivities } from '../activities/types.ts';
+import type { BuilderActivities, CoordinatorActivities } from '../activities/types.ts';
 import {
   buildFinishedSignal,
   buildStartedSignal,
   buildStatusQuery,
   builderQueue,
   cancelSignal,
-  COORDINATOR_QUEUE,
-  hostQueue,
   subscribeSignal,
   unsubscribeSignal,
 } from './definitions.ts';
+import { uploadAndPublish } from './publish.ts';
 import { setWorkflowSearchAttributes } from './search.ts';
 import type { BuildResult, BuildStatus, BuildWorkflowInput } from './types.ts';
 
@@ -37,13 +37,13 @@ export const MAX_ATTEMPTS = 3;
 /** The builder enforces the build's own wall clock; this only bounds a builder gone silent. */
 const BUILDER_HEARTBEAT_TIMEOUT = '2 minutes';
 const BUILD_ACTIVITY_TIMEOUT = '5 hours';
-const UPLOAD_TIMEOUT = '1 hour';
 const INPUT_POLL_INTERVAL = '10 seconds';
 
-const control = proxyActivities<CoordinatorActivities>({
-  taskQueue: COORDINATOR_QUEUE,
+// Bookkeeping in PostgreSQL runs as local activities: in the coordinator worker that runs this
+// workflow, with no round trip through a task queue. PostgreSQL may be away for a while: keep
+// trying, never lose the result.
+const control = proxyLocalActivities<CoordinatorActivities>({
   startToCloseTimeout: '1 minute',
-  // PostgreSQL may be away for a while: keep trying, never lose the result.
   retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
 });
 
@@ -164,20 +164,21 @@ async function runBuild(input: BuildWorkflowInput, hooks: BuildHooks): Promise<B
 
     hooks.show('uploading');
     await control.recordBuild({ drvPath, status: 'uploading', attempt, builder: outcome.host });
-    const host = proxyActivities<HostActivities>({
-      taskQueue: hostQueue(outcome.host),
-      // If the host vanished, nobody polls its queue: give up and build again elsewhere.
-      scheduleToCloseTimeout: UPLOAD_TIMEOUT,
-      retry: { maximumAttempts: 2 },
-    });
+    let published;
     try {
-      await host.publishOutputs({ drvPath, outputs: outcome.outputs });
+      published = await uploadAndPublish({
+        drvPath,
+        system: input.system,
+        host: outcome.host,
+        outputs: outcome.outputs,
+        ...(input.heartbeatTimeoutMs === undefined ? {} : { heartbeatTimeoutMs: input.heartbeatTimeoutMs }),
+      });
     } catch (error) {
       lastFault = `upload from ${outcome.host} failed: ${describeFault(error)}`;
       await backoff(attempt);
       continue;
     }
-    return hooks.finish({ drvPath, status: 'succeeded', outputs: outcome.outputs }, attempt);
+    return hooks.finish({ drvPath, status: 'succeeded', outputs: published.outputs }, attempt);
   }
   return hooks.finish(
     { drvPath, status: 'failed', error: `gave up after ${MAX_ATTEMPTS} attempts; last fault: ${lastFault}` },

@@ -48,6 +48,9 @@ export function builderQueue(system: string, features: readonly string[] = []): 
   return sorted.length === 0 ? `build-${system}` : `build-${system}+${sorted.join('+')}`;
 }
 
+/** Failure type of an upload whose presigned target expired before it was used: ask the signer again. */
+export const UPLOAD_EXPIRED = 'UploadTargetExpired';
+
 /** Every builder host also polls a queue of its own for work that must happen where it built. */
 export const hostQueue = (host: string): string => `host-${host}`;
 

@@ -14,6 +14,7 @@ import {
   continueAsNew,
   isCancellation,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   workflowInfo,
@@ -31,7 +32,13 @@ const REPORT_INTERVAL_MS = 15_000;
 /** Signals per run stay far below the server's 10,000. */
 const SIGNALS_BEFORE_CONTINUE = 4000;
 
-const control = proxyActivities<CoordinatorActivities>({
+// PostgreSQL bookkeeping runs as local activities, in the coordinator worker running this workflow.
+const control = proxyLocalActivities<CoordinatorActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
+});
+// Forge reports go through the task queue: they may wait out a forge outage for a long time.
+const reports = proxyActivities<CoordinatorActivities>({
   taskQueue: COORDINATOR_QUEUE,
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
@@ -61,24 +68,21 @@ export async function evalWorkflow(input: EvalWorkflowInput): Promise<EvalProgre
         await control.resetBuilds(input.evalId, input.rebuild);
       }
 
-      let reported = '';
-      let reportedAt = 0;
+      // Reports run beside the loop: a forge outage delays statuses, never builds.
+      const reporter = new StatusReporter(input.evalId);
       for (;;) {
         wake = false;
         progress = await control.advanceEval({ evalId: input.evalId, evalWorkflowId: self, window: WINDOW });
         const summary = describe(input, progress);
         setCurrentDetails(summary);
-        if (summary !== reported && (progress.done || Date.now() - reportedAt >= REPORT_INTERVAL_MS)) {
-          reported = summary;
-          reportedAt = Date.now();
-          await control.reportEvalStatus(input.evalId);
-        }
+        reporter.update(summary, progress.done);
         if (progress.done) break;
         await condition(() => wake, POLL_INTERVAL);
         if (signals >= SIGNALS_BEFORE_CONTINUE || workflowInfo().continueAsNewSuggested) {
           await continueAsNew<typeof evalWorkflow>({ ...input, mode: 'resume', rebuild: undefined });
         }
       }
+      await reporter.flush();
       const failed = progress.failed + progress.depFailed + progress.timedOut + progress.cancelled > 0;
       setWorkflowSearchAttributes({ status: failed ? 'failed' : 'succeeded' });
       return progress;
@@ -88,10 +92,40 @@ export async function evalWorkflow(input: EvalWorkflowInput): Promise<EvalProgre
     await CancellationScope.nonCancellable(async () => {
       await control.setEvalStatus(input.evalId, 'cancelled');
       await control.releaseEvalBuilds(input.evalId, self);
-      await control.reportEvalStatus(input.evalId);
+      await reports.reportEvalStatus(input.evalId);
       setWorkflowSearchAttributes({ status: 'cancelled' });
     });
     throw error;
+  }
+}
+
+/** Sends commit statuses when the summary changes, at most every REPORT_INTERVAL_MS, never two at once. */
+class StatusReporter {
+  private sent = '';
+  private sentAt = 0;
+  private wanted = '';
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly evalId: string) {}
+
+  update(summary: string, now: boolean): void {
+    this.wanted = summary;
+    if (this.running || summary === this.sent) return;
+    if (!now && Date.now() - this.sentAt < REPORT_INTERVAL_MS) return;
+    this.sent = summary;
+    this.sentAt = Date.now();
+    this.running = reports.reportEvalStatus(this.evalId).finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  /** Waits for the report in flight, then sends the latest state if it was not sent. */
+  async flush(): Promise<void> {
+    await this.running;
+    if (this.wanted !== this.sent) {
+      this.sent = this.wanted;
+      await reports.reportEvalStatus(this.evalId);
+    }
   }
 }
 
@@ -105,11 +139,11 @@ async function evaluate(input: EvalWorkflowInput): Promise<boolean> {
   });
   setCurrentDetails(`evaluating ${input.source.url}${input.sha ? ` at ${input.sha.slice(0, 12)}` : ''}`);
   await control.setEvalStatus(input.evalId, 'running');
-  await control.reportEvalStatus(input.evalId);
+  await reports.reportEvalStatus(input.evalId);
   const outcome = await evaluator.evaluate({ evalId: input.evalId, source: input.source, settings: input.settings });
   if (!outcome.ok) {
     await control.setEvalStatus(input.evalId, 'failed', outcome.error);
-    await control.reportEvalStatus(input.evalId);
+    await reports.reportEvalStatus(input.evalId);
     setWorkflowSearchAttributes({ status: 'failed' });
     setCurrentDetails(`evaluation failed: ${outcome.error ?? 'unknown error'}`);
     return false;

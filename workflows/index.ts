@@ -2,3 +2,5 @@
 export { refWorkflow } from './ref.ts';
 export { evalWorkflow } from './eval.ts';
 export { buildWorkflow } from './build.ts';
+export { nodeWorkflow } from './node.ts';
+export { pollWorkflow } from './poll.ts';

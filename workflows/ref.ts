@@ -76,10 +76,12 @@ export async function refWorkflow(input: RefWorkflowInput): Promise<void> {
     processed++;
 
     if (action.kind === 'push') {
-      if (runningEvalId && !isMergeQueueRef(ref)) await cancelEval(runningEvalId);
       handled.push(action.push.sha);
       if (handled.length > REMEMBERED_SHAS) handled.splice(0, handled.length - REMEMBERED_SHAS);
+      // The new eval exists before the old one is cancelled, so the old one reports "superseded".
+      const previous = runningEvalId;
       runningEvalId = await startEval(projectId, ref, action.push);
+      if (previous && previous !== runningEvalId && !isMergeQueueRef(ref)) await cancelEval(previous);
     } else if (action.kind === 'rebuild') {
       const latest = await control.latestEval(projectId, ref);
       if (latest) runningEvalId = await resumeEval(projectId, ref, latest, action.drvPaths);
@@ -108,7 +110,12 @@ async function cancelEval(evalId: string): Promise<void> {
 
 async function startEval(projectId: string, ref: string, push: PushEvent, fresh = false): Promise<string | undefined> {
   const started = await control.createEval({ projectId, ref, push, fresh });
-  if (started.skippedBecauseOf || started.existed) return undefined;
+  if (started.existed) return undefined;
+  if (started.skippedBecauseOf) {
+    // A skipped eval has no workflow of its own: its commit gets the statuses of its twin's results.
+    await control.reportEvalStatus(started.evalId);
+    return undefined;
+  }
   const evalInput: EvalWorkflowInput = {
     evalId: started.evalId,
     projectId,

@@ -11,8 +11,9 @@ import { formatHash, parsePrefixedHash } from '../../daemon/core/hash.ts';
 import type { Executor } from '../../daemon/executor/executor.ts';
 import type { BuildOutcome as ExecutorOutcome } from '../../daemon/executor/types.ts';
 import { buildStartedSignal } from '../../workflows/definitions.ts';
-import type { BuilderActivities, BuildOutcome, HostActivities } from '../types.ts';
+import type { BuilderActivities, BuildOutcome } from '../types.ts';
 import { LogTail } from './log-tail.ts';
+import { buildLogPath, FullLog } from './upload.ts';
 
 /** Where the live log tail and the finished log go. */
 export interface BuildLogSink {
@@ -26,11 +27,11 @@ export interface BuilderDeps {
   logs: BuildLogSink;
   /** Live tail refresh interval (default 2 s). */
   tailIntervalMs?: number;
-  /** Publishes outputs built on this host (upload, then the signer). */
-  publish: HostActivities['publishOutputs'];
+  /** Where the full log of each build is kept for the upload (activities/builder/upload.ts); none kept without it. */
+  stagingDir?: string;
 }
 
-export function createBuilderActivities(deps: BuilderDeps): BuilderActivities & HostActivities {
+export function createBuilderActivities(deps: BuilderDeps): BuilderActivities {
   return {
     async buildDerivation({ drvPath, inputPaths, canonicalNarHashes }): Promise<BuildOutcome> {
       const context = Context.current();
@@ -38,6 +39,8 @@ export function createBuilderActivities(deps: BuilderDeps): BuilderActivities & 
       // Tells the build workflow (and so the dashboard) that this host has the build now.
       if (workflowId) await context.client.workflow.getHandle(workflowId).signal(buildStartedSignal, deps.host).catch(() => undefined);
       const log = new LogTail();
+      const full = deps.stagingDir ? new FullLog(buildLogPath(deps.stagingDir, drvPath)) : undefined;
+      let succeeded = false;
       let flushed = 0;
       const flush = async (): Promise<void> => {
         if (log.lines === flushed) return;
@@ -56,17 +59,23 @@ export function createBuilderActivities(deps: BuilderDeps): BuilderActivities & 
           drv,
           inputPaths,
           canonicalNarHashes: canonical,
-          onLogLine: (line) => log.push(line),
+          onLogLine: (line) => {
+            log.push(line);
+            full?.push(line);
+          },
         });
         await flush();
         await deps.logs.finished(drvPath, log);
-        return { host: deps.host, ...describeOutcome(result) };
+        const outcome = { host: deps.host, ...describeOutcome(result) };
+        succeeded = outcome.status === 'succeeded';
+        return outcome;
       } finally {
         clearInterval(timer);
+        // The upload step sends the log of a successful build to the cache; any other log goes now.
+        if (succeeded) await full?.close();
+        else await full?.discard();
       }
     },
-
-    publishOutputs: (request) => deps.publish(request),
   };
 }
 

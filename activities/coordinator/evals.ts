@@ -2,6 +2,7 @@
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Pool } from 'pg';
+import { gitSourceUrl } from '../../forges/signal.ts';
 import { unsubscribeSignal } from '../../workflows/definitions.ts';
 import type { EvalSettings, EvalStatus, JobsetSource } from '../../workflows/types.ts';
 import type { CoordinatorActivities, StartEvalRequest, StartedEval } from '../types.ts';
@@ -101,7 +102,9 @@ export function createEvalActivities({
       const row = rows[0];
       if (!row) return undefined;
       const source: JobsetSource =
-        row.forge === 'local' ? { kind: 'path', url: row.clone_url } : { kind: 'git', url: row.clone_url, rev: row.commit_sha };
+        row.forge === 'local'
+          ? { kind: 'path', url: row.clone_url }
+          : { kind: 'git', url: gitSourceUrl(row.clone_url, ref), rev: row.commit_sha };
       return { evalId: String(row.id), sha: row.commit_sha, source };
     },
   };

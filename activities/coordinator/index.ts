@@ -1,12 +1,16 @@
 /** The coordinator's activities: PostgreSQL bookkeeping and Temporal starts for the workflows. */
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
+import { createForgePoller } from '../../forges/poll.ts';
+import type { Forges } from '../../forges/types.ts';
+import type { Logger } from '../../lib/log.ts';
 import type { EvalSettings } from '../../workflows/types.ts';
 import type { CoordinatorActivities } from '../types.ts';
 import { advanceEval } from './advance.ts';
 import { createBuildActivities } from './builds.ts';
 import { createEvalActivities } from './evals.ts';
 import { createForgeStatusReporter } from './forge-status.ts';
+import { createNodeActivities } from './nodes.ts';
 
 export interface CoordinatorDeps {
   pool: Pool;
@@ -15,13 +19,20 @@ export interface CoordinatorDeps {
   defaults: EvalSettings;
   /** How long a silent builder is trusted before its build goes elsewhere. */
   builderHeartbeatTimeoutMs?: number;
+  /** Configured forges, for commit statuses and polling (none: forge projects get no statuses). */
+  forges?: Forges;
+  /** Base of the dashboard links in commit statuses (`api.public-url`). */
+  publicUrl?: string;
+  log?: Logger;
 }
 
 export function createCoordinatorActivities(deps: CoordinatorDeps): CoordinatorActivities {
   return {
     ...createEvalActivities(deps),
     ...createBuildActivities(deps),
+    ...createNodeActivities(deps),
     advanceEval: (request) => advanceEval(deps.pool, deps.client, request, deps.builderHeartbeatTimeoutMs),
     reportEvalStatus: createForgeStatusReporter(deps),
+    pollProject: createForgePoller(deps),
   };
 }

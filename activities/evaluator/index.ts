@@ -6,6 +6,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
+import { execa } from 'execa';
 import { CancelledFailure } from '@temporalio/common';
 import type { Pool } from 'pg';
 import { parseRepoConfig, REPO_CONFIG_FILE } from '../../config/repo.ts';
@@ -13,11 +14,14 @@ import { ConfigError } from '../../config/errors.ts';
 import { evaluateJobs, isEvalJobError, sourceFromArgument } from '../../daemon/eval/index.ts';
 import type { EvalJob, EvalJobLine, EvalSource } from '../../daemon/eval/index.ts';
 import { EvaluationAbortedError, EvaluationError } from '../../daemon/eval/errors.ts';
+import { minimalEnvironment } from '../../daemon/eval/process.ts';
 import type { EvalSettings, JobsetSource } from '../../workflows/types.ts';
 import type { EvaluateOutcome, EvaluatorActivities } from '../types.ts';
 import { planMissingBuilds, recordPlan, type ValidityCheck } from './plan.ts';
 
 const BATCH = 250;
+/** Fetching a commit to read its `.harmonia-ci.toml` (a large repository over the network). */
+const FETCH_TIMEOUT_MS = 10 * 60_000;
 
 export interface EvaluatorDeps {
   pool: Pool;
@@ -34,7 +38,7 @@ export function createEvaluatorActivities(deps: EvaluatorDeps): EvaluatorActivit
       const context = Context.current();
       let effective: EvalSettings;
       try {
-        effective = await applyRepoConfig(source, settings);
+        effective = await applyRepoConfig(source, settings, deps.nixOptions);
       } catch (error) {
         if (error instanceof ConfigError) return failed(error.message);
         throw error;
@@ -126,21 +130,43 @@ async function toEvalSource(source: JobsetSource): Promise<EvalSource> {
   return sourceFromArgument(source.url);
 }
 
-/** `.harmonia-ci.toml` at the root of a local source overrides the project's settings. */
-async function applyRepoConfig(source: JobsetSource, settings: EvalSettings): Promise<EvalSettings> {
-  if (source.kind !== 'path') return settings;
-  const dir = (await stat(source.url).then((s) => s.isDirectory(), () => false)) ? source.url : undefined;
+/** `.harmonia-ci.toml` at the root of the source (a local directory, or the fetched commit) overrides the project's settings. */
+async function applyRepoConfig(source: JobsetSource, settings: EvalSettings, nixOptions?: Record<string, string>): Promise<EvalSettings> {
+  const dir =
+    source.kind === 'git'
+      ? await fetchedTree(source, nixOptions)
+      : (await stat(source.url).then((s) => s.isDirectory(), () => false))
+        ? source.url
+        : undefined;
   if (!dir) return settings;
   const file = join(dir, REPO_CONFIG_FILE);
   const text = await readFile(file, 'utf8').catch(() => undefined);
   if (text === undefined) return settings;
-  const repo = parseRepoConfig(text, file);
+  const repo = parseRepoConfig(text, source.kind === 'git' ? `${source.url}@${source.rev ?? 'HEAD'}:${REPO_CONFIG_FILE}` : file);
   return {
     ...settings,
     attrs: settings.attrs.length > 0 ? settings.attrs : repo.attrs,
     allowIfd: repo.allowIfd,
     evalTimeoutMs: repo.evalTimeout ?? settings.evalTimeoutMs,
   };
+}
+
+/**
+ * The store path of a git source's tree, fetched by Nix as the evaluation will fetch it (so the
+ * fetch is done once). Undefined when Nix cannot fetch it: the evaluation then reports why.
+ */
+async function fetchedTree(source: JobsetSource, nixOptions: Record<string, string> = {}): Promise<string | undefined> {
+  const evalSource = await toEvalSource(source);
+  if (evalSource.kind !== 'flake') return undefined;
+  const options = Object.entries(nixOptions).flatMap(([name, value]) => ['--option', name, value]);
+  const result = await execa(
+    'nix',
+    ['--extra-experimental-features', 'nix-command flakes', ...options, 'flake', 'metadata', '--json', '--no-write-lock-file', evalSource.ref],
+    { reject: false, env: minimalEnvironment(), extendEnv: false, timeout: FETCH_TIMEOUT_MS },
+  );
+  if (result.exitCode !== 0) return undefined;
+  const path = (JSON.parse(result.stdout) as { path?: unknown }).path;
+  return typeof path === 'string' ? path : undefined;
 }
 
 /** One batch of attributes, with the minimal derivation rows their foreign keys need. */

@@ -19,9 +19,10 @@ import { createLogger } from '../../lib/log.ts';
 import { connectTemporal } from '../../temporal/connection.ts';
 import { startTemporalDevServer } from '../../temporal/dev-server.ts';
 import { TemporalSetupError } from '../../temporal/errors.ts';
+import { applyCacheFlags, describeCache, openServedCache, withCacheOptions, type CacheFlags } from '../cache-options.ts';
 import { CliError } from '../errors.ts';
 
-interface DevOptions {
+interface DevOptions extends CacheFlags {
   config?: string;
   port?: string;
   stateDir?: string;
@@ -59,6 +60,7 @@ async function runDev(options: DevOptions): Promise<number> {
   const env: Record<string, string | undefined> = { ...process.env };
   if (options.stateDir !== undefined) env.HARMONIA_CI_STATE_DIR = resolve(options.stateDir);
   if (options.port !== undefined) env.HARMONIA_CI_API_PORT = String(parsePort(options.port, '--port'));
+  applyCacheFlags(options, env);
   const config: ServerConfig = await loadServerConfig({ env, file: options.config });
   const log = createLogger({ level: config.log.level });
 
@@ -123,10 +125,13 @@ async function runDev(options: DevOptions): Promise<number> {
     out(healthLine('database', await checkDatabase(pool)) + ` (${where})`);
     if (stopRequested) return 130;
 
+    const cache = await openServedCache(config);
+    started.push({ name: 'binary cache', stop: () => cache.backend.close() });
+
     const api = await startApiServer({
       config,
       log,
-      deps: { pool, temporal, cacheStorage: null },
+      deps: { pool, temporal, cacheStorage: cache.backend },
       temporalUiUrl,
       host: config.api.host,
       port: config.api.port,
@@ -138,6 +143,7 @@ async function runDev(options: DevOptions): Promise<number> {
     out(`  dashboard        ${api.url}/ci/`);
     out(`  Temporal Web UI  ${temporalUiUrl ?? (options.ui ? 'served by the configured cluster' : 'off (--no-ui)')}`);
     out(`  healthz          ${api.url}/healthz`);
+    for (const line of describeCache({ ...cache, description: cache.backend.description }, api.url)) out(`  ${line}`);
     out();
 
     const response = await fetch(`${api.url}/healthz`);
@@ -170,8 +176,7 @@ export async function withSetupErrorsAsCliErrors(run: () => Promise<void>): Prom
 
 /** Registers `harmonia-ci dev`. */
 export function registerDev(program: Command): void {
-  program
-    .command('dev')
+  withCacheOptions(program.command('dev'))
     .description('run everything on this machine: Temporal dev server and embedded PostgreSQL unless configured, then the API')
     .option('--config <file>', 'server configuration file (default: $HARMONIA_CI_CONFIG)')
     .option('--port <port>', 'API port (default 8080, or api.port / HARMONIA_CI_API_PORT; 0 picks a free one)')

@@ -11,9 +11,10 @@ import { CliError } from '../errors.ts';
 import { startLocalStack } from '../stack.ts';
 import { startLocalWorkers } from '../local-workers.ts';
 import { startLocalEval, watchEval, type RunSummary } from '../run-progress.ts';
+import { applyCacheFlags, cacheErrorsAsCliErrors, describeCache, withCacheOptions, type CacheFlags } from '../cache-options.ts';
 import { withSetupErrorsAsCliErrors } from './dev.ts';
 
-interface RunOptions {
+interface RunOptions extends CacheFlags {
   attr?: string[];
   json: boolean;
   stateDir?: string;
@@ -23,6 +24,7 @@ interface RunOptions {
 async function runOnce(target: string, options: RunOptions): Promise<number> {
   const env: Record<string, string | undefined> = { ...process.env };
   if (options.stateDir !== undefined) env.HARMONIA_CI_STATE_DIR = resolve(options.stateDir);
+  applyCacheFlags(options, env);
   const config = await loadServerConfig({ env });
   // The terminal shows progress; logs appear only for errors unless a level is configured.
   const log = createLogger({ level: config.log.level === 'info' ? 'error' : config.log.level });
@@ -36,7 +38,8 @@ async function runOnce(target: string, options: RunOptions): Promise<number> {
   let workers: Awaited<ReturnType<typeof startLocalWorkers>> | undefined;
   try {
     workers = await startLocalWorkers({ stack, config, log });
-    say(`  workers    coordinator, evaluator, builder ${workers.host} (${config.builder.systems.join(', ')})`);
+    say(`  workers    coordinator, evaluator, builder ${workers.host} (${config.builder.systems.join(', ')}), signer`);
+    for (const line of workers.cache ? describeCache(workers.cache) : []) say(`  ${line}`);
 
     const pool = stack.database.pool;
     const { evalId } = await startLocalEval({ client: stack.client, pool, path, attrs: options.attr });
@@ -53,18 +56,20 @@ async function runOnce(target: string, options: RunOptions): Promise<number> {
 
 /** Registers `harmonia-ci run`. */
 export function registerRun(program: Command): void {
-  program
+  const command = program
     .command('run')
     .argument('<flake-or-file>', 'a flake directory or reference, or a .nix file of jobs')
     .description('run CI once on a local checkout: evaluate, build what is missing, report; exit 0 only if every job succeeded')
     .option('-A, --attr <attr...>', 'attribute paths to evaluate (default: .harmonia-ci.toml attrs, else "checks")')
     .option('--json', 'print a JSON summary as the last line of stdout', false)
     .option('--state-dir <dir>', 'where the embedded services keep their state (default .state)')
-    .option('--no-ui', 'start the Temporal dev server without its Web UI')
-    .action((target: string, options: RunOptions) =>
-      withSetupErrorsAsCliErrors(async () => {
+    .option('--no-ui', 'start the Temporal dev server without its Web UI');
+  withCacheOptions(command).action((target: string, options: RunOptions) =>
+    withSetupErrorsAsCliErrors(() =>
+      cacheErrorsAsCliErrors(async () => {
         if (!target) throw new CliError('run needs a flake or a .nix file');
         process.exitCode = await runOnce(target, options);
       }),
-    );
+    ),
+  );
 }

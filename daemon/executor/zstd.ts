@@ -46,7 +46,13 @@ async function* filter(source: AsyncIterable<Uint8Array>, args: string[], what: 
   });
   let finished = false;
   try {
-    for await (const chunk of child.stdout as AsyncIterable<Buffer>) yield chunk;
+    let readError: unknown;
+    try {
+      for await (const chunk of child.stdout as AsyncIterable<Buffer>) yield chunk;
+    } catch (error) {
+      // The cause is usually zstd's own failure (or its absence): reported below with priority.
+      readError = error;
+    }
     await feeding;
     const exit = await closed;
     if (spawnError) {
@@ -62,6 +68,7 @@ async function* filter(source: AsyncIterable<Uint8Array>, args: string[], what: 
     if (exit.code !== 0) {
       throw new ZstdError(`cannot ${what}: zstd exited with ${exit.signal ?? `code ${exit.code}`}: ${stderr.trim() || 'no message'}`);
     }
+    if (readError) throw readError;
     finished = true;
   } finally {
     if (!finished) {

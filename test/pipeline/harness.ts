@@ -9,16 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import type { Pool } from 'pg';
 import { startLocalWorkers, type LocalWorkers, type LocalWorkersOptions } from '../../cli/local-workers.ts';
-import { readRunSummary, startLocalEval, type RunSummary } from '../../cli/run-progress.ts';
+import { readRunSummary, startLocalEval, waitForEvalWorkflow, type RunSummary } from '../../cli/run-progress.ts';
 import type { LocalStack } from '../../cli/stack.ts';
 import { loadServerConfig } from '../../config/server.ts';
 import type { ServerConfig } from '../../config/types.ts';
 import { createLogger, routeTemporalLogs } from '../../lib/log.ts';
 import { ensureNamespace } from '../../temporal/namespace.ts';
 import { ensureSearchAttributes } from '../../temporal/search-attributes.ts';
-import { evalWorkflowId } from '../../workflows/definitions.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 
 export interface Pipeline {
@@ -109,23 +107,6 @@ export async function startPipeline(
   };
 }
 
-/** Waits for the eval workflow to exist and end (its result or its failure); a skipped eval has none. */
-export async function waitForEvalWorkflow(client: Client, pool: Pool, evalId: string, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await client.workflow.getHandle(evalWorkflowId(evalId)).result();
-      return;
-    } catch (error) {
-      if ((error as Error).name !== 'WorkflowNotFoundError') return;
-      const { rows } = await pool.query<{ status: string }>('SELECT status FROM evaluations WHERE id = $1', [evalId]);
-      if (rows[0]?.status === 'skipped') return;
-      if (Date.now() > deadline) throw new Error(`eval ${evalId} never started`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-}
-
 /** One job of a generated jobset. */
 export interface JobSpec {
   /** Shell commands run by /bin/sh; `$out` must be created. Absolute paths (/bin/sleep) work: no sandbox. */
@@ -155,3 +136,5 @@ export async function writeJobset(
   await writeFile(path, `let jobs = {\n${lines.join('\n')}\n}; in jobs\n`);
   return path;
 }
+
+export { waitForEvalWorkflow };

@@ -1,0 +1,150 @@
+/**
+ * The signer's activities, on the `signer` queue: the only code holding the signing key and the
+ * storage credentials. Every step is idempotent, so several signers polling one queue are
+ * failover: a signer that dies mid-publish is retried by another, and because a narinfo is written
+ * only after its NAR has been verified in the cache, no narinfo ever points at a missing NAR.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { formatHash, hashEquals, parsePrefixedHash } from '../../daemon/core/hash.ts';
+import { narInfoFingerprint, parseNarInfo, printNarInfo, type NarInfo } from '../../daemon/core/narinfo.ts';
+import { signFingerprint, type SecretKey } from '../../daemon/core/signing.ts';
+import { readText } from '../../cache/binary-cache.ts';
+import { UploadMismatchError } from '../../cache/errors.ts';
+import { CACHE_INFO_KEY, cacheInfoText, CONTENT_TYPES, logKey, narInfoKey, narKey } from '../../cache/layout.ts';
+import type { CacheBackend, StoredObject } from '../../cache/types.ts';
+import type { BuiltOutput } from '../../workflows/types.ts';
+import type { PublishOutcome, SignerActivities, StagedOutput, StagedUpload, UploadPlan } from '../types.ts';
+
+/** DESIGN §3: presigned URLs live 15 minutes. */
+export const DEFAULT_UPLOAD_LIFETIME_MS = 15 * 60_000;
+
+/** Failure type of a publish whose NAR is not in the cache as announced; the build workflow uploads again. */
+export const UPLOAD_MISSING = 'UploadMissing';
+
+export interface SignerDeps {
+  backend: CacheBackend;
+  secretKey: SecretKey;
+  uploadLifetimeMs?: number;
+  /** Told about non-fatal problems (a log that could not be committed). */
+  warn?(message: string): void;
+}
+
+/** Writes `nix-cache-info` unless the cache has one: the first signer sets the cache up. */
+export async function initialiseCache(backend: CacheBackend): Promise<void> {
+  await backend.put(CACHE_INFO_KEY, Buffer.from(cacheInfoText()), { contentType: CONTENT_TYPES.cacheInfo, ifAbsent: true });
+}
+
+function heartbeat(): void {
+  // Outside an activity (tests calling the functions directly) there is nobody to tell.
+  try {
+    Context.current().heartbeat();
+  } catch {
+    // not in an activity
+  }
+}
+
+/** The narinfo the cache holds for a store path, if any. */
+async function readNarInfo(backend: CacheBackend, storePath: string): Promise<NarInfo | undefined> {
+  const text = await readText(backend, narInfoKey(storePath));
+  return text === undefined ? undefined : parseNarInfo(text);
+}
+
+/** The output as an existing narinfo describes it; its hash is canonical. */
+function asPublished(output: BuiltOutput, info: NarInfo): BuiltOutput {
+  return { ...output, narHash: formatHash(info.narHash, 'base32'), narSize: info.narSize, references: info.references };
+}
+
+export function createSignerActivities(deps: SignerDeps): SignerActivities {
+  const { backend, secretKey } = deps;
+  const lifetimeMs = deps.uploadLifetimeMs ?? DEFAULT_UPLOAD_LIFETIME_MS;
+
+  const narSpec = (output: StagedOutput) => ({ key: narKey(parsePrefixedHash(output.narHash)), size: output.file.size, sha256: output.file.sha256 });
+
+  /** Signs and writes the narinfo of an output whose NAR is stored as `stored`; the first narinfo wins. */
+  async function writeNarInfo(staged: StagedUpload, output: StagedOutput, stored: StoredObject): Promise<NarInfo | undefined> {
+    const info: NarInfo = {
+      storePath: output.path,
+      url: stored.key,
+      compression: 'zstd',
+      fileHash: parsePrefixedHash(stored.sha256!),
+      fileSize: stored.size,
+      narHash: parsePrefixedHash(output.narHash),
+      narSize: output.narSize,
+      references: output.references,
+      deriver: staged.drvPath,
+      system: staged.system,
+      sigs: [],
+    };
+    info.sigs = [signFingerprint(secretKey, narInfoFingerprint(info))];
+    const written = await backend.put(narInfoKey(output.path), Buffer.from(printNarInfo(info)), { contentType: CONTENT_TYPES.narInfo, ifAbsent: true });
+    return written ? undefined : readNarInfo(backend, output.path);
+  }
+
+  return {
+    async prepareUpload(staged: StagedUpload): Promise<UploadPlan> {
+      const plan: UploadPlan = { uploads: [] };
+      const planned = new Set<string>();
+      for (const output of staged.outputs) {
+        heartbeat();
+        if (await backend.head(narInfoKey(output.path))) continue;
+        const spec = narSpec(output);
+        if (planned.has(spec.key) || (await backend.head(spec.key))) continue;
+        planned.add(spec.key);
+        plan.uploads.push({ key: spec.key, target: await backend.uploadTarget(spec, { contentType: CONTENT_TYPES.nar, lifetimeMs }) });
+      }
+      if (staged.log) {
+        const key = logKey(staged.drvPath);
+        if (!(await backend.head(key))) {
+          const target = await backend.uploadTarget({ key, ...staged.log }, { contentType: CONTENT_TYPES.log, contentEncoding: 'zstd', lifetimeMs });
+          plan.uploads.push({ key, target });
+        }
+      }
+      return plan;
+    },
+
+    async publish(staged: StagedUpload): Promise<PublishOutcome> {
+      const outcome: PublishOutcome = { outputs: [], differing: [] };
+      const settle = (output: StagedOutput, existing: NarInfo): void => {
+        if (!hashEquals(existing.narHash, parsePrefixedHash(output.narHash))) outcome.differing.push(output.path);
+        outcome.outputs.push(asPublished(stripFile(output), existing));
+      };
+      for (const output of staged.outputs) {
+        heartbeat();
+        const existing = await readNarInfo(backend, output.path);
+        if (existing) {
+          settle(output, existing);
+          continue;
+        }
+        const spec = narSpec(output);
+        let stored: StoredObject | undefined;
+        try {
+          stored = await backend.commitUpload(spec);
+        } catch (error) {
+          if (!(error instanceof UploadMismatchError)) throw error;
+          throw ApplicationFailure.nonRetryable(error.message, UPLOAD_MISSING);
+        }
+        if (!stored) {
+          throw ApplicationFailure.nonRetryable(`${spec.key} (the NAR of ${output.path}) is not in ${backend.description}: it was never uploaded`, UPLOAD_MISSING);
+        }
+        heartbeat();
+        const raced = await writeNarInfo(staged, output, stored);
+        if (raced) settle(output, raced);
+        else outcome.outputs.push(stripFile(output));
+      }
+      if (staged.log) {
+        // A log is worth keeping but never worth failing a build over.
+        const committed = await backend.commitUpload({ key: logKey(staged.drvPath), ...staged.log }).catch((error: Error) => {
+          deps.warn?.(`the build log of ${staged.drvPath} was not stored: ${error.message}`);
+          return undefined;
+        });
+        if (!committed) deps.warn?.(`the build log of ${staged.drvPath} is missing from ${backend.description}`);
+      }
+      return outcome;
+    },
+  };
+}
+
+function stripFile({ name, path, narHash, narSize, references }: StagedOutput): BuiltOutput {
+  return { name, path, narHash, narSize, references };
+}

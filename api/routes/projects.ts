@@ -1,0 +1,162 @@
+/**
+ * `/api/projects`: the repositories discovered on the forges and which of them are enabled
+ * projects, with their PR trust, shares and poll interval. The same operations as
+ * `harmonia-ci projects list|sync|enable|disable`.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { ServerConfig } from '../../config/types.ts';
+import { parseDuration } from '../../config/units.ts';
+import { ForgeNotConfiguredError, ProjectError } from '../../forges/errors.ts';
+import { disableProject, enableProject, listProjects, parsePrTrust, syncRepositories, type ProjectDeps } from '../../forges/projects.ts';
+import type { ProjectRepository } from '../../forges/store.ts';
+import type { ForgeKind, Forges } from '../../forges/types.ts';
+import { errorResponses } from '../error-handler.ts';
+import { BadRequestError } from '../errors.ts';
+
+export interface ProjectRoutesOptions {
+  config: ServerConfig;
+  forges: Forges;
+}
+
+const listingSchema = {
+  type: 'object',
+  required: ['repository', 'forge', 'project', 'enabled', 'prTrust', 'schedulingShares', 'pollIntervalSeconds', 'cloneUrl', 'defaultBranch'],
+  properties: {
+    repository: { type: 'string' },
+    forge: { type: 'string', enum: ['github', 'gitea'] },
+    project: { type: ['string', 'null'] },
+    enabled: { type: 'boolean' },
+    prTrust: { type: ['string', 'null'], enum: ['everyone', 'collaborators', 'none', null] },
+    schedulingShares: { type: ['integer', 'null'] },
+    pollIntervalSeconds: { type: ['integer', 'null'] },
+    cloneUrl: { type: 'string' },
+    defaultBranch: { type: 'string' },
+  },
+} as const;
+
+const projectSchema = {
+  type: 'object',
+  required: ['project', 'repository', 'forge', 'enabled', 'prTrust', 'pollIntervalSeconds'],
+  properties: {
+    project: { type: 'string' },
+    repository: { type: 'string' },
+    forge: { type: 'string' },
+    enabled: { type: 'boolean' },
+    prTrust: { type: 'string' },
+    pollIntervalSeconds: { type: ['integer', 'null'] },
+  },
+} as const;
+
+const repoParams = {
+  type: 'object',
+  required: ['owner', 'repo'],
+  properties: { owner: { type: 'string', minLength: 1 }, repo: { type: 'string', minLength: 1 } },
+} as const;
+
+interface EnableBody {
+  forge?: ForgeKind;
+  name?: string;
+  prTrust?: string;
+  schedulingShares?: number;
+  /** A duration ("5m", "1h") or null to stop polling. */
+  pollInterval?: string | null;
+}
+
+/** Registers the project routes. */
+export async function projectRoutes(app: FastifyInstance, { config, forges }: ProjectRoutesOptions): Promise<void> {
+  const deps = (): ProjectDeps => ({
+    pool: app.db,
+    forges,
+    client: app.temporal,
+    publicUrl: config.api.publicUrl,
+    defaults: { prTrust: config.projects.prTrust, schedulingShares: config.projects.schedulingShares },
+  });
+
+  app.get(
+    '/api/projects',
+    { schema: { description: 'Known repositories and their projects.', response: { 200: { type: 'array', items: listingSchema }, ...errorResponses } } },
+    async () => listProjects(app.db),
+  );
+
+  app.post(
+    '/api/projects/sync',
+    {
+      schema: {
+        description: 'Discover the repositories the configured forges grant access to.',
+        response: { 200: { type: 'object', required: ['discovered'], properties: { discovered: { type: 'integer' } } }, ...errorResponses },
+      },
+    },
+    async () => ({ discovered: await userErrors(() => syncRepositories(deps())) }),
+  );
+
+  app.post<{ Params: { owner: string; repo: string }; Body: EnableBody | undefined }>(
+    '/api/projects/:owner/:repo/enable',
+    {
+      // Enables (or updates) the project of a repository.
+      schema: {
+        params: repoParams,
+        body: {
+          type: ['object', 'null'],
+          additionalProperties: false,
+          properties: {
+            forge: { type: 'string', enum: ['github', 'gitea'] },
+            name: { type: 'string', minLength: 1 },
+            prTrust: { type: 'string', enum: ['all', 'everyone', 'collaborators', 'none'] },
+            schedulingShares: { type: 'integer', minimum: 1 },
+            pollInterval: { type: ['string', 'null'] },
+          },
+        },
+        response: { 200: projectSchema, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const body = request.body ?? {};
+      const project = await userErrors(() =>
+        enableProject(deps(), {
+          repository: `${request.params.owner}/${request.params.repo}`,
+          ...(body.forge ? { forge: body.forge } : {}),
+          ...(body.name ? { name: body.name } : {}),
+          ...(body.prTrust ? { prTrust: parsePrTrust(body.prTrust) } : {}),
+          ...(body.schedulingShares ? { schedulingShares: body.schedulingShares } : {}),
+          ...(body.pollInterval === undefined ? {} : { pollIntervalMs: pollInterval(body.pollInterval) }),
+        }),
+      );
+      return describe(project);
+    },
+  );
+
+  app.post<{ Params: { owner: string; repo: string } }>(
+    '/api/projects/:owner/:repo/disable',
+    // Disables the project of a repository.
+    { schema: { params: repoParams, response: { 200: projectSchema, ...errorResponses } } },
+    async (request) => describe(await userErrors(() => disableProject(deps(), `${request.params.owner}/${request.params.repo}`))),
+  );
+}
+
+function pollInterval(value: string | null): number | null {
+  if (value === null) return null;
+  const ms = parseDuration(value);
+  if (ms === undefined || ms < 60_000) throw new BadRequestError('pollInterval: expected a duration of at least 1m, such as "5m", or null');
+  return ms;
+}
+
+function describe(project: ProjectRepository) {
+  return {
+    project: project.projectName,
+    repository: `${project.owner}/${project.name}`,
+    forge: project.forge,
+    enabled: project.enabled,
+    prTrust: project.prTrust,
+    pollIntervalSeconds: project.pollIntervalMs === null ? null : Math.round(project.pollIntervalMs / 1000),
+  };
+}
+
+/** Mistakes of the caller become 400s with their message; forge and database failures stay 5xx. */
+async function userErrors<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof ProjectError || error instanceof ForgeNotConfiguredError) throw new BadRequestError(error.message);
+    throw error;
+  }
+}

@@ -1,0 +1,222 @@
+/**
+ * A binary cache in an S3 bucket (tested on SeaweedFS). Only the signer and the HTTP server hold
+ * credentials; builders get presigned PUT URLs, each scoped to one key, one length (a signed
+ * header), one SHA-256 checksum (`x-amz-checksum-sha256`, compared by the storage with what
+ * arrives) and `If-None-Match: *` (an existing object is never replaced).
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  paginateListObjectsV2,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import type { S3Credentials } from '../config/secrets.ts';
+import { decodeBase64, formatHash, parsePrefixedHash } from '../daemon/core/hash.ts';
+import { classifyKey } from './layout.ts';
+import { CacheStorageError, InvalidKeyError } from './errors.ts';
+import type { ByteRange, CacheBackend, ObjectStream, StoredObject, UploadSpec, UploadTarget } from './types.ts';
+
+export interface S3BackendOptions {
+  bucket: string;
+  region?: string;
+  endpoint?: string;
+  forcePathStyle: boolean;
+  /** Static credentials; without them the SDK's default chain applies (environment, profile, instance role). */
+  credentials?: S3Credentials;
+}
+
+const DELETE_BATCH = 1000;
+
+function statusOf(error: unknown): number | undefined {
+  return error instanceof S3ServiceException ? error.$metadata.httpStatusCode : (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+}
+
+/** `sha256:<base32>` from S3's base64 checksum; composite multipart checksums (`…-N`) say nothing about the bytes. */
+function fromS3Checksum(checksum: string | undefined): string | undefined {
+  if (!checksum || !/^[A-Za-z0-9+/]{43}=$/.test(checksum)) return undefined;
+  return formatHash({ algorithm: 'sha256', digest: decodeBase64(checksum) }, 'base32');
+}
+
+function toS3Checksum(sha256: string): string {
+  return formatHash(parsePrefixedHash(sha256), 'base64', false);
+}
+
+export class S3Backend implements CacheBackend {
+  readonly description: string;
+  private readonly client: S3Client;
+  private readonly bucket: string;
+
+  constructor(options: S3BackendOptions) {
+    this.bucket = options.bucket;
+    this.description = `s3://${options.bucket}${options.endpoint ? ` at ${options.endpoint}` : ''}`;
+    this.client = new S3Client({
+      region: options.region ?? 'us-east-1',
+      forcePathStyle: options.forcePathStyle,
+      ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+      ...(options.credentials ? { credentials: options.credentials } : {}),
+      // The SDK's default would sign a CRC32 of the empty body into presigned URLs; checksums are explicit here.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+  }
+
+  private checked(key: string): string {
+    if (!classifyKey(key)) throw new InvalidKeyError(key);
+    return key;
+  }
+
+  private storageError(what: string, error: unknown): CacheStorageError {
+    const status = statusOf(error);
+    const hint = status === 403 ? ': check the credentials and their permissions on the bucket' : status === 404 ? ': does the bucket exist?' : '';
+    return new CacheStorageError(`${what} in ${this.description} failed (${(error as Error).name}: ${(error as Error).message})${hint}`, { cause: error });
+  }
+
+  async check(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (error) {
+      throw this.storageError('HEAD bucket', error);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+
+  async head(key: string): Promise<StoredObject | undefined> {
+    this.checked(key);
+    try {
+      const reply = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key, ChecksumMode: 'ENABLED' }));
+      const sha256 = fromS3Checksum(reply.ChecksumSHA256);
+      return { key, size: reply.ContentLength ?? 0, lastModified: reply.LastModified ?? new Date(0), ...(sha256 ? { sha256 } : {}) };
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw this.storageError(`HEAD ${key}`, error);
+    }
+  }
+
+  async read(key: string): Promise<Buffer | undefined> {
+    this.checked(key);
+    try {
+      const reply = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      return Buffer.from(await reply.Body!.transformToByteArray());
+    } catch (error) {
+      if (statusOf(error) === 404) return undefined;
+      throw this.storageError(`GET ${key}`, error);
+    }
+  }
+
+  async get(key: string, range?: ByteRange): Promise<ObjectStream | undefined> {
+    this.checked(key);
+    const header = range ? `bytes=${range.start}-${range.end ?? ''}` : undefined;
+    try {
+      const reply = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, ...(header ? { Range: header } : {}) }));
+      const length = reply.ContentLength ?? 0;
+      const contentRange = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(reply.ContentRange ?? '');
+      const size = contentRange ? Number(contentRange[3]) : length;
+      const start = contentRange ? Number(contentRange[1]) : 0;
+      return {
+        object: { key, size, lastModified: reply.LastModified ?? new Date(0) },
+        start,
+        end: start + length - 1,
+        body: reply.Body as Readable,
+        ...(reply.ContentEncoding ? { contentEncoding: reply.ContentEncoding } : {}),
+      };
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 404) return undefined;
+      if (status === 416) {
+        // A range past the end: report the object with nothing to send, as the local backend does.
+        const object = await this.head(key);
+        if (!object) return undefined;
+        return { object, start: object.size, end: object.size - 1, body: Readable.from([]) };
+      }
+      throw this.storageError(`GET ${key}`, error);
+    }
+  }
+
+  async put(key: string, body: Uint8Array, options: { contentType: string; contentEncoding?: string; ifAbsent?: boolean }): Promise<boolean> {
+    this.checked(key);
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: body,
+          ContentType: options.contentType,
+          ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
+          ...(options.contentEncoding ? { ContentEncoding: options.contentEncoding } : {}),
+          ...(options.ifAbsent ? { IfNoneMatch: '*' } : {}),
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (options.ifAbsent && statusOf(error) === 412) return false;
+      throw this.storageError(`PUT ${key}`, error);
+    }
+  }
+
+  async delete(keys: readonly string[]): Promise<void> {
+    for (const key of keys) this.checked(key);
+    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
+      const batch = keys.slice(i, i + DELETE_BATCH).map((key) => ({ Key: key }));
+      let reply;
+      try {
+        reply = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch, Quiet: true } }));
+      } catch (error) {
+        throw this.storageError(`deleting ${batch.length} objects`, error);
+      }
+      const failed = (reply.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
+      if (failed.length > 0) {
+        throw new CacheStorageError(`deleting from ${this.description} failed for ${failed.map((e) => `${e.Key} (${e.Code})`).slice(0, 5).join(', ')}`);
+      }
+    }
+  }
+
+  async *list(prefix = ''): AsyncIterable<StoredObject> {
+    try {
+      for await (const page of paginateListObjectsV2({ client: this.client, pageSize: 1000 }, { Bucket: this.bucket, Prefix: prefix })) {
+        for (const item of page.Contents ?? []) {
+          if (item.Key && classifyKey(item.Key)) yield { key: item.Key, size: item.Size ?? 0, lastModified: item.LastModified ?? new Date(0) };
+        }
+      }
+    } catch (error) {
+      throw this.storageError(`listing ${prefix || 'all objects'}`, error);
+    }
+  }
+
+  async uploadTarget(spec: UploadSpec, options: { contentType: string; contentEncoding?: string; lifetimeMs: number }): Promise<UploadTarget> {
+    const seconds = Math.max(1, Math.floor(options.lifetimeMs / 1000));
+    const headers: Record<string, string> = { 'content-type': options.contentType, 'if-none-match': '*' };
+    if (options.contentEncoding) headers['content-encoding'] = options.contentEncoding;
+    const command = new PutObjectCommand({
+      Bucket: this.bucket,
+      Key: this.checked(spec.key),
+      ContentLength: spec.size,
+      ChecksumSHA256: toS3Checksum(spec.sha256),
+      ContentType: options.contentType,
+      IfNoneMatch: '*',
+      ...(options.contentEncoding ? { ContentEncoding: options.contentEncoding } : {}),
+    });
+    const url = await getSignedUrl(this.client, command, { expiresIn: seconds });
+    return { kind: 'put', url, headers, expiresAt: Date.now() + seconds * 1000 };
+  }
+
+  async commitUpload(spec: UploadSpec): Promise<StoredObject | undefined> {
+    const object = await this.head(spec.key);
+    if (!object || object.sha256) return object;
+    // A storage that keeps no checksum: hash what it holds rather than trust the uploader.
+    const stream = await this.get(spec.key);
+    if (!stream) return undefined;
+    const hasher = createHash('sha256');
+    for await (const chunk of stream.body) hasher.update(chunk as Buffer);
+    return { ...object, sha256: formatHash({ algorithm: 'sha256', digest: new Uint8Array(hasher.digest()) }, 'base32') };
+  }
+}

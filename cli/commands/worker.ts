@@ -1,0 +1,148 @@
+/**
+ * `harmonia-ci worker <role>`: one role of a fleet in this process, against configured services.
+ * Each role's wiring lives in workers/main-<role>.ts; this file loads the configuration,
+ * connects, routes Temporal's logs into pino, stops gracefully on SIGINT/SIGTERM (a second
+ * signal exits at once) and fails with a message naming what is wrong.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { temporalConnectionConfig } from '../../api/temporal-config.ts';
+import { NODE_NAME } from '../../activities/coordinator/nodes.ts';
+import { loadServerConfig } from '../../config/server.ts';
+import type { ServerConfig } from '../../config/types.ts';
+import { resolveSocketPath } from '../../daemon/protocol/pool.ts';
+import { openDatabase, type Database } from '../../db/open.ts';
+import { createLogger, routeTemporalLogs, type Logger } from '../../lib/log.ts';
+import { connectTemporal, connectTemporalWorker } from '../../temporal/connection.ts';
+import { startBuilderRole } from '../../workers/main-builder.ts';
+import { startCoordinatorRole } from '../../workers/main-coordinator.ts';
+import { startEvaluatorRole } from '../../workers/main-evaluator.ts';
+import { startSignerRole } from '../../workers/main-signer.ts';
+import type { RunningRole } from '../../workers/wiring.ts';
+import { builderHostName } from '../local-workers.ts';
+import { CliError } from '../errors.ts';
+import { withSetupErrorsAsCliErrors } from './dev.ts';
+import { DEV_TEMPORAL_ADDRESS } from '../operator.ts';
+
+const ROLES = ['coordinator', 'evaluator', 'builder', 'signer'] as const;
+type Role = (typeof ROLES)[number];
+
+interface WorkerOptions {
+  config?: string;
+  host?: string;
+  systems?: string;
+  features?: string;
+  maxJobs?: string;
+  heartbeatInterval: string;
+}
+
+const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
+
+async function runWorker(role: Role, options: WorkerOptions): Promise<void> {
+  const env: Record<string, string | undefined> = { ...process.env };
+  if (options.systems !== undefined) env.HARMONIA_CI_BUILDER_SYSTEMS = options.systems;
+  if (options.features !== undefined) env.HARMONIA_CI_BUILDER_FEATURES = options.features;
+  if (options.maxJobs !== undefined) env.HARMONIA_CI_BUILDER_MAX_JOBS = options.maxJobs;
+  const config = await loadServerConfig({ env, file: options.config });
+  // An empty environment value counts as unset there; `--features ''` means none.
+  if (options.features !== undefined && options.features.trim() === '') config.builder.features = [];
+  const host = options.host ?? builderHostName();
+  if (role === 'builder' && !NODE_NAME.test(host)) {
+    throw new CliError(`--host ${JSON.stringify(host)}: a node name is letters, digits, ".", "_" and "-", starting with a letter or digit`);
+  }
+  const heartbeatSeconds = Number(options.heartbeatInterval);
+  if (!(heartbeatSeconds > 0)) throw new CliError(`--heartbeat-interval expects seconds above 0, got "${options.heartbeatInterval}"`);
+
+  const log = createLogger({ level: config.log.level, name: role });
+  // The builder drains on SIGTERM in its own order (builds first, then their uploads).
+  await routeTemporalLogs(log, { shutdownSignals: [] });
+  const address = config.temporal.address ?? DEV_TEMPORAL_ADDRESS;
+  const connection = await temporalConnectionConfig(config.temporal, address);
+  const client = await connectTemporal(connection);
+  let database: Database | undefined;
+  let workerConnection: Awaited<ReturnType<typeof connectTemporalWorker>> | undefined;
+  try {
+    workerConnection = await connectTemporalWorker(connection);
+    const ctx = { connection: workerConnection, namespace: config.temporal.namespace, bundleDir: join(config.stateDir, 'bundles') };
+    if (role === 'coordinator' || role === 'evaluator') database = await openConfiguredDatabase(role, config);
+    const daemonSocket = resolveSocketPath();
+    let running: RunningRole;
+    if (role === 'coordinator') {
+      running = await startCoordinatorRole({ config, ctx, client, pool: database!.pool, log });
+    } else if (role === 'evaluator') {
+      running = await startEvaluatorRole({ config, ctx, pool: database!.pool, daemonSocket });
+    } else if (role === 'signer') {
+      running = await startSignerRole({ config, ctx, log });
+    } else {
+      const identity = { host, systems: config.builder.systems, features: config.builder.features, maxJobs: config.builder.maxJobs };
+      running = await startBuilderRole({ config, log, client, ctx, daemonSocket, identity, version: VERSION, heartbeatIntervalMs: heartbeatSeconds * 1000 });
+      log.info(`builder ${host}: ${identity.systems.join(', ')}; features ${identity.features.join(', ') || 'none'}; max jobs ${identity.maxJobs}`);
+    }
+    log.info(`${role} worker running against Temporal ${address} (namespace ${config.temporal.namespace}); SIGTERM stops it gracefully`);
+    await untilStopped(running, log);
+  } finally {
+    await workerConnection?.close().catch(() => undefined);
+    await client.connection.close().catch(() => undefined);
+    await database?.close().catch(() => undefined);
+  }
+}
+
+async function openConfiguredDatabase(role: Role, config: ServerConfig): Promise<Database> {
+  if (!config.database.url) {
+    throw new CliError(
+      `the ${role} needs PostgreSQL: set DATABASE_URL or database.url (the embedded database of \`harmonia-ci dev\` serves only the dev process)`,
+    );
+  }
+  // The schema is migrated by `harmonia-ci migrate`; a worker only refuses one it does not understand.
+  return openDatabase({ url: config.database.url, stateDir: config.stateDir, migrate: false });
+}
+
+/** Waits for SIGINT/SIGTERM (then stops gracefully) or for a worker to fail. */
+async function untilStopped(running: RunningRole, log: Logger): Promise<void> {
+  let onSignal: (signal: NodeJS.Signals) => void = () => undefined;
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    onSignal = (signal) => {
+      if (stopping) {
+        log.warn(`${signal} again: exiting without waiting for running work`);
+        process.exit(130);
+      }
+      resolve(signal);
+    };
+  });
+  let stopping = false;
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const signal = await Promise.race([signalled, running.done]);
+    stopping = true;
+    log.info(`${signal}: stopping gracefully`);
+    await Promise.race([running.stop(), running.done]);
+    log.info('stopped');
+  } catch (error) {
+    throw new CliError(`worker failed: ${(error as Error).message}`);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** Registers `harmonia-ci worker`. */
+export function registerWorker(program: Command): void {
+  program
+    .command('worker')
+    .argument('<role>', `one of ${ROLES.join(', ')}`)
+    .description('run one role of a fleet: coordinator (workflows, database), evaluator, builder or signer')
+    .option('--config <file>', 'server configuration file (default: $HARMONIA_CI_CONFIG)')
+    .option('--host <name>', 'builder: the node name, also its upload queue (default: this host name)')
+    .option('--systems <list>', 'builder: systems it builds for, comma-separated (default builder.systems)')
+    .option('--features <list>', 'builder: system features it offers, comma-separated; "" for none (default builder.features)')
+    .option('--max-jobs <n>', 'builder: builds at a time (default builder.max-jobs)')
+    .option('--heartbeat-interval <seconds>', 'builder: seconds between heartbeats to the coordinator', '15')
+    .action((role: string, options: WorkerOptions) =>
+      withSetupErrorsAsCliErrors(async () => {
+        if (!(ROLES as readonly string[]).includes(role)) throw new CliError(`unknown role "${role}"; expected one of ${ROLES.join(', ')}`);
+        await runWorker(role as Role, options);
+      }),
+    );
+}

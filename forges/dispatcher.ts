@@ -1,0 +1,195 @@
+/**
+ * The delivery dispatcher: turns stored webhook deliveries into `push` signals. It runs beside
+ * the API (several API processes share the table safely: leases and SKIP LOCKED), keeps the
+ * order of deliveries per ref, applies PR trust (which may ask the forge who may push), and
+ * retries with backoff while Temporal or the forge is down, so an accepted delivery is never lost.
+ */
+import type { Client } from '@temporalio/client';
+import type { Pool } from 'pg';
+import { ForgeNotConfiguredError, ForgeRequestError } from './errors.ts';
+import { signalPush } from './signal.ts';
+import { findProject, type ProjectRepository } from './store.ts';
+import type { Forges } from './types.ts';
+import type { Intent } from './webhooks.ts';
+
+const PASS_INTERVAL_MS = 2_000;
+const BATCH = 20;
+const MAX_BACKOFF_MS = 60_000;
+const KEEP_FINISHED = '7 days';
+const PRUNE_EVERY_MS = 10 * 60_000;
+const SIGNAL_DEADLINE_MS = 10_000;
+
+export interface DispatcherDeps {
+  pool: Pool;
+  client: Client;
+  forges: Forges;
+  log: { warn(fields: object, message: string): void };
+}
+
+export interface DeliveryDispatcher {
+  /** Runs a pass soon (after a delivery was stored). */
+  kick(): void;
+  /** One pass over due deliveries; resolves with how many it handled. */
+  runOnce(): Promise<number>;
+  start(): void;
+  stop(): Promise<void>;
+}
+
+interface DeliveryRow {
+  id: string;
+  project_id: string;
+  ref: string;
+  intent: Intent;
+  attempts: number;
+}
+
+type Outcome = { status: 'dispatched' } | { status: 'ignored'; reason: string };
+
+export function createDeliveryDispatcher(deps: DispatcherDeps): DeliveryDispatcher {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<number> | undefined;
+  let again = false;
+  let prunedAt = 0;
+
+  const pass = async (): Promise<number> => {
+    let handled = 0;
+    do {
+      again = false;
+      const rows = await claim(deps.pool);
+      for (const row of rows) await settle(deps, row);
+      handled += rows.length;
+      if (rows.length === BATCH) again = true;
+    } while (again);
+    if (Date.now() - prunedAt > PRUNE_EVERY_MS) {
+      prunedAt = Date.now();
+      await deps.pool.query(`DELETE FROM forge_deliveries WHERE status <> 'pending' AND finished_at < now() - interval '${KEEP_FINISHED}'`);
+    }
+    return handled;
+  };
+  const runOnce = (): Promise<number> => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = pass().finally(() => {
+      running = undefined;
+    });
+    return running;
+  };
+  const guarded = (): void => {
+    runOnce().catch((error: Error) => deps.log.warn({ err: error }, 'webhook delivery dispatch failed; retrying'));
+  };
+
+  return {
+    kick: () => setImmediate(guarded),
+    runOnce,
+    start() {
+      timer ??= setInterval(guarded, PASS_INTERVAL_MS);
+      timer.unref();
+      guarded();
+    },
+    async stop() {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+      await running?.catch(() => undefined);
+    },
+  };
+}
+
+/** The oldest pending delivery of each ref, if due and not held by another dispatcher. */
+async function claim(pool: Pool): Promise<DeliveryRow[]> {
+  const { rows } = await pool.query<DeliveryRow>(
+    `WITH heads AS (
+       SELECT DISTINCT ON (project_id, ref) id, next_attempt_at, lease_until
+         FROM forge_deliveries WHERE status = 'pending' ORDER BY project_id, ref, id
+     ), due AS (
+       SELECT id FROM heads WHERE next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now()) ORDER BY id LIMIT $1
+     )
+     UPDATE forge_deliveries d SET lease_until = now() + interval '2 minutes', attempts = d.attempts + 1
+       FROM due WHERE d.id = due.id AND d.status = 'pending' AND (d.lease_until IS NULL OR d.lease_until < now())
+     RETURNING d.id, d.project_id, d.ref, d.intent, d.attempts`,
+    [BATCH],
+  );
+  return rows.sort((a, b) => Number(a.id) - Number(b.id));
+}
+
+async function settle(deps: DispatcherDeps, row: DeliveryRow): Promise<void> {
+  try {
+    const outcome = await dispatch(deps, row);
+    await deps.pool.query(
+      `UPDATE forge_deliveries SET status = $2, outcome = $3, lease_until = NULL, finished_at = now() WHERE id = $1`,
+      [row.id, outcome.status, outcome.status === 'ignored' ? outcome.reason : null],
+    );
+  } catch (error) {
+    const permanent = error instanceof ForgeNotConfiguredError || (error instanceof ForgeRequestError && !error.transient);
+    if (permanent) {
+      deps.log.warn({ err: error, delivery: row.id }, 'webhook delivery cannot be dispatched');
+      await deps.pool.query(
+        `UPDATE forge_deliveries SET status = 'ignored', outcome = $2, lease_until = NULL, finished_at = now() WHERE id = $1`,
+        [row.id, (error as Error).message],
+      );
+      return;
+    }
+    const wait = error instanceof ForgeRequestError && error.retryAfterMs !== undefined ? error.retryAfterMs : backoff(row.attempts);
+    deps.log.warn({ err: error, delivery: row.id, retryInMs: wait }, 'webhook delivery not dispatched yet; will retry');
+    await deps.pool.query(
+      `UPDATE forge_deliveries SET outcome = $2, lease_until = NULL, next_attempt_at = now() + $3 * interval '1 millisecond' WHERE id = $1`,
+      [row.id, (error as Error).message, wait],
+    );
+  }
+}
+
+function backoff(attempts: number): number {
+  return Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.max(0, attempts - 1));
+}
+
+async function dispatch(deps: DispatcherDeps, row: DeliveryRow): Promise<Outcome> {
+  const project = await findProject(deps.pool, { id: String(row.project_id) });
+  if (!project?.enabled) return { status: 'ignored', reason: 'the project is disabled' };
+  const forge = deps.forges.get(project.forge);
+  const repo = { owner: project.owner, name: project.name, installationId: project.installationId };
+  const intent = row.intent;
+
+  if (intent.kind === 'push') {
+    const treeHash = intent.treeHash ?? (await forge.commitTree(repo, intent.sha));
+    await push(deps, project, row.ref, intent.sha, treeHash, 'push');
+    return { status: 'dispatched' };
+  }
+  if (project.prTrust === 'none') return { status: 'ignored', reason: 'pull requests are not built for this project (pr-trust none)' };
+
+  if (intent.kind === 'pull_request') {
+    const trusted = project.prTrust === 'everyone' || intent.sameRepository || (await forge.canPush(repo, intent.author));
+    if (!trusted) {
+      return { status: 'ignored', reason: `${intent.author} cannot push to ${project.projectName}: a collaborator's "/ci run" comment builds it` };
+    }
+    await push(deps, project, row.ref, intent.sha, await forge.commitTree(repo, intent.sha), 'pull_request');
+    return { status: 'dispatched' };
+  }
+
+  if (project.prTrust !== 'everyone' && !(await forge.canPush(repo, intent.commenter))) {
+    return { status: 'ignored', reason: `${intent.commenter} cannot push to ${project.projectName}: only collaborators start builds` };
+  }
+  // The head at the moment of the comment: later pushes of an outside author need another /ci run.
+  const pr = await forge.pullRequest(repo, intent.number);
+  await push(deps, project, row.ref, pr.sha, await forge.commitTree(repo, pr.sha), 'pull_request');
+  return { status: 'dispatched' };
+}
+
+async function push(
+  deps: DispatcherDeps,
+  project: ProjectRepository,
+  ref: string,
+  sha: string,
+  treeHash: string | undefined,
+  event: 'push' | 'pull_request',
+): Promise<void> {
+  // Bounded, so an unreachable Temporal holds up a pass for seconds, not for the client's whole retry budget.
+  await deps.client.connection.withDeadline(Date.now() + SIGNAL_DEADLINE_MS, () => signalPush(deps.client, {
+    projectName: project.projectName,
+    ref,
+    sha,
+    ...(treeHash ? { treeHash } : {}),
+    cloneUrl: project.cloneUrl,
+    event,
+  }));
+}

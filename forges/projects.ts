@@ -1,0 +1,198 @@
+/**
+ * Projects: which discovered repositories harmonia-ci builds, with their shares, PR trust and poll
+ * interval. Shared by `harmonia-ci projects` and the `/api/projects` routes. Enabling a Gitea
+ * repository registers its webhook; enabling with a poll interval starts the poll workflow.
+ */
+import type { Client } from '@temporalio/client';
+import type { Pool } from 'pg';
+import { COORDINATOR_QUEUE } from '../workflows/definitions.ts';
+import { pollWorkflowId, type pollWorkflow } from '../workflows/poll.ts';
+import { ProjectError } from './errors.ts';
+import { findProject, upsertRepositories, type PrTrust, type ProjectRepository } from './store.ts';
+import type { ForgeKind, Forges } from './types.ts';
+
+export interface ProjectDeps {
+  pool: Pool;
+  forges: Forges;
+  /** Needed to start and stop poll workflows. */
+  client?: Client;
+  /** Where forges reach our webhooks (`api.public-url`). */
+  publicUrl: string;
+  defaults: { prTrust: PrTrust; schedulingShares: number };
+}
+
+export interface ProjectListing {
+  repository: string;
+  forge: ForgeKind;
+  project: string | null;
+  enabled: boolean;
+  prTrust: PrTrust | null;
+  schedulingShares: number | null;
+  pollIntervalSeconds: number | null;
+  cloneUrl: string;
+  defaultBranch: string;
+}
+
+export interface EnableOptions {
+  /** `owner/name` of the repository. */
+  repository: string;
+  forge?: ForgeKind;
+  /** The project's name (default `owner/name`). */
+  name?: string;
+  prTrust?: PrTrust;
+  schedulingShares?: number;
+  /** Poll the default branch this often; null stops polling. */
+  pollIntervalMs?: number | null;
+}
+
+/** `all` is the command line's word for the schema's `everyone`. */
+export function parsePrTrust(word: string): PrTrust {
+  const value = word === 'all' ? 'everyone' : word;
+  if (value === 'everyone' || value === 'collaborators' || value === 'none') return value;
+  throw new ProjectError(`unknown PR trust "${word}": expected all (everyone), collaborators or none`);
+}
+
+/** Every known repository with its project, if any. */
+export async function listProjects(pool: Pool): Promise<ProjectListing[]> {
+  const { rows } = await pool.query<{
+    forge: ForgeKind; owner: string; name: string; clone_url: string; default_branch: string;
+    project: string | null; enabled: boolean | null; pr_trust: PrTrust | null; scheduling_shares: number | null; poll_s: string | null;
+  }>(
+    `SELECT r.forge, r.owner, r.name, r.clone_url, r.default_branch, p.name AS project, p.enabled, p.pr_trust, p.scheduling_shares,
+            extract(epoch FROM p.poll_interval)::bigint AS poll_s
+       FROM repositories r LEFT JOIN projects p ON p.repository_id = r.id
+      WHERE r.forge <> 'local' ORDER BY r.forge, lower(r.owner), lower(r.name)`,
+  );
+  return rows.map((r) => ({
+    repository: `${r.owner}/${r.name}`,
+    forge: r.forge,
+    project: r.project,
+    enabled: r.enabled ?? false,
+    prTrust: r.pr_trust,
+    schedulingShares: r.scheduling_shares,
+    pollIntervalSeconds: r.poll_s === null ? null : Number(r.poll_s),
+    cloneUrl: r.clone_url,
+    defaultBranch: r.default_branch,
+  }));
+}
+
+/** Discovers the repositories of every configured forge into `repositories`; returns how many. */
+export async function syncRepositories(deps: Pick<ProjectDeps, 'pool' | 'forges'>): Promise<number> {
+  let count = 0;
+  for (const forge of [deps.forges.github, deps.forges.gitea]) {
+    if (forge) count += await upsertRepositories(deps.pool, await forge.discover());
+  }
+  return count;
+}
+
+/** Enables (or updates) the project of a repository, discovering repositories first if it is unknown. */
+export async function enableProject(deps: ProjectDeps, options: EnableOptions): Promise<ProjectRepository> {
+  let repositoryId = await findRepository(deps.pool, options.repository, options.forge);
+  if (repositoryId === undefined) {
+    await syncRepositories(deps);
+    repositoryId = await findRepository(deps.pool, options.repository, options.forge);
+  }
+  if (repositoryId === undefined) {
+    throw new ProjectError(`no repository ${options.repository} on the configured forges: check that the GitHub App is installed on it or that the token can see it`);
+  }
+  const existing = await deps.pool.query<{ id: string }>('SELECT id FROM projects WHERE repository_id = $1 ORDER BY id LIMIT 1', [repositoryId]);
+  const interval = options.pollIntervalMs === undefined ? undefined : options.pollIntervalMs === null ? null : `${Math.round(options.pollIntervalMs / 1000)} seconds`;
+  let projectId: string;
+  if (existing.rows[0]) {
+    projectId = String(existing.rows[0].id);
+    await deps.pool.query(
+      `UPDATE projects SET enabled = true, name = coalesce($2, name), pr_trust = coalesce($3, pr_trust),
+              scheduling_shares = coalesce($4, scheduling_shares),
+              poll_interval = CASE WHEN $5 THEN $6::interval ELSE poll_interval END, updated_at = now()
+        WHERE id = $1`,
+      [projectId, options.name ?? null, options.prTrust ?? null, options.schedulingShares ?? null, interval !== undefined, interval ?? null],
+    );
+  } else {
+    const inserted = await deps.pool.query<{ id: string }>(
+      `INSERT INTO projects (repository_id, name, pr_trust, scheduling_shares, poll_interval) VALUES ($1, $2, $3, $4, $5::interval) RETURNING id`,
+      [
+        repositoryId,
+        options.name ?? options.repository.replace(/[^A-Za-z0-9._/-]/g, '-'),
+        options.prTrust ?? deps.defaults.prTrust,
+        options.schedulingShares ?? deps.defaults.schedulingShares,
+        interval ?? null,
+      ],
+    ).catch((error: Error & { code?: string }) => {
+      if (error.code === '23505') throw new ProjectError(`a project named ${options.name ?? options.repository} exists already: choose another name (--name)`);
+      throw error;
+    });
+    projectId = String(inserted.rows[0]!.id);
+  }
+  const project = (await findProject(deps.pool, { id: projectId }))!;
+
+  const forge = deps.forges.get(project.forge);
+  if (forge.registerHook && deps.forges.gitea) {
+    const secret = await deps.forges.gitea.webhookSecret();
+    if (!secret) throw new ProjectError('Gitea webhooks need a secret: set forges.gitea.webhook-secret-file');
+    const hookId = await forge.registerHook(repoRef(project), webhookUrl(deps.publicUrl, project.forge), secret);
+    await deps.pool.query('UPDATE projects SET forge_hook_id = $2 WHERE id = $1', [projectId, hookId]);
+    project.hookId = hookId;
+  }
+  if (project.pollIntervalMs !== null) await startPolling(deps, project.projectName);
+  return project;
+}
+
+/** Disables a project (by project name or `owner/name`), removing its Gitea webhook and stopping its polling. */
+export async function disableProject(deps: ProjectDeps, key: string): Promise<ProjectRepository> {
+  const project = (await findProject(deps.pool, { name: key })) ?? (await projectOfRepository(deps.pool, key));
+  if (!project) throw new ProjectError(`no project ${key}: \`harmonia-ci projects list\` shows them`);
+  await deps.pool.query('UPDATE projects SET enabled = false, forge_hook_id = NULL, updated_at = now() WHERE id = $1', [project.projectId]);
+  const forge = deps.forges.get(project.forge);
+  if (forge.removeHook) await forge.removeHook(repoRef(project), project.hookId, webhookUrl(deps.publicUrl, project.forge));
+  if (deps.client) {
+    await deps.client.workflow
+      .getHandle(pollWorkflowId(project.projectName))
+      .cancel()
+      .catch(() => undefined); // Not polling: nothing to stop.
+  }
+  return { ...project, enabled: false, hookId: null };
+}
+
+async function startPolling(deps: ProjectDeps, projectName: string): Promise<void> {
+  if (!deps.client) throw new ProjectError('polling needs Temporal: set temporal.address');
+  await deps.client.workflow.start<typeof pollWorkflow>('pollWorkflow', {
+    workflowId: pollWorkflowId(projectName),
+    taskQueue: COORDINATOR_QUEUE,
+    args: [{ projectName }],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    staticSummary: `poll ${projectName}`,
+  });
+}
+
+function webhookUrl(publicUrl: string, forge: ForgeKind): string {
+  return `${publicUrl.replace(/\/+$/, '')}/webhook/${forge}`;
+}
+
+function repoRef(project: ProjectRepository) {
+  return { owner: project.owner, name: project.name, installationId: project.installationId };
+}
+
+async function findRepository(pool: Pool, repository: string, forge?: ForgeKind): Promise<string | undefined> {
+  const [owner, name] = splitRepository(repository);
+  const { rows } = await pool.query<{ id: string; forge: string }>(
+    `SELECT id, forge FROM repositories WHERE lower(owner) = lower($1) AND lower(name) = lower($2) AND forge <> 'local'
+        AND ($3::text IS NULL OR forge = $3)`,
+    [owner, name, forge ?? null],
+  );
+  if (rows.length > 1) throw new ProjectError(`${repository} exists on ${rows.map((r) => r.forge).join(' and ')}: say which with --forge`);
+  return rows[0] ? String(rows[0].id) : undefined;
+}
+
+async function projectOfRepository(pool: Pool, repository: string): Promise<ProjectRepository | undefined> {
+  if (!repository.includes('/')) return undefined;
+  const id = await findRepository(pool, repository);
+  if (id === undefined) return undefined;
+  const { rows } = await pool.query<{ id: string }>('SELECT id FROM projects WHERE repository_id = $1 ORDER BY id LIMIT 1', [id]);
+  return rows[0] ? findProject(pool, { id: String(rows[0].id) }) : undefined;
+}
+
+function splitRepository(repository: string): [string, string] {
+  const parts = repository.split('/');
+  if (parts.length !== 2 || !parts[0] || !parts[1]) throw new ProjectError(`expected a repository as owner/name, got "${repository}"`);
+  return [parts[0], parts[1]];
+}

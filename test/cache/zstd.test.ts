@@ -1,0 +1,99 @@
+/**
+ * zstd through the `zstd` command: streaming both ways, clear errors for corrupt input and a
+ * missing program, and the builder's reading of zstd NARs — ones the real `nix copy` wrote with
+ * `compression=zstd`, and ones our signer published — hashing to the NarHash their narinfo states.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { execa } from 'execa';
+import { createUploadActivities, prepareStaging } from '../../activities/builder/upload.ts';
+import { createSignerActivities } from '../../activities/signer/index.ts';
+import { backendBinaryCache } from '../../cache/binary-cache.ts';
+import { LocalDirectoryBackend } from '../../cache/local.ts';
+import { hashEquals } from '../../daemon/core/hash.ts';
+import { formatKey, generateKeyPair } from '../../daemon/core/signing.ts';
+import { narStream, openBinaryCache, type BinaryCache } from '../../daemon/executor/binary-cache.ts';
+import { ZstdError } from '../../daemon/executor/errors.ts';
+import { zstdCompress, zstdDecompress } from '../../daemon/executor/zstd.ts';
+import { hashStream } from '../../daemon/nar/index.ts';
+import { buildOutputs, NIX_COMMAND, NIX_OPTIONS, runNix, tempDir } from './helpers.ts';
+
+async function collect(stream: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+async function* chunked(data: Buffer, size: number): AsyncGenerator<Uint8Array> {
+  for (let at = 0; at < data.length; at += size) yield data.subarray(at, at + size);
+}
+
+/** The NAR of `path` as read from `cache` hashes to what its narinfo says. */
+async function assertReadsBack(cache: BinaryCache, path: string): Promise<void> {
+  const info = (await cache.narInfo(path))!;
+  assert.equal(info.compression, 'zstd');
+  const digest = await hashStream(narStream(cache, info));
+  assert.equal(digest.narSize, info.narSize);
+  assert.ok(hashEquals(digest.hash, info.narHash), `the NAR of ${path} read back hashes differently`);
+}
+
+describe('zstd', () => {
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
+  before(async () => {
+    tmp = await tempDir('zstd');
+  });
+  after(async () => tmp?.remove());
+
+  it('streams data both ways, interoperating with the zstd tool', async () => {
+    const data = Buffer.concat([randomBytes(3 << 20), Buffer.from('text '.repeat(200_000))]);
+    const compressed = await collect(zstdCompress(chunked(data, 65_536)));
+    assert.ok(compressed.length < data.length);
+    await writeFile(join(tmp.dir, 'data.zst'), compressed);
+    const viaTool = await execa('zstd', ['-d', '-c', join(tmp.dir, 'data.zst')], { encoding: 'buffer' });
+    assert.deepEqual(Buffer.from(viaTool.stdout as Uint8Array), data);
+    assert.deepEqual(await collect(zstdDecompress(chunked(compressed, 1000))), data);
+  });
+
+  it('fails clearly on corrupt input and on a missing zstd, and stops the process when the reader stops', async () => {
+    const compressed = await collect(zstdCompress(chunked(randomBytes(100_000), 10_000)));
+    await assert.rejects(collect(zstdDecompress(chunked(compressed.subarray(0, compressed.length - 20), 4096))), ZstdError);
+    await assert.rejects(collect(zstdDecompress(chunked(Buffer.from('not zstd at all'), 100))), ZstdError);
+    const saved = process.env.HARMONIA_CI_ZSTD;
+    process.env.HARMONIA_CI_ZSTD = join(tmp.dir, 'no-such-zstd');
+    try {
+      await assert.rejects(collect(zstdCompress(chunked(Buffer.from('x'), 1))), /not installed; install the Debian package zstd/);
+    } finally {
+      if (saved === undefined) delete process.env.HARMONIA_CI_ZSTD;
+      else process.env.HARMONIA_CI_ZSTD = saved;
+    }
+    // A reader that stops early: the generator's cleanup kills zstd and returns.
+    for await (const chunk of zstdDecompress(chunked(compressed, 1000))) {
+      assert.ok(chunk.length > 0);
+      break;
+    }
+  });
+
+  it('lets a builder read NARs that `nix copy --to …?compression=zstd` wrote and that our signer published', async () => {
+    const built = await buildOutputs(tmp.dir);
+    const key = generateKeyPair('zstd-test-1');
+    await writeFile(join(tmp.dir, 'secret'), formatKey(key.secretKey));
+    const nixCache = join(tmp.dir, 'nix-cache');
+    const copied = await runNix('nix', [...NIX_COMMAND, 'copy', ...NIX_OPTIONS, '--to', `file://${nixCache}?compression=zstd&secret-key=${join(tmp.dir, 'secret')}`, built.top.path]);
+    assert.ok(copied.ok, copied.stderr);
+    await assertReadsBack(openBinaryCache(pathToFileURL(nixCache).href), built.top.path);
+
+    const ours = new LocalDirectoryBackend(join(tmp.dir, 'our-cache'));
+    const signer = createSignerActivities({ backend: ours, secretKey: key.secretKey });
+    const stagingDir = join(tmp.dir, 'staging');
+    await prepareStaging(stagingDir);
+    const host = createUploadActivities({ stagingDir });
+    const staged = await host.stageOutputs({ drvPath: built.topDrv, system: 'x86_64-linux', outputs: [built.top] });
+    await host.uploadOutputs({ drvPath: built.topDrv, plan: await signer.prepareUpload(staged) });
+    await signer.publish(staged);
+    await assertReadsBack(backendBinaryCache(ours), built.top.path);
+  });
+});

@@ -1,0 +1,86 @@
+/**
+ * From configuration to activities, once for every way of running them: the fleet's worker
+ * processes (`harmonia-ci worker <role>`, workers/main-*.ts) and the in-process workers of `dev`
+ * and `run` (cli/local-workers.ts).
+ */
+import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+import type { Pool } from 'pg';
+import { createBuilderActivities, type BuildLogSink } from '../activities/builder/index.ts';
+import { createUploadActivities, prepareStaging } from '../activities/builder/upload.ts';
+import { createCoordinatorActivities } from '../activities/coordinator/index.ts';
+import { createEvaluatorActivities } from '../activities/evaluator/index.ts';
+import { builderCacheFor, trustedKeysFor, type Signer } from '../activities/signer/setup.ts';
+import type { BuilderActivities, CoordinatorActivities, EvaluatorActivities, HostActivities } from '../activities/types.ts';
+import type { ServerConfig } from '../config/types.ts';
+import { createExecutor } from '../daemon/executor/executor.ts';
+import { DaemonPool } from '../daemon/protocol/pool.ts';
+import { createForges } from '../forges/index.ts';
+import type { Logger } from '../lib/log.ts';
+
+/** A role's workers running in this process. */
+export interface RunningRole {
+  /** Rejects when a worker fails; never resolves on its own. */
+  done: Promise<never>;
+  /** Stops gracefully: running activities finish first. */
+  stop(): Promise<void>;
+}
+
+/** Connections to the local nix-daemon: one per build slot, plus room for queries. */
+export function createDaemonPool(config: ServerConfig, socketPath: string): DaemonPool {
+  return new DaemonPool({ socketPath, maxConnections: config.builder.maxJobs + 2 });
+}
+
+export function coordinatorActivitiesFor(
+  config: ServerConfig,
+  deps: { pool: Pool; client: Client; log: Logger; builderHeartbeatTimeoutMs?: number | undefined },
+): CoordinatorActivities {
+  return createCoordinatorActivities({
+    pool: deps.pool,
+    client: deps.client,
+    defaults: { attrs: [], allowIfd: true, evalTimeoutMs: config.limits.evalTimeout, systems: config.builder.systems },
+    ...(deps.builderHeartbeatTimeoutMs === undefined ? {} : { builderHeartbeatTimeoutMs: deps.builderHeartbeatTimeoutMs }),
+    forges: createForges(config.forges),
+    publicUrl: config.api.publicUrl,
+    log: deps.log,
+  });
+}
+
+export function evaluatorActivitiesFor(deps: { pool: Pool; daemon: DaemonPool }): EvaluatorActivities {
+  const { daemon } = deps;
+  return createEvaluatorActivities({
+    pool: deps.pool,
+    isValid: async (paths) => new Set(paths.length === 0 ? [] : await daemon.use((c) => c.queryValidPaths(paths))),
+  });
+}
+
+/**
+ * The build and upload activities of one builder host. Its staging directory is per host (several
+ * in-process builders in tests must not clear each other's) and is emptied here: what an earlier
+ * process left there belongs to no upload now.
+ */
+export async function builderActivitiesFor(
+  config: ServerConfig,
+  deps: { host: string; daemon: DaemonPool; logs: BuildLogSink; signer?: Signer | undefined },
+): Promise<BuilderActivities & HostActivities> {
+  const stagingDir = join(config.stateDir, 'uploads', deps.host);
+  await prepareStaging(stagingDir);
+  const build = createBuilderActivities({
+    host: deps.host,
+    stagingDir,
+    executor: await createExecutor({
+      pool: deps.daemon,
+      cache: builderCacheFor(config, deps.signer),
+      trustedKeys: trustedKeysFor(config, deps.signer?.key),
+      rootsDir: join(config.stateDir, 'gcroots'),
+      limits: {
+        wallClockMs: config.limits.buildTimeout,
+        maxSilenceMs: config.limits.maxSilent,
+        maxLogBytes: config.limits.maxLogSize,
+        maxOutputBytes: config.limits.maxOutputSize,
+      },
+    }),
+    logs: deps.logs,
+  });
+  return { ...build, ...createUploadActivities({ stagingDir }) };
+}
