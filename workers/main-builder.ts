@@ -1,6 +1,7 @@
 /**
  * The builder role (`harmonia-ci worker builder`): polls the build queues of its systems and
- * features, at most `maxJobs` builds at a time, and its own host queue for uploads.
+ * features, each with at most `maxJobs` builds at a time (the workers'
+ * maxConcurrentActivityTaskExecutions), and its own host queue for uploads.
  *
  * Draining (from `harmonia-ci drain`, seen through the node workflow, or on SIGTERM) shuts the
  * build-queue workers down: Temporal's `worker.shutdown()` stops polling at once and waits for

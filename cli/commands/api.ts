@@ -7,6 +7,7 @@ import { startApiServer } from '../../api/server.ts';
 import { loadServerConfig } from '../../config/server.ts';
 import { openDatabase } from '../../db/open.ts';
 import { createLogger } from '../../lib/log.ts';
+import { openConfiguredCache } from '../cache-options.ts';
 import { CliError } from '../errors.ts';
 import { withSetupErrorsAsCliErrors } from './dev.ts';
 
@@ -27,11 +28,13 @@ async function runApi(options: ApiOptions): Promise<void> {
   if (!config.database.url) throw new CliError('`harmonia-ci api` needs PostgreSQL: set DATABASE_URL or database.url (`harmonia-ci dev` runs an embedded one)');
   // Refuses a schema newer (or older) than this program before serving anything from it.
   const database = await openDatabase({ url: config.database.url, stateDir: config.stateDir, migrate: false });
+  // The binary cache routes: read access only (give the API read-only storage credentials).
+  const cache = await openConfiguredCache(config);
   try {
     const server = await startApiServer({
       config,
       log,
-      deps: { pool: database.pool },
+      deps: { pool: database.pool, cacheStorage: cache },
       temporalUiUrl: options.temporalUiUrl,
       host: config.api.host,
       port: config.api.port,
@@ -41,6 +44,7 @@ async function runApi(options: ApiOptions): Promise<void> {
     log.info('closing the API');
     await server.close();
   } finally {
+    await cache.close();
     await database.close();
   }
 }

@@ -7,10 +7,9 @@ import type { Command } from 'commander';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import { installErrorHandlers } from '../../api/error-handler.ts';
 import { cacheRoutes } from '../../api/routes/cache.ts';
-import { openCacheBackend } from '../../cache/open.ts';
 import { loadServerConfig } from '../../config/server.ts';
 import { createLogger } from '../../lib/log.ts';
-import { applyCacheFlags, cacheErrorsAsCliErrors, type CacheFlags } from '../cache-options.ts';
+import { applyCacheFlags, cacheErrorsAsCliErrors, openConfiguredCache, type CacheFlags } from '../cache-options.ts';
 import { CliError } from '../errors.ts';
 import { withSetupErrorsAsCliErrors } from './dev.ts';
 
@@ -27,10 +26,7 @@ async function serve(options: ServeOptions): Promise<void> {
   if (options.port !== undefined) env.HARMONIA_CI_API_PORT = options.port;
   const config = await loadServerConfig({ env, file: options.config });
   const log = createLogger({ level: config.log.level, name: 'cache' });
-  const backend = await openCacheBackend(config.cache.url, {
-    profile: config.s3.profile,
-    ...(config.s3.credentialsFile ? { credentialsFile: config.s3.credentialsFile } : {}),
-  });
+  const backend = await openConfiguredCache(config);
   const app = Fastify({ loggerInstance: log as FastifyBaseLogger, return503OnClosing: true });
   try {
     await backend.check();

@@ -1,26 +1,24 @@
 /**
- * `harmonia-ci dev`: everything on one machine. Starts what is not configured
- * (a Temporal dev server, an embedded PostgreSQL), migrates, serves the API, and on
+ * `harmonia-ci dev`: everything on one machine. Starts what is not configured (a Temporal dev
+ * server, an embedded PostgreSQL, a nix-daemon), migrates, runs the coordinator, evaluator, signer
+ * and a builder in this process, serves the API and the binary cache, and on
  * Ctrl-C stops what it started, newest first, and nothing it did not start.
  */
 import { join, resolve } from 'node:path';
-import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
 import { checkDatabase, checkTemporal, type ComponentHealth, type HealthReport } from '../../api/health.ts';
 import { startApiServer } from '../../api/server.ts';
-import { temporalConnectionConfig } from '../../api/temporal-config.ts';
 import { ApiSetupError } from '../../api/errors.ts';
 import { ConfigError, SecretFileError } from '../../config/errors.ts';
 import { loadServerConfig } from '../../config/server.ts';
 import type { ServerConfig } from '../../config/types.ts';
 import * as databaseErrors from '../../db/errors.ts';
-import { openDatabase } from '../../db/open.ts';
 import { createLogger } from '../../lib/log.ts';
-import { connectTemporal } from '../../temporal/connection.ts';
-import { startTemporalDevServer } from '../../temporal/dev-server.ts';
 import { TemporalSetupError } from '../../temporal/errors.ts';
 import { applyCacheFlags, describeCache, openServedCache, withCacheOptions, type CacheFlags } from '../cache-options.ts';
 import { CliError } from '../errors.ts';
+import { startLocalWorkers } from '../local-workers.ts';
+import { startLocalStack } from '../stack.ts';
 
 interface DevOptions extends CacheFlags {
   config?: string;
@@ -31,10 +29,11 @@ interface DevOptions extends CacheFlags {
   once: boolean;
 }
 
-/** Something dev started, and how to stop it. */
+/** Something dev started, and how to stop it; a quiet one reports its own parts. */
 interface Started {
   name: string;
   stop(): Promise<void>;
+  quiet?: boolean;
 }
 
 const out = (line = ''): boolean => process.stdout.write(`${line}\n`);
@@ -86,7 +85,7 @@ async function runDev(options: DevOptions): Promise<number> {
     for (let item = started.pop(); item; item = started.pop()) {
       try {
         await item.stop();
-        out(`stopped ${item.name}`);
+        if (!item.quiet) out(`stopped ${item.name}`);
       } catch (error) {
         out(`could not stop ${item.name} cleanly: ${(error as Error).message}`);
       }
@@ -95,34 +94,28 @@ async function runDev(options: DevOptions): Promise<number> {
 
   try {
     out(`harmonia-ci dev: state in ${config.stateDir}`);
-    let temporalUiUrl: string | undefined;
-    let temporal: Client;
-    const configuredAddress = config.temporal.address;
-    if (configuredAddress) {
-      temporal = await connectTemporal(await temporalConnectionConfig(config.temporal, configuredAddress));
-      started.push({ name: 'Temporal client', stop: () => temporal.connection.close() });
-      out(healthLine('temporal', await checkTemporal(temporal)) + ` (configured: ${configuredAddress})`);
-    } else {
-      const server = await startTemporalDevServer({
-        namespace: config.temporal.namespace,
-        log,
-        stateDir: config.stateDir,
-        port: parsePort(options.temporalPort, '--temporal-port'),
-        headless: !options.ui,
-      });
-      started.push({ name: 'Temporal dev server', stop: () => server.stop() });
-      temporalUiUrl = server.uiUrl;
-      temporal = await connectTemporal(await temporalConnectionConfig(config.temporal, server.address));
-      started.push({ name: 'Temporal client', stop: () => temporal.connection.close() });
-      out(healthLine('temporal', await checkTemporal(temporal)) + ` (dev server at ${server.address})`);
-    }
+    const stack = await startLocalStack({
+      config,
+      log,
+      ui: options.ui,
+      temporalPort: parsePort(options.temporalPort, '--temporal-port'),
+      report: () => undefined,
+      onStopped: (name) => out(`stopped ${name}`),
+    });
+    started.push({ name: 'local stack', stop: () => stack.stop(), quiet: true });
+    const temporalUiUrl = stack.temporalUiUrl;
+    const temporal = stack.client;
+    const { pool } = stack.database;
+    const how = config.temporal.address ? `configured: ${config.temporal.address}` : `dev server at ${stack.temporalAddress}`;
+    out(healthLine('temporal', await checkTemporal(temporal)) + ` (${how})`);
+    const where = stack.database.embedded ? `embedded PGlite in ${join(config.stateDir, 'pglite')}` : 'configured';
+    out(healthLine('database', await checkDatabase(pool)) + ` (${where})`);
+    out(`  ${'nix'.padEnd(13)} ${'ok'.padEnd(15)} daemon at ${stack.daemonSocket}`);
     if (stopRequested) return 130;
 
-    const database = await openDatabase({ url: config.database.url, stateDir: config.stateDir, migrate: true, log });
-    started.push({ name: 'database', stop: () => database.close() });
-    const where = database.embedded ? `embedded PGlite in ${join(config.stateDir, 'pglite')}` : 'configured';
-    const { pool } = database;
-    out(healthLine('database', await checkDatabase(pool)) + ` (${where})`);
+    const workers = await startLocalWorkers({ stack, config, log });
+    started.push({ name: 'workers', stop: () => workers.stop() });
+    out(`  ${'workers'.padEnd(13)} ${'ok'.padEnd(15)} coordinator, evaluator, signer, builder ${workers.host} (${config.builder.systems.join(', ')})`);
     if (stopRequested) return 130;
 
     const cache = await openServedCache(config);
@@ -143,7 +136,7 @@ async function runDev(options: DevOptions): Promise<number> {
     out(`  dashboard        ${api.url}/ci/`);
     out(`  Temporal Web UI  ${temporalUiUrl ?? (options.ui ? 'served by the configured cluster' : 'off (--no-ui)')}`);
     out(`  healthz          ${api.url}/healthz`);
-    for (const line of describeCache({ ...cache, description: cache.backend.description }, api.url)) out(`  ${line}`);
+    for (const line of describeCache({ ...cache, description: cache.backend.description }, api.url, 17)) out(`  ${line}`);
     out();
 
     const response = await fetch(`${api.url}/healthz`);

@@ -6,12 +6,11 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { collectGarbage } from '../../cache/gc.ts';
-import { openCacheBackend } from '../../cache/open.ts';
 import { loadServerConfig } from '../../config/server.ts';
 import { DURATION_EXPECTATION, parseDuration } from '../../config/units.ts';
 import { openDatabase } from '../../db/open.ts';
 import { CliError } from '../errors.ts';
-import { applyCacheFlags, cacheErrorsAsCliErrors } from '../cache-options.ts';
+import { applyCacheFlags, cacheErrorsAsCliErrors, openConfiguredCache } from '../cache-options.ts';
 import { withSetupErrorsAsCliErrors } from './dev.ts';
 
 interface GcOptions {
@@ -44,10 +43,7 @@ async function runGc(options: GcOptions): Promise<void> {
   applyCacheFlags(options, env);
   const config = await loadServerConfig({ env, file: options.config });
   const database = await openDatabase({ url: config.database.url, stateDir: config.stateDir, migrate: false });
-  const backend = await openCacheBackend(config.cache.url, {
-    profile: config.s3.profile,
-    ...(config.s3.credentialsFile ? { credentialsFile: config.s3.credentialsFile } : {}),
-  });
+  const backend = await openConfiguredCache(config);
   try {
     const report = await collectGarbage({ pool: database.pool, backend, retentionMs, logRetentionMs, graceMs, dryRun: options.dryRun });
     if (options.json) {

@@ -6,6 +6,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Client } from '@temporalio/client';
+import type { NativeConnection } from '@temporalio/worker';
 import type { Command } from 'commander';
 import { temporalConnectionConfig } from '../../api/temporal-config.ts';
 import { NODE_NAME } from '../../activities/coordinator/nodes.ts';
@@ -58,32 +60,39 @@ async function runWorker(role: Role, options: WorkerOptions): Promise<void> {
   // The builder drains on SIGTERM in its own order (builds first, then their uploads).
   await routeTemporalLogs(log, { shutdownSignals: [] });
   const address = config.temporal.address ?? DEV_TEMPORAL_ADDRESS;
-  const connection = await temporalConnectionConfig(config.temporal, address);
-  const client = await connectTemporal(connection);
   let database: Database | undefined;
-  let workerConnection: Awaited<ReturnType<typeof connectTemporalWorker>> | undefined;
+  let client: Client | undefined;
+  let workerConnection: NativeConnection | undefined;
   try {
+    if (role === 'coordinator' || role === 'evaluator') database = await openConfiguredDatabase(role, config);
+    const connection = await temporalConnectionConfig(config.temporal, address);
+    client = await connectTemporal(connection);
     workerConnection = await connectTemporalWorker(connection);
     const ctx = { connection: workerConnection, namespace: config.temporal.namespace, bundleDir: join(config.stateDir, 'bundles') };
-    if (role === 'coordinator' || role === 'evaluator') database = await openConfiguredDatabase(role, config);
     const daemonSocket = resolveSocketPath();
     let running: RunningRole;
-    if (role === 'coordinator') {
-      running = await startCoordinatorRole({ config, ctx, client, pool: database!.pool, log });
-    } else if (role === 'evaluator') {
-      running = await startEvaluatorRole({ config, ctx, pool: database!.pool, daemonSocket });
-    } else if (role === 'signer') {
-      running = await startSignerRole({ config, ctx, log });
-    } else {
-      const identity = { host, systems: config.builder.systems, features: config.builder.features, maxJobs: config.builder.maxJobs };
-      running = await startBuilderRole({ config, log, client, ctx, daemonSocket, identity, version: VERSION, heartbeatIntervalMs: heartbeatSeconds * 1000 });
-      log.info(`builder ${host}: ${identity.systems.join(', ')}; features ${identity.features.join(', ') || 'none'}; max jobs ${identity.maxJobs}`);
+    try {
+      if (role === 'coordinator') {
+        running = await startCoordinatorRole({ config, ctx, client, pool: database!.pool, log });
+      } else if (role === 'evaluator') {
+        running = await startEvaluatorRole({ config, ctx, pool: database!.pool, daemonSocket });
+      } else if (role === 'signer') {
+        running = await startSignerRole({ config, ctx, log });
+      } else {
+        const identity = { host, systems: config.builder.systems, features: config.builder.features, maxJobs: config.builder.maxJobs };
+        running = await startBuilderRole({ config, log, client, ctx, daemonSocket, identity, version: VERSION, heartbeatIntervalMs: heartbeatSeconds * 1000 });
+        log.info(`builder ${host}: ${identity.systems.join(', ')}; features ${identity.features.join(', ') || 'none'}; max jobs ${identity.maxJobs}`);
+      }
+    } catch (error) {
+      // The message names the problem (a missing key, an unreachable cache); the log keeps the stack.
+      log.debug({ err: error }, `the ${role} could not start`);
+      throw new CliError(`the ${role} could not start: ${(error as Error).message}`);
     }
     log.info(`${role} worker running against Temporal ${address} (namespace ${config.temporal.namespace}); SIGTERM stops it gracefully`);
     await untilStopped(running, log);
   } finally {
     await workerConnection?.close().catch(() => undefined);
-    await client.connection.close().catch(() => undefined);
+    await client?.connection.close().catch(() => undefined);
     await database?.close().catch(() => undefined);
   }
 }

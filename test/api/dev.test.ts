@@ -119,7 +119,7 @@ describe('harmonia-ci dev', () => {
       run.child.kill('SIGKILL');
     }
     const stops = [...run.output().matchAll(/^stopped (.+)$/gm)].map((m) => m[1]);
-    assert.deepEqual(stops, ['API', 'database', 'Temporal client', 'Temporal dev server']);
+    assert.deepEqual(stops, ['API', 'binary cache', 'workers', 'database', 'Temporal worker connection', 'Temporal client', 'Temporal dev server']);
     assert.deepEqual(await processesMentioning(stateDir), []);
   });
 

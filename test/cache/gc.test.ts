@@ -9,11 +9,13 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { execa } from 'execa';
 import { collectGarbage, DAY_MS } from '../../cache/gc.ts';
 import { LocalDirectoryBackend } from '../../cache/local.ts';
 import { logKey, narInfoKey } from '../../cache/layout.ts';
 import type { RunSummary } from '../../cli/run-progress.ts';
 import { formatHash } from '../../daemon/core/hash.ts';
+import { PROJECT_ROOT } from '../../lib/tools.ts';
 import { startPipeline, writeJobset, type Pipeline } from '../pipeline/harness.ts';
 import { nonce, serveCache, substitute } from './helpers.ts';
 
@@ -55,6 +57,11 @@ describe('gc', () => {
 
     const dry = await collectGarbage({ pool: pipeline.db.pool, backend: cache, dryRun: true, now: new Date(Date.now() + 2 * DAY_MS) });
     assert.equal(dry.evalsDeleted, 1);
+    // The command, on the same database and cache directory.
+    const command = await execa('node', [join(PROJECT_ROOT, 'bin', 'harmonia-ci.mjs'), 'gc', '--dry-run', '--json', '--state-dir', join(pipeline.dir, 'state')], {
+      env: { ...process.env, DATABASE_URL: pipeline.db.url },
+    });
+    assert.deepEqual(JSON.parse(command.stdout), { evalsDeleted: 1, deleted: { narinfo: 0, nar: 0, log: 0 }, bytesFreed: 0, kept: before.size - 1, stagingRemoved: 0 });
     assert.deepEqual(await objects(), before, 'a dry run deletes nothing');
 
     // Everything is younger than the grace period: the eval goes, every object stays.

@@ -12,10 +12,13 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Connection } from '@temporalio/client';
 import { execa } from 'execa';
+import { openSigner } from '../../activities/signer/setup.ts';
+import type { SignerActivities } from '../../activities/types.ts';
 import { LocalDirectoryBackend } from '../../cache/local.ts';
 import { startLocalEval } from '../../cli/run-progress.ts';
 import type { RunSummary } from '../../cli/run-progress.ts';
 import { PROJECT_ROOT } from '../../lib/tools.ts';
+import { createSignerWorker, runWorkers } from '../../workers/roles.ts';
 import { ensureNamespace } from '../../temporal/namespace.ts';
 import { ensureSearchAttributes } from '../../temporal/search-attributes.ts';
 import { requireEnv, requireTestS3 } from '../harness/env.ts';
@@ -158,3 +161,39 @@ describe('a signer killed mid-publish', () => {
     assert.equal(await assertEveryNarInfoHasItsNar(cache), 2);
   });
 });
+
+describe('an upload target that expired before the upload', () => {
+  let pipeline: Pipeline;
+  let stop: (() => Promise<void>) | undefined;
+  before(async () => {
+    pipeline = await startPipeline({ workers: { signer: false } });
+  });
+  after(async () => {
+    await stop?.();
+    await pipeline?.close();
+  });
+
+  it('makes the build workflow ask the signer again, and the build succeeds', async () => {
+    const signer = await openSigner(pipeline.config, { generateKey: true });
+    let rounds = 0;
+    // The real signer, except that its first plan arrives already expired (a builder that queued for 15 minutes).
+    const activities: SignerActivities = {
+      ...signer.activities,
+      async prepareUpload(staged) {
+        const plan = await signer.activities.prepareUpload(staged);
+        return rounds++ === 0 ? { uploads: plan.uploads.map((u) => ({ ...u, target: { ...u.target, expiresAt: 0 } })) } : plan;
+      },
+    };
+    const worker = await createSignerWorker({ connection: pipeline.stack.workerConnection, namespace: pipeline.stack.namespace, bundleDir: '' }, activities);
+    const running = runWorkers([worker]);
+    stop = async () => {
+      await running.shutdown();
+      await signer.close();
+    };
+    const summary = await pipeline.run(await writeJobset(pipeline.dir, { single: { script: 'echo once' } }));
+    assert.deepEqual(summary.jobs.map((job) => job.status), ['succeeded']);
+    assert.equal(rounds, 2);
+    assert.equal(await assertEveryNarInfoHasItsNar(signer.backend), 1);
+  });
+});
+

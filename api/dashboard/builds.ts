@@ -1,0 +1,232 @@
+/**
+ * One build as its dashboard page shows it: the derivation, the build row, its outputs, the
+ * evals that include it, the builds its failure took down, and the live log tail.
+ */
+import type { Pool } from 'pg';
+import type { BuildStatus } from '../../workflows/types.ts';
+import { buildHashPart } from '../ops-queries.ts';
+
+export interface BuildRecordView {
+  id: string;
+  status: BuildStatus;
+  attempts: number;
+  priority: number;
+  node: string | null;
+  workflowId: string | null;
+  error: string | null;
+  exitCode: number | null;
+  outputSize: number | null;
+  logSize: number | null;
+  logTruncated: boolean;
+  createdAt: string;
+  startedAt: string | null;
+  uploadStartedAt: string | null;
+  finishedAt: string | null;
+  seconds: number | null;
+  rootCause: { drvPath: string; name: string } | null;
+}
+
+export interface BuildOutputView {
+  name: string;
+  path: string | null;
+  narHash: string | null;
+  narSize: number | null;
+}
+
+export interface IncludingEval {
+  id: string;
+  project: string;
+  ref: string;
+  commit: string;
+  status: string;
+  createdAt: string;
+  /** The attribute of the eval that is this derivation; null when it is only an input. */
+  attr: string | null;
+}
+
+export interface BuildPage {
+  drvPath: string;
+  name: string;
+  system: string;
+  features: string[];
+  /** Null when harmonia-ci never had to build it (its outputs were in a cache). */
+  build: BuildRecordView | null;
+  outputs: BuildOutputView[];
+  evals: IncludingEval[];
+  /** Builds that are dep-failed because this one failed (at most `DEPENDENTS_SHOWN`). */
+  dependents: Array<{ drvPath: string; name: string }>;
+  dependentCount: number;
+  log: { tail: string; updatedAt: string } | null;
+}
+
+const EVALS_SHOWN = 50;
+const DEPENDENTS_SHOWN = 20;
+const iso = (value: Date | null): string | null => (value === null ? null : value.toISOString());
+const num = (value: string | number | null): number | null => (value === null ? null : Number(value));
+
+interface DerivationRow {
+  drv_path: string;
+  name: string;
+  system: string;
+  required_system_features: string[];
+  id: string | null;
+  status: BuildStatus | null;
+  attempts: number;
+  priority: number;
+  node: string | null;
+  workflow_id: string | null;
+  error: string | null;
+  exit_code: number | null;
+  output_size: string | null;
+  log_size: string | null;
+  log_truncated: boolean;
+  created_at: Date;
+  started_at: Date | null;
+  upload_started_at: Date | null;
+  finished_at: Date | null;
+  seconds: number | null;
+  root_drv: string | null;
+  root_name: string | null;
+}
+
+/** The derivation path of a build given as its `build_jobs.id`, `.drv` path, hash part or `build/<hash>`. */
+export async function resolveBuildKey(pool: Pool, key: string): Promise<string | undefined> {
+  if (/^\d{1,18}$/.test(key)) {
+    const { rows } = await pool.query<{ drv_path: string }>('SELECT drv_path FROM build_jobs WHERE id = $1', [key]);
+    return rows[0]?.drv_path;
+  }
+  const hash = buildHashPart(key);
+  if (!hash) return undefined;
+  const { rows } = await pool.query<{ drv_path: string }>(`SELECT drv_path FROM derivations WHERE drv_path LIKE '%/' || $1 || '-%'`, [hash]);
+  return rows[0]?.drv_path;
+}
+
+/** Everything the build page shows; undefined when the key names no known derivation. */
+export async function readBuildPage(pool: Pool, key: string): Promise<BuildPage | undefined> {
+  const drvPath = await resolveBuildKey(pool, key);
+  if (!drvPath) return undefined;
+  const { rows } = await pool.query<DerivationRow>(
+    `SELECT d.drv_path, d.name, d.system, d.required_system_features,
+            b.id, b.status, b.attempts, b.priority, b.node, b.workflow_id, b.error, b.exit_code, b.output_size, b.log_size,
+            b.log_truncated, b.created_at, b.started_at, b.upload_started_at, b.finished_at,
+            extract(epoch FROM b.finished_at - b.started_at)::float8 AS seconds,
+            b.dep_failed_drv_path AS root_drv, r.name AS root_name
+       FROM derivations d
+       LEFT JOIN build_jobs b ON b.drv_path = d.drv_path
+       LEFT JOIN derivations r ON r.drv_path = b.dep_failed_drv_path
+      WHERE d.drv_path = $1`,
+    [drvPath],
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  const [outputs, evals, dependents, log] = await Promise.all([
+    readOutputs(pool, drvPath),
+    readIncludingEvals(pool, drvPath),
+    readDependents(pool, drvPath),
+    readLogTail(pool, drvPath),
+  ]);
+  return {
+    drvPath,
+    name: row.name,
+    system: row.system,
+    features: row.required_system_features,
+    build: row.id === null ? null : toBuildRecord(row),
+    outputs,
+    evals,
+    dependents: dependents.rows,
+    dependentCount: dependents.count,
+    log,
+  };
+}
+
+function toBuildRecord(row: DerivationRow): BuildRecordView {
+  return {
+    id: String(row.id),
+    status: row.status!,
+    attempts: row.attempts,
+    priority: row.priority,
+    node: row.node,
+    workflowId: row.workflow_id,
+    error: row.error,
+    exitCode: row.exit_code,
+    outputSize: num(row.output_size),
+    logSize: num(row.log_size),
+    logTruncated: row.log_truncated,
+    createdAt: iso(row.created_at)!,
+    startedAt: iso(row.started_at),
+    uploadStartedAt: iso(row.upload_started_at),
+    finishedAt: iso(row.finished_at),
+    seconds: row.seconds,
+    rootCause: row.root_drv ? { drvPath: row.root_drv, name: row.root_name ?? row.root_drv } : null,
+  };
+}
+
+async function readOutputs(pool: Pool, drvPath: string): Promise<BuildOutputView[]> {
+  const { rows } = await pool.query<{ output_name: string; out_path: string | null; nar_hash: string | null; nar_size: string | null }>(
+    'SELECT output_name, out_path, nar_hash, nar_size FROM derivation_outputs WHERE drv_path = $1 ORDER BY output_name',
+    [drvPath],
+  );
+  return rows.map((r) => ({ name: r.output_name, path: r.out_path, narHash: r.nar_hash, narSize: num(r.nar_size) }));
+}
+
+async function readIncludingEvals(pool: Pool, drvPath: string): Promise<IncludingEval[]> {
+  const { rows } = await pool.query<{ id: string; project: string; ref: string; commit_sha: string; status: string; created_at: Date; attr: string | null }>(
+    `SELECT ev.id, p.name AS project, ev.ref, ev.commit_sha, ev.status, ev.created_at,
+            (SELECT min(a.attr) FROM eval_attrs a WHERE a.eval_id = ev.id AND a.drv_path = $1) AS attr
+       FROM evaluations ev JOIN projects p ON p.id = ev.project_id
+      WHERE ev.id IN (SELECT eb.eval_id FROM evaluation_builds eb JOIN build_jobs b ON b.id = eb.build_id WHERE b.drv_path = $1
+                      UNION SELECT a.eval_id FROM eval_attrs a WHERE a.drv_path = $1)
+      ORDER BY ev.created_at DESC, ev.id DESC
+      LIMIT ${EVALS_SHOWN}`,
+    [drvPath],
+  );
+  return rows.map((r) => ({
+    id: String(r.id),
+    project: r.project,
+    ref: r.ref,
+    commit: r.commit_sha,
+    status: r.status,
+    createdAt: iso(r.created_at)!,
+    attr: r.attr,
+  }));
+}
+
+async function readDependents(pool: Pool, drvPath: string): Promise<{ rows: Array<{ drvPath: string; name: string }>; count: number }> {
+  const { rows } = await pool.query<{ drv_path: string; name: string; total: number }>(
+    `SELECT b.drv_path, d.name, count(*) OVER ()::int AS total
+       FROM build_jobs b JOIN derivations d ON d.drv_path = b.drv_path
+      WHERE b.dep_failed_drv_path = $1
+      ORDER BY d.name, b.drv_path
+      LIMIT ${DEPENDENTS_SHOWN}`,
+    [drvPath],
+  );
+  return { rows: rows.map((r) => ({ drvPath: r.drv_path, name: r.name })), count: rows[0]?.total ?? 0 };
+}
+
+/** The live log tail (last 64 KB) of a build, by derivation path; null when none was recorded. */
+export async function readLogTail(pool: Pool, drvPath: string): Promise<{ tail: string; updatedAt: string } | null> {
+  const { rows } = await pool.query<{ tail: string; updated_at: string }>(
+    `SELECT t.tail, t.updated_at::text AS updated_at FROM build_log_tails t JOIN build_jobs b ON b.id = t.build_id WHERE b.drv_path = $1`,
+    [drvPath],
+  );
+  const row = rows[0];
+  return row ? { tail: row.tail, updatedAt: row.updated_at } : null;
+}
+
+/** What the live log stream watches: the build's own row and its log tail. */
+export interface BuildLogVersion {
+  status: BuildStatus | null;
+  buildChangedAt: string | null;
+  logChangedAt: string | null;
+}
+
+/** The current version of a build and its log, by derivation path. */
+export async function readBuildLogVersion(pool: Pool, drvPath: string): Promise<BuildLogVersion> {
+  const { rows } = await pool.query<{ status: BuildStatus; updated_at: string; log_updated_at: string | null }>(
+    `SELECT b.status, b.updated_at::text AS updated_at, t.updated_at::text AS log_updated_at
+       FROM build_jobs b LEFT JOIN build_log_tails t ON t.build_id = b.id WHERE b.drv_path = $1`,
+    [drvPath],
+  );
+  const row = rows[0];
+  return { status: row?.status ?? null, buildChangedAt: row?.updated_at ?? null, logChangedAt: row?.log_updated_at ?? null };
+}

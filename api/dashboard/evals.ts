@@ -1,0 +1,162 @@
+/**
+ * Evals as the dashboard lists and heads them. Build progress comes from `countProgress`, the
+ * count the eval workflow and the commit statuses use, so every view agrees on the numbers.
+ */
+import type { Pool } from 'pg';
+import { countProgress } from '../../activities/coordinator/advance.ts';
+import type { EvalProgress, EvalStatus } from '../../workflows/types.ts';
+import type { EvalFacts } from './state.ts';
+
+export interface EvalOverview extends EvalFacts {
+  id: string;
+  project: string;
+  ref: string;
+  commit: string;
+  event: string;
+  pullRequest: number | null;
+  treeHash: string | null;
+  workflowId: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  /** Where the commit is on the forge; null for local checkouts. */
+  commitUrl: string | null;
+}
+
+interface OverviewRow {
+  id: string;
+  project: string;
+  ref: string;
+  commit_sha: string;
+  event: string;
+  pull_request: number | null;
+  tree_hash: string | null;
+  workflow_id: string | null;
+  status: EvalStatus;
+  error: string | null;
+  copied_from: string | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+  job_count: number;
+  attr_errors: number;
+  forge: string;
+  clone_url: string;
+}
+
+const OVERVIEW_SELECT = `SELECT ev.id, p.name AS project, ev.ref, ev.commit_sha, ev.event, ev.pull_request, ev.tree_hash,
+         ev.workflow_id, ev.status, ev.error, ev.copied_from, ev.created_at, ev.started_at, ev.finished_at,
+         (SELECT count(*)::int FROM eval_attrs a WHERE a.eval_id = ev.id AND a.error IS NULL) AS job_count,
+         (SELECT count(*)::int FROM eval_attrs a WHERE a.eval_id = ev.id AND a.error IS NOT NULL) AS attr_errors,
+         r.forge, r.clone_url
+    FROM evaluations ev JOIN projects p ON p.id = ev.project_id JOIN repositories r ON r.id = p.repository_id`;
+
+const iso = (value: Date | null): string | null => (value === null ? null : value.toISOString());
+
+/** `https://github.com/o/r/commit/<sha>` for forge repositories cloned over HTTP(S). */
+export function commitUrl(forge: string, cloneUrl: string, sha: string): string | null {
+  if (forge !== 'github' && forge !== 'gitea') return null;
+  if (!/^https?:\/\//.test(cloneUrl)) return null;
+  return `${cloneUrl.replace(/\/+$/, '').replace(/\.git$/, '')}/commit/${sha}`;
+}
+
+function toOverview(row: OverviewRow, progress: EvalProgress): EvalOverview {
+  return {
+    id: String(row.id),
+    project: row.project,
+    ref: row.ref,
+    commit: row.commit_sha,
+    event: row.event,
+    pullRequest: row.pull_request,
+    treeHash: row.tree_hash,
+    workflowId: row.workflow_id,
+    status: row.status,
+    error: row.error,
+    copiedFrom: row.copied_from === null ? null : String(row.copied_from),
+    createdAt: iso(row.created_at)!,
+    startedAt: iso(row.started_at),
+    finishedAt: iso(row.finished_at),
+    jobCount: row.job_count,
+    attrErrors: row.attr_errors,
+    progress,
+    commitUrl: commitUrl(row.forge, row.clone_url, row.commit_sha),
+  };
+}
+
+async function withProgress(pool: Pool, rows: OverviewRow[]): Promise<EvalOverview[]> {
+  return Promise.all(rows.map(async (row) => toOverview(row, await countProgress(pool, String(row.id)))));
+}
+
+/** Several evals by id, newest first. */
+export async function readEvalOverviews(pool: Pool, evalIds: string[]): Promise<EvalOverview[]> {
+  const { rows } = await pool.query<OverviewRow>(`${OVERVIEW_SELECT} WHERE ev.id = ANY($1::bigint[]) ORDER BY ev.created_at DESC, ev.id DESC`, [evalIds]);
+  return withProgress(pool, rows);
+}
+
+/** One eval's header; undefined when there is no such eval. */
+export async function readEvalOverview(pool: Pool, evalId: string): Promise<EvalOverview | undefined> {
+  if (!/^\d{1,18}$/.test(evalId)) return undefined;
+  const { rows } = await pool.query<OverviewRow>(`${OVERVIEW_SELECT} WHERE ev.id = $1`, [evalId]);
+  const [overview] = await withProgress(pool, rows);
+  return overview;
+}
+
+export interface EvalPageQuery {
+  limit: number;
+  /** Evals older than this one (keyset pagination: stable while new evals arrive). */
+  before?: string | undefined;
+  project?: string | undefined;
+  ref?: string | undefined;
+}
+
+export interface EvalPage {
+  evals: EvalOverview[];
+  /** The `before` of the next page; null on the last one. */
+  next: string | null;
+}
+
+/** A page of evals, newest first. */
+export async function listEvalPage(pool: Pool, query: EvalPageQuery): Promise<EvalPage> {
+  const { rows } = await pool.query<OverviewRow>(
+    `${OVERVIEW_SELECT}
+      WHERE ($1::text IS NULL OR p.name = $1) AND ($2::text IS NULL OR ev.ref = $2)
+        AND ($3::bigint IS NULL OR (ev.created_at, ev.id) < (SELECT e.created_at, e.id FROM evaluations e WHERE e.id = $3))
+      ORDER BY ev.created_at DESC, ev.id DESC
+      LIMIT $4`,
+    [query.project ?? null, query.ref ?? null, query.before ?? null, query.limit + 1],
+  );
+  const page = rows.slice(0, query.limit);
+  const next = rows.length > query.limit ? String(page.at(-1)!.id) : null;
+  return { evals: await withProgress(pool, page), next };
+}
+
+/**
+ * A short text that changes whenever anything shown about the eval changes: its own row, its
+ * attributes, and any of its builds (every build change bumps `build_jobs.updated_at`).
+ */
+export interface EvalVersion {
+  key: string;
+  /** Newest build change, PostgreSQL timestamptz text; null before any build exists. */
+  buildsChangedAt: string | null;
+  attrs: number;
+}
+
+/** The current version of an eval, or undefined if it is gone. */
+export async function readEvalVersion(pool: Pool, evalId: string): Promise<EvalVersion | undefined> {
+  const { rows } = await pool.query<{ status: string; finished_at: string | null; attrs: number; builds: number; changed: string | null }>(
+    `SELECT ev.status, ev.finished_at::text AS finished_at,
+            (SELECT count(*)::int FROM eval_attrs a WHERE a.eval_id = ev.id) AS attrs,
+            (SELECT count(*)::int FROM evaluation_builds eb WHERE eb.eval_id = ev.id) AS builds,
+            (SELECT max(b.updated_at)::text FROM evaluation_builds eb JOIN build_jobs b ON b.id = eb.build_id
+              WHERE eb.eval_id = ev.id) AS changed
+       FROM evaluations ev WHERE ev.id = $1`,
+    [evalId],
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  return {
+    key: [row.status, row.finished_at, row.attrs, row.builds, row.changed].join('|'),
+    buildsChangedAt: row.changed,
+    attrs: row.attrs,
+  };
+}
