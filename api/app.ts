@@ -21,6 +21,7 @@ import { healthRoutes } from './routes/health.ts';
 import { projectRoutes } from './routes/projects.ts';
 import { webhookRoutes } from './routes/webhook.ts';
 import { landingRoutes } from './routes/landing.ts';
+import { dashboardRoutes } from './routes/dashboard.ts';
 import { opsRoutes } from './routes/ops.ts';
 import { temporalConnectionConfig } from './temporal-config.ts';
 
@@ -74,6 +75,7 @@ export function buildApp({ config, log, deps = {}, temporalUiUrl }: BuildAppOpti
 
   app.register(healthRoutes);
   app.register(landingRoutes, { temporalUiUrl });
+  app.register(dashboardRoutes, { temporalUi: temporalUiUrl ? { url: temporalUiUrl, namespace: config.temporal.namespace } : undefined, cache: deps.cacheStorage ?? null });
   if (deps.cacheStorage) app.register(cacheRoutes, { backend: deps.cacheStorage });
   app.register(opsRoutes);
   const forges = createForges(config.forges);

@@ -41,7 +41,7 @@ export async function run(args: string[]): Promise<void> {
     const nixOptions = ['--option', 'build-users-group', '', '--option', 'substituters', '', '-j2', '--no-out-link'];
     const baselineFile = join(dir, 'baseline.nix');
     await writeFile(baselineFile, dagExpression(shape, randomUUID()));
-    let started = performance.now();
+    const started = performance.now();
     await execa('nix-build', [...nixOptions, baselineFile], { env: { ...process.env, NIX_REMOTE: `unix://${stack.daemonSocket}` } });
     const baseline = performance.now() - started;
     say(`nix-build -j2 (fresh DAG)          ${seconds(baseline)}  ${(total / (baseline / 1000)).toFixed(0)} builds/s`);

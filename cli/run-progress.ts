@@ -7,6 +7,7 @@ import { COORDINATOR_QUEUE, evalWorkflowId, pushSignal, refWorkflowId } from '..
 import type { refWorkflow } from '../workflows/ref.ts';
 import { searchAttributePairs } from '../workflows/search.ts';
 import type { BuildStatus, EvalStatus, PushEvent } from '../workflows/types.ts';
+import { readEvalJobs } from '../api/dashboard/jobs.ts';
 import { CliError } from './errors.ts';
 
 export type JobStatus = 'succeeded' | 'failed' | 'dep-failed' | 'timed-out' | 'cancelled';
@@ -211,22 +212,12 @@ async function readBuilds(pool: Pool, evalId: string): Promise<BuildRow[]> {
 export async function readRunSummary(pool: Pool, evalId: string): Promise<RunSummary> {
   const evaluation = await pool.query<{ status: EvalStatus; error: string | null }>('SELECT status, error FROM evaluations WHERE id = $1', [evalId]);
   const ev = evaluation.rows[0]!;
-  const { rows } = await pool.query<{ attr: string; drv_path: string | null; error: string | null; status: BuildStatus | null; planned: boolean; outputs: Record<string, string> | null }>(
-    `SELECT a.attr, a.drv_path, a.error, b.status, (eb.build_id IS NOT NULL) AS planned,
-            (SELECT json_object_agg(o.output_name, o.out_path) FROM derivation_outputs o WHERE o.drv_path = a.drv_path) AS outputs
-       FROM eval_attrs a
-       LEFT JOIN build_jobs b ON b.drv_path = a.drv_path
-       LEFT JOIN evaluation_builds eb ON eb.eval_id = a.eval_id AND eb.build_id = b.id
-      WHERE a.eval_id = $1
-      ORDER BY a.attr`,
-    [evalId],
-  );
   const summary: RunSummary = { eval: { id: evalId, status: ev.status }, jobs: [] };
   if (ev.error) summary.eval.error = ev.error;
-  for (const row of rows) {
-    const status: JobStatus = row.error ? 'failed' : !row.planned ? 'succeeded' : toJobStatus(row.status);
-    const job: RunSummary['jobs'][number] = { attr: row.attr, drvPath: row.drv_path, status, cached: !row.error && !row.planned, outputs: row.outputs ?? {} };
-    if (row.error) job.error = row.error;
+  for (const row of await readEvalJobs(pool, evalId)) {
+    const status: JobStatus = row.evalError ? 'failed' : !row.planned ? 'succeeded' : toJobStatus(row.build?.status ?? null);
+    const job: RunSummary['jobs'][number] = { attr: row.attr, drvPath: row.drvPath, status, cached: !row.evalError && !row.planned, outputs: row.outputs };
+    if (row.evalError) job.error = row.evalError;
     summary.jobs.push(job);
   }
   return summary;

@@ -105,6 +105,13 @@ if [ "$mode" = test ]; then
     apt_install docker-compose || fail "neither 'docker compose' nor docker-compose is available; install one of them and run this again."
   fi
 
+  # Browser tests drive Debian's Chromium with playwright-core (no browser download).
+  if [ -x /usr/bin/chromium ]; then
+    say "chromium: present"
+  else
+    apt_install chromium || fail "Chromium is missing and could not be installed; install Debian's chromium package (/usr/bin/chromium) and run this again."
+  fi
+
   # PostgreSQL: the tests use DATABASE_URL, by default the local server on 127.0.0.1:5432.
   if [ -z "${DATABASE_URL:-}" ] && have pg_isready && ! pg_isready -q -h 127.0.0.1 -p 5432; then
     if have pg_ctlcluster; then

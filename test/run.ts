@@ -59,7 +59,8 @@ async function main(): Promise<number> {
     if (interruptedBy) return SIGNAL_EXIT_CODES[interruptedBy] ?? 1;
 
     const env = { ...process.env, ...services.env };
-    const nodeArgs = ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', ...testOptions, ...files];
+    // A test that hangs fails after five minutes instead of holding the whole run.
+    const nodeArgs = ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=300000', ...testOptions, ...files];
     const child = spawn(process.execPath, nodeArgs, { cwd: PROJECT_ROOT, env, stdio: 'inherit' });
     testProcess = child;
     const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {

@@ -3,7 +3,9 @@
  * evals that include it, the builds its failure took down, and the live log tail.
  */
 import type { Pool } from 'pg';
-import type { BuildStatus } from '../../workflows/types.ts';
+import { logKey } from '../../cache/layout.ts';
+import type { CacheBackend } from '../../cache/types.ts';
+import { FINAL_BUILD_STATUSES, type BuildStatus } from '../../workflows/types.ts';
 import { buildHashPart } from '../ops-queries.ts';
 
 export interface BuildRecordView {
@@ -205,12 +207,12 @@ async function readDependents(pool: Pool, drvPath: string): Promise<{ rows: Arra
 
 /** The live log tail (last 64 KB) of a build, by derivation path; null when none was recorded. */
 export async function readLogTail(pool: Pool, drvPath: string): Promise<{ tail: string; updatedAt: string } | null> {
-  const { rows } = await pool.query<{ tail: string; updated_at: string }>(
-    `SELECT t.tail, t.updated_at::text AS updated_at FROM build_log_tails t JOIN build_jobs b ON b.id = t.build_id WHERE b.drv_path = $1`,
+  const { rows } = await pool.query<{ tail: string; updated_at: Date }>(
+    'SELECT t.tail, t.updated_at FROM build_log_tails t JOIN build_jobs b ON b.id = t.build_id WHERE b.drv_path = $1',
     [drvPath],
   );
   const row = rows[0];
-  return row ? { tail: row.tail, updatedAt: row.updated_at } : null;
+  return row ? { tail: row.tail, updatedAt: row.updated_at.toISOString() } : null;
 }
 
 /** What the live log stream watches: the build's own row and its log tail. */
@@ -229,4 +231,13 @@ export async function readBuildLogVersion(pool: Pool, drvPath: string): Promise<
   );
   const row = rows[0];
   return { status: row?.status ?? null, buildChangedAt: row?.updated_at ?? null, logChangedAt: row?.log_updated_at ?? null };
+}
+
+/** `/log/<drv>` when the binary cache holds the build's full log (it is uploaded once the build ends). */
+export async function fullLogHref(cache: CacheBackend | null | undefined, page: BuildPage): Promise<string | undefined> {
+  if (!cache || !page.build || !FINAL_BUILD_STATUSES.includes(page.build.status)) return undefined;
+  const key = logKey(page.drvPath);
+  const stored = await cache.head(key).catch(() => undefined);
+  // Store path names may hold `?` and `+`, which mean something else in a URL.
+  return stored ? `/log/${encodeURIComponent(key.slice('log/'.length))}` : undefined;
 }

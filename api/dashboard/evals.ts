@@ -106,7 +106,6 @@ export interface EvalPageQuery {
   /** Evals older than this one (keyset pagination: stable while new evals arrive). */
   before?: string | undefined;
   project?: string | undefined;
-  ref?: string | undefined;
 }
 
 export interface EvalPage {
@@ -119,11 +118,11 @@ export interface EvalPage {
 export async function listEvalPage(pool: Pool, query: EvalPageQuery): Promise<EvalPage> {
   const { rows } = await pool.query<OverviewRow>(
     `${OVERVIEW_SELECT}
-      WHERE ($1::text IS NULL OR p.name = $1) AND ($2::text IS NULL OR ev.ref = $2)
-        AND ($3::bigint IS NULL OR (ev.created_at, ev.id) < (SELECT e.created_at, e.id FROM evaluations e WHERE e.id = $3))
+      WHERE ($1::text IS NULL OR p.name = $1)
+        AND ($2::bigint IS NULL OR (ev.created_at, ev.id) < (SELECT e.created_at, e.id FROM evaluations e WHERE e.id = $2))
       ORDER BY ev.created_at DESC, ev.id DESC
-      LIMIT $4`,
-    [query.project ?? null, query.ref ?? null, query.before ?? null, query.limit + 1],
+      LIMIT $3`,
+    [query.project ?? null, query.before ?? null, query.limit + 1],
   );
   const page = rows.slice(0, query.limit);
   const next = rows.length > query.limit ? String(page.at(-1)!.id) : null;
@@ -131,14 +130,22 @@ export async function listEvalPage(pool: Pool, query: EvalPageQuery): Promise<Ev
 }
 
 /**
- * A short text that changes whenever anything shown about the eval changes: its own row, its
- * attributes, and any of its builds (every build change bumps `build_jobs.updated_at`).
+ * What changes whenever anything shown about the eval changes: its own row, its attributes, and
+ * any of its builds (every build change bumps `build_jobs.updated_at`).
  */
 export interface EvalVersion {
-  key: string;
+  status: string;
+  /** `finished_at` as PostgreSQL text, '' while unfinished. */
+  finishedAt: string;
+  attrs: number;
+  builds: number;
   /** Newest build change, PostgreSQL timestamptz text; null before any build exists. */
   buildsChangedAt: string | null;
-  attrs: number;
+}
+
+/** The version as one short string (an event id, a query parameter). */
+export function evalVersionKey(v: EvalVersion): string {
+  return [v.status, v.finishedAt, v.attrs, v.builds, v.buildsChangedAt ?? ''].join('|');
 }
 
 /** The current version of an eval, or undefined if it is gone. */
@@ -154,9 +161,18 @@ export async function readEvalVersion(pool: Pool, evalId: string): Promise<EvalV
   );
   const row = rows[0];
   if (!row) return undefined;
-  return {
-    key: [row.status, row.finished_at, row.attrs, row.builds, row.changed].join('|'),
-    buildsChangedAt: row.changed,
-    attrs: row.attrs,
-  };
+  return { status: row.status, finishedAt: row.finished_at ?? '', attrs: row.attrs, builds: row.builds, buildsChangedAt: row.changed };
+}
+
+const PG_TIME = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?[+-]\d\d(:\d\d)?$/;
+
+/** A version key a client sent back; undefined when it is not one (the client then gets everything). */
+export function parseEvalVersion(key: string | undefined): EvalVersion | undefined {
+  const parts = key?.split('|');
+  if (!parts || parts.length !== 5) return undefined;
+  const [status = '', finishedAt = '', attrs = '', builds = '', changed = ''] = parts;
+  const numbers = [Number(attrs), Number(builds)];
+  if (!numbers.every((n) => Number.isSafeInteger(n) && n >= 0) || attrs === '' || builds === '') return undefined;
+  if ((changed !== '' && !PG_TIME.test(changed)) || (finishedAt !== '' && !PG_TIME.test(finishedAt))) return undefined;
+  return { status, finishedAt, attrs: numbers[0]!, builds: numbers[1]!, buildsChangedAt: changed === '' ? null : changed };
 }

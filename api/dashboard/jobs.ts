@@ -87,11 +87,15 @@ function toJob(row: JobRow): EvalJob {
 }
 
 export interface ReadJobsOptions {
-  /** Only jobs whose build changed after this database time (PostgreSQL timestamptz text). */
+  /**
+   * Only jobs whose build changed after this database time (PostgreSQL timestamptz text), less
+   * two seconds: a row is stamped with its transaction's start time and may commit after a later
+   * one, so the window overlaps and callers drop the repeats.
+   */
   changedSince?: string;
 }
 
-/** The jobs of an eval ordered by attribute; with `changedSince`, only those whose build changed since. */
+/** The jobs of an eval ordered by attribute; with `changedSince`, about only those whose build changed since. */
 export async function readEvalJobs(pool: Pool, evalId: string, options: ReadJobsOptions = {}): Promise<EvalJob[]> {
   const { rows } = await pool.query<JobRow>(
     `SELECT a.attr, a.drv_path, a.error, (eb.build_id IS NOT NULL) AS planned,
@@ -104,7 +108,7 @@ export async function readEvalJobs(pool: Pool, evalId: string, options: ReadJobs
        LEFT JOIN build_jobs b ON b.drv_path = a.drv_path
        LEFT JOIN evaluation_builds eb ON eb.eval_id = a.eval_id AND eb.build_id = b.id
        LEFT JOIN derivations r ON r.drv_path = b.dep_failed_drv_path
-      WHERE a.eval_id = $1 AND ($2::timestamptz IS NULL OR b.updated_at > $2::timestamptz)
+      WHERE a.eval_id = $1 AND ($2::timestamptz IS NULL OR b.updated_at > $2::timestamptz - interval '2 seconds')
       ORDER BY a.attr`,
     [evalId, options.changedSince ?? null],
   );

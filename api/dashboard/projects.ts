@@ -68,3 +68,34 @@ export async function readProjectPage(pool: Pool, name: string): Promise<Project
     refs: projectRefs,
   };
 }
+
+export interface ProjectSummary {
+  name: string;
+  forge: string;
+  repository: string;
+  enabled: boolean;
+  evalCount: number;
+  latest: EvalOverview | null;
+}
+
+/** Every project with its newest eval, most recently active first. */
+export async function listProjects(pool: Pool): Promise<ProjectSummary[]> {
+  const { rows } = await pool.query<{ name: string; forge: string; owner: string; repo: string; enabled: boolean; evals: number; latest: string | null }>(
+    `SELECT p.name, r.forge, r.owner, r.name AS repo, p.enabled,
+            (SELECT count(*)::int FROM evaluations ev WHERE ev.project_id = p.id) AS evals,
+            (SELECT ev.id FROM evaluations ev WHERE ev.project_id = p.id ORDER BY ev.created_at DESC, ev.id DESC LIMIT 1) AS latest
+       FROM projects p JOIN repositories r ON r.id = p.repository_id`,
+  );
+  const latest = await readEvalOverviews(pool, rows.flatMap((r) => (r.latest === null ? [] : [String(r.latest)])));
+  const byId = new Map(latest.map((ev) => [ev.id, ev]));
+  return rows
+    .map((r) => ({
+      name: r.name,
+      forge: r.forge,
+      repository: `${r.owner}/${r.repo}`,
+      enabled: r.enabled,
+      evalCount: r.evals,
+      latest: r.latest === null ? null : (byId.get(String(r.latest)) ?? null),
+    }))
+    .sort((a, b) => (b.latest?.createdAt ?? '').localeCompare(a.latest?.createdAt ?? '') || a.name.localeCompare(b.name));
+}

@@ -1,7 +1,9 @@
 /** `GET /` and `GET /ci/`: the entry points a person opens in a browser. */
 import type { FastifyInstance } from 'fastify';
+import { listEvalPage } from '../dashboard/evals.ts';
 import { errorResponses } from '../error-handler.ts';
 import { renderLandingPage } from '../views/landing.ts';
+import { EVALS_PER_PAGE } from './dashboard.ts';
 
 export interface LandingRouteOptions {
   temporalUiUrl?: string | undefined;
@@ -15,15 +17,19 @@ export async function landingRoutes(app: FastifyInstance, { temporalUiUrl }: Lan
     async (_request, reply) => reply.redirect('/ci/', 302),
   );
 
-  const page = renderLandingPage({ temporalUiUrl });
-  app.get(
+  app.get<{ Querystring: { before?: string } }>(
     '/ci/',
     {
       schema: {
-        description: 'Landing page with a live components panel.',
+        // Recent evals across projects (paginated with `before`), and a live components panel.
+        querystring: { type: 'object', properties: { before: { type: 'string', pattern: '^[0-9]{1,18}$' } } },
         response: { 200: { content: { 'text/html': { schema: { type: 'string' } } } }, ...errorResponses },
       },
     },
-    async (_request, reply) => reply.type('text/html; charset=utf-8').send(page),
+    async (request, reply) => {
+      const evals = await listEvalPage(app.db, { limit: EVALS_PER_PAGE, before: request.query.before });
+      const page = renderLandingPage({ temporalUiUrl, evals, newest: request.query.before ? '/ci/' : null });
+      return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(page);
+    },
   );
 }

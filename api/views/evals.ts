@@ -60,13 +60,13 @@ export function renderEvalList(evals: EvalOverview[], { showProject = true }: { 
   const rows = evals.map((ev) => {
     const took = ev.finishedAt || ev.startedAt ? elapsed(ev.startedAt ?? ev.createdAt, ev.finishedAt) : html`<span class="muted">—</span>`;
     return html`<tr>
-  <td class="nowrap"><a href="${evalHref(ev.id)}">#${ev.id}</a></td>
-  ${showProject ? html`<td><a href="${projectHref(ev.project)}">${ev.project}</a></td>` : null}
-  <td>${refLabel(ev.ref)}</td>
-  <td><code title="${ev.commit}">${ev.commit.slice(0, 8)}</code></td>
-  <td>${statePill(evalState(ev))}</td>
-  <td class="progress-cell">${progressBar(ev.progress)}<small>${describeProgress(ev)}</small></td>
-  <td class="num">${timeAgo(ev.createdAt)}</td>
+  <td class="nowrap c-id"><a href="${evalHref(ev.id)}">#${ev.id}</a></td>
+  ${showProject ? html`<td class="c-project"><a href="${projectHref(ev.project)}">${ev.project}</a></td>` : null}
+  <td class="c-ref">${refLabel(ev.ref)}</td>
+  <td class="c-commit"><code title="${ev.commit}">${ev.commit.slice(0, 8)}</code></td>
+  <td class="c-state">${statePill(evalState(ev))}</td>
+  <td class="progress-cell c-progress">${progressBar(ev.progress)}<small>${describeProgress(ev)}</small></td>
+  <td class="num c-age">${timeAgo(ev.createdAt)}</td>
   <td class="num wide-only">${took}</td>
 </tr>`;
   });
@@ -118,7 +118,7 @@ export function renderJobRow(job: EvalJob): SafeHtml {
   const pill = state === 'cached' ? html`${statePill('succeeded')} <span class="badge cache" title="outputs were already in a cache">cached</span>` : statePill(state);
   const build = job.planned ? job.build : null;
   const duration = build?.startedAt ? elapsed(build.startedAt, build.finishedAt) : html`<span class="muted">—</span>`;
-  return html`<tr id="${jobRowId(job.attr)}" data-state="${state}">
+  return html`<tr id="${jobRowId(job.attr)}" data-state="${state}" data-rank="${RANK[state]}">
   <td class="attr mono">${name}</td>
   <td class="nowrap">${pill}</td>
   <td class="num">${duration}</td>
@@ -154,7 +154,7 @@ export function renderEvalHead(ev: EvalOverview, options: EvalPageOptions): Safe
   <div class="crumbs"><a href="${projectHref(ev.project)}">${ev.project}</a><span>/</span>${refLabel(ev.ref)}</div>
   <div class="title"><h2>Eval #${ev.id}</h2>${statePill(state)}${evalFinished(ev) ? null : html`<span class="live" id="live">live</span>`}
     <span class="links">${temporalHref ? html`<a href="${temporalHref}" rel="noopener">Temporal workflow</a>` : null}<a href="/api/evals/${ev.id}">JSON</a></span></div>
-  <dl class="facts">
+  <dl class="facts two">
     <dt>Project</dt><dd><a href="${projectHref(ev.project)}">${ev.project}</a></dd>
     <dt>Ref</dt><dd><code>${ev.ref}</code>${ev.pullRequest ? html` (pull request #${ev.pullRequest})` : null}</dd>
     <dt>Commit</dt><dd>${commit}</dd>

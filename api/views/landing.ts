@@ -1,6 +1,10 @@
-/** The `/ci/` landing page: what this instance is and a live components panel. */
+/** The `/ci/` landing page: recent evals across projects and a live components panel. */
+import type { EvalPage } from '../dashboard/evals.ts';
+import { renderEvalList } from './evals.ts';
 import { html, raw } from './html.ts';
 import { renderPage } from './layout.ts';
+import { pager } from './projects.ts';
+import { relativeTimeScript } from './scripts.ts';
 
 // Reads /healthz (which answers 503 with the same body when something is down)
 // and fills the table with textContent only, so no server text becomes markup.
@@ -48,24 +52,28 @@ const componentsScript = raw(`
 
 export interface LandingOptions {
   temporalUiUrl?: string | undefined;
+  /** The page of recent evals to show. */
+  evals: EvalPage;
+  /** The first page's URL when this is a later page. */
+  newest: string | null;
 }
 
-/** Renders the landing page; the components panel loads itself from /healthz. */
-export function renderLandingPage({ temporalUiUrl }: LandingOptions): string {
+/** Renders the landing page: recent evals across projects, and the components panel (from /healthz). */
+export function renderLandingPage({ temporalUiUrl, evals, newest }: LandingOptions): string {
   const temporal = temporalUiUrl
     ? html`Workflows, their histories and search attributes are browsable in the
         <a href="${temporalUiUrl}" rel="noopener">Temporal Web UI</a>.`
     : html`No Temporal Web UI URL is configured.`;
   const body = html`<section class="panel">
-  <h2>Nix continuous integration</h2>
-  <p class="lead">Pushes and pull requests become evaluations, every derivation that is not
-    cached becomes a durable build, outputs land in a signed binary cache. ${temporal}</p>
+  <h2>Recent evals <span class="aside">all projects, newest first</span></h2>
+  ${renderEvalList(evals.evals)}
+  ${pager(evals, (before) => `/ci/?before=${encodeURIComponent(before)}`, newest)}
 </section>
-<section class="panel">
+<section class="panel compact">
   <h2>Components <span id="overall"><span class="pill">checking</span></span></h2>
   <table><tbody id="components"><tr><td class="detail">Loading <a href="/healthz">/healthz</a>…</td></tr></tbody></table>
-  <p class="lead"><small id="checked"></small></p>
+  <p class="lead"><small id="checked"></small> <small>${temporal}</small></p>
   <noscript><p class="lead">Scripts are off: read <a href="/healthz">/healthz</a> directly.</p></noscript>
 </section>`;
-  return renderPage({ title: 'harmonia-ci', temporalUiUrl, body, script: componentsScript });
+  return renderPage({ title: 'harmonia-ci', temporalUiUrl, body, script: html`${componentsScript}${relativeTimeScript}` });
 }

@@ -31,7 +31,9 @@ header { display: flex; align-items: center; gap: 1.5rem; padding: .9rem 1.5rem;
 header h1 { margin: 0; font-size: 1.15rem; letter-spacing: .02em; }
 header h1 a { color: var(--text); }
 header nav { display: flex; gap: 1.1rem; margin-left: auto; font-size: .93rem; }
+header h1 { white-space: nowrap; }
 main { max-width: 78rem; margin: 1.5rem auto; padding: 0 1.5rem; display: grid; gap: 1.25rem; }
+main > div { display: grid; gap: 1.25rem; min-width: 0; }
 section.panel { background: var(--panel); border: 1px solid var(--border); border-radius: 10px; padding: 1.1rem 1.3rem; min-width: 0; }
 section.panel h2 { margin: 0 0 .8rem; font-size: 1rem; display: flex; align-items: center; gap: .6rem; flex-wrap: wrap; }
 section.panel h2 .aside { margin-left: auto; font-weight: 400; font-size: .85rem; color: var(--muted); }
@@ -57,7 +59,7 @@ code, .mono, pre { font: .86em/1.45 ui-monospace, SFMono-Regular, "JetBrains Mon
 table.data { font-size: .9rem; }
 table.data th { text-align: left; font-size: .75rem; font-weight: 600; text-transform: uppercase; letter-spacing: .04em;
   color: var(--muted); border-top: none; padding-top: 0; white-space: nowrap; }
-table.data td { padding: .42rem .4rem; }
+table.data td { padding: .42rem .4rem; vertical-align: baseline; }
 table.data tbody tr:hover { background: var(--row); }
 table.data td.num, table.data th.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums; }
 table.data td.nowrap { white-space: nowrap; }
@@ -97,7 +99,11 @@ td.why .err { color: var(--bad); }
 .legend i { display: inline-block; width: .6rem; height: .6rem; border-radius: 2px; background: var(--fg); margin-right: .3rem; }
 
 /* Key/value facts */
-dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .3rem 1.2rem; margin: 0; font-size: .9rem; }
+dl.facts { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: .3rem 1.2rem; margin: 0; font-size: .9rem; }
+@media (min-width: 1000px) {
+  dl.facts.two { grid-template-columns: max-content minmax(0, 1fr) max-content minmax(0, 1fr); }
+  dl.facts.two dd.full { grid-column: 2 / -1; }
+}
 dl.facts dt { color: var(--muted); }
 dl.facts dd { margin: 0; min-width: 0; overflow-wrap: anywhere; }
 .title { display: flex; align-items: center; gap: .7rem; flex-wrap: wrap; margin: 0 0 .6rem; }
@@ -115,11 +121,32 @@ pre.log { background: var(--log-bg); color: var(--log-text); padding: .8rem 1rem
 .pager { display: flex; justify-content: space-between; margin-top: .8rem; font-size: .9rem; }
 
 @media (max-width: 700px) {
-  header { padding: .7rem 1rem; gap: .8rem; }
+  header { padding: .6rem .8rem; gap: .4rem 1rem; flex-wrap: wrap; }
+  header nav { gap: .8rem; font-size: .85rem; margin-left: 0; }
   main { padding: 0 .6rem; margin: .8rem auto; }
   section.panel { padding: .8rem .8rem; }
   .wide-only { display: none; }
-  dl.facts { grid-template-columns: 1fr; gap: 0; }
-  dl.facts dd { margin-bottom: .4rem; }
+  dl.facts { grid-template-columns: 5.5rem minmax(0, 1fr); gap: .25rem .7rem; }
+  /* Jobs become two-line cards: attribute and state, then the details underneath. */
+  table.jobs thead { display: none; }
+  table.jobs tr { display: grid; grid-template-columns: minmax(0, 1fr) auto auto; align-items: center;
+    border-top: 1px solid var(--border); padding: .3rem 0; }
+  table.jobs tr:first-child { border-top: none; }
+  table.jobs td { border: none; padding: .1rem .4rem; }
+  table.jobs td.why { grid-column: 1 / -1; max-width: none; }
+  table.jobs td.why:empty { display: none; }
+  /* Evals become cards: id, project and state; ref, commit and age; then the progress. */
+  table.evals thead { display: none; }
+  table.evals tr { display: grid; grid-template-columns: auto minmax(0, 1fr) auto;
+    grid-template-areas: "id project state" "ref commit age" "progress progress progress";
+    border-top: 1px solid var(--border); padding: .4rem 0; }
+  table.evals tr:first-child { border-top: none; }
+  table.evals td { border: none; padding: .05rem .4rem; }
+  .c-id { grid-area: id; } .c-project { grid-area: project; } .c-state { grid-area: state; } .c-ref { grid-area: ref; }
+  .c-commit { grid-area: commit; } .c-age { grid-area: age; } .c-progress { grid-area: progress; }
+  section.compact td.name { width: auto; }
+  section.compact tr { display: grid; grid-template-columns: minmax(0, 1fr) auto; }
+  section.compact td { border: none; padding: .15rem .4rem; }
+  section.compact td.detail { grid-column: 1 / -1; border-bottom: 1px solid var(--border); padding-bottom: .4rem; }
 }
 `);

@@ -56,7 +56,14 @@ async function runWorker(role: Role, options: WorkerOptions): Promise<void> {
   const heartbeatSeconds = Number(options.heartbeatInterval);
   if (!(heartbeatSeconds > 0)) throw new CliError(`--heartbeat-interval expects seconds above 0, got "${options.heartbeatInterval}"`);
 
+  if ((role === 'coordinator' || role === 'evaluator') && !config.database.url) {
+    throw new CliError(
+      `the ${role} needs PostgreSQL: set DATABASE_URL or database.url (the embedded database of \`harmonia-ci dev\` serves only the dev process)`,
+    );
+  }
+
   const log = createLogger({ level: config.log.level, name: role });
+  const signals = watchStopSignals(log);
   // The builder drains on SIGTERM in its own order (builds first, then their uploads).
   await routeTemporalLogs(log, { shutdownSignals: [] });
   const address = config.temporal.address ?? DEV_TEMPORAL_ADDRESS;
@@ -64,10 +71,11 @@ async function runWorker(role: Role, options: WorkerOptions): Promise<void> {
   let client: Client | undefined;
   let workerConnection: NativeConnection | undefined;
   try {
-    if (role === 'coordinator' || role === 'evaluator') database = await openConfiguredDatabase(role, config);
+    if (role === 'coordinator' || role === 'evaluator') database = await openConfiguredDatabase(config);
     const connection = await temporalConnectionConfig(config.temporal, address);
-    client = await connectTemporal(connection);
+    // Native first: if it fails, Temporal's runtime is left idle and lets the process end.
     workerConnection = await connectTemporalWorker(connection);
+    client = await connectTemporal(connection);
     const ctx = { connection: workerConnection, namespace: config.temporal.namespace, bundleDir: join(config.stateDir, 'bundles') };
     const daemonSocket = resolveSocketPath();
     let running: RunningRole;
@@ -89,50 +97,57 @@ async function runWorker(role: Role, options: WorkerOptions): Promise<void> {
       throw new CliError(`the ${role} could not start: ${(error as Error).message}`);
     }
     log.info(`${role} worker running against Temporal ${address} (namespace ${config.temporal.namespace}); SIGTERM stops it gracefully`);
-    await untilStopped(running, log);
+    await untilStopped(running, signals.first, log);
   } finally {
+    signals.dispose();
     await workerConnection?.close().catch(() => undefined);
     await client?.connection.close().catch(() => undefined);
     await database?.close().catch(() => undefined);
   }
 }
 
-async function openConfiguredDatabase(role: Role, config: ServerConfig): Promise<Database> {
-  if (!config.database.url) {
-    throw new CliError(
-      `the ${role} needs PostgreSQL: set DATABASE_URL or database.url (the embedded database of \`harmonia-ci dev\` serves only the dev process)`,
-    );
-  }
-  // The schema is migrated by `harmonia-ci migrate`; a worker only refuses one it does not understand.
-  return openDatabase({ url: config.database.url, stateDir: config.stateDir, migrate: false });
+/** The configured database; the schema is migrated by `harmonia-ci migrate`, a worker only refuses one it does not understand. */
+function openConfiguredDatabase(config: ServerConfig): Promise<Database> {
+  return openDatabase({ url: config.database.url!, stateDir: config.stateDir, migrate: false });
 }
 
-/** Waits for SIGINT/SIGTERM (then stops gracefully) or for a worker to fail. */
-async function untilStopped(running: RunningRole, log: Logger): Promise<void> {
+/**
+ * SIGINT and SIGTERM, listened to from the start: one that arrives while the role starts is not
+ * lost (nor does it kill the process outright); a second one exits at once.
+ */
+function watchStopSignals(log: Logger): { first: Promise<NodeJS.Signals>; dispose(): void } {
+  let received = false;
   let onSignal: (signal: NodeJS.Signals) => void = () => undefined;
-  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+  const first = new Promise<NodeJS.Signals>((resolve) => {
     onSignal = (signal) => {
-      if (stopping) {
+      if (received) {
         log.warn(`${signal} again: exiting without waiting for running work`);
         process.exit(130);
       }
+      received = true;
       resolve(signal);
     };
   });
-  let stopping = false;
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  return {
+    first,
+    dispose() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
+/** Waits for a stop signal (then stops gracefully) or for a worker to fail. */
+async function untilStopped(running: RunningRole, signalled: Promise<NodeJS.Signals>, log: Logger): Promise<void> {
   try {
     const signal = await Promise.race([signalled, running.done]);
-    stopping = true;
     log.info(`${signal}: stopping gracefully`);
     await Promise.race([running.stop(), running.done]);
     log.info('stopped');
   } catch (error) {
     throw new CliError(`worker failed: ${(error as Error).message}`);
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
   }
 }
 

@@ -21,7 +21,7 @@ interface BuildRow {
   finished_at: Date | null;
 }
 
-describe('worker builder', () => {
+describe('worker builder', { timeout: 120_000 }, () => {
   let h: CliHarness;
   let builder: CliProcess;
   let project: string;
@@ -152,7 +152,7 @@ describe('worker builder', () => {
   });
 });
 
-describe('worker entry points', () => {
+describe('worker entry points', { timeout: 60_000 }, () => {
   let h: CliHarness;
   before(async () => {
     h = await startCliHarness();
@@ -171,7 +171,7 @@ describe('worker entry points', () => {
 
     await coordinator.waitFor(/coordinator worker running against Temporal/);
     coordinator.child.kill('SIGTERM');
-    assert.equal(await coordinator.exited, 0, coordinator.output());
+    assert.equal(await coordinator.exited, 0, `${coordinator.child.signalCode} ${coordinator.output()}`);
     assert.match(coordinator.output(), /SIGTERM: stopping gracefully(.|\n)*"stopped"/);
   });
 });

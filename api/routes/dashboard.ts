@@ -1,0 +1,131 @@
+/**
+ * The HTML dashboard under `/ci/`: one eval (the page commit statuses link to), one build with
+ * its live log, projects and their refs. Pages are rendered on the server from PostgreSQL; the
+ * live parts follow the event streams of api/routes/dashboard-events.ts. The JSON twins are the
+ * operator routes under `/api/` (api/routes/ops.ts).
+ */
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { CacheBackend } from '../../cache/types.ts';
+import { FINAL_BUILD_STATUSES } from '../../workflows/types.ts';
+import { fullLogHref, readBuildLogVersion, readBuildPage } from '../dashboard/builds.ts';
+import { EventStreams } from '../dashboard/event-stream.ts';
+import { evalVersionKey, listEvalPage, readEvalOverview, readEvalVersion } from '../dashboard/evals.ts';
+import { readEvalJobs } from '../dashboard/jobs.ts';
+import { listProjects, readProjectPage } from '../dashboard/projects.ts';
+import { evalFinished } from '../dashboard/state.ts';
+import { errorResponses } from '../error-handler.ts';
+import { renderBuildBody } from '../views/build.ts';
+import { renderEvalBody } from '../views/evals.ts';
+import { projectHref, type TemporalUi } from '../views/format.ts';
+import { html, type SafeHtml } from '../views/html.ts';
+import { renderPage } from '../views/layout.ts';
+import { renderProjectBody, renderProjectsBody } from '../views/projects.ts';
+import { liveScript, relativeTimeScript } from '../views/scripts.ts';
+import { dashboardEventRoutes } from './dashboard-events.ts';
+
+export interface DashboardRouteOptions {
+  temporalUi?: TemporalUi | undefined;
+  /** The binary cache, to link a build's full log when it is there. */
+  cache?: CacheBackend | null | undefined;
+}
+
+const htmlResponse = { 200: { content: { 'text/html': { schema: { type: 'string' } } } }, ...errorResponses };
+/** Evals on one page of a list. */
+export const EVALS_PER_PAGE = 30;
+
+/** Sends a complete dashboard page with its scripts. */
+export function sendPage(reply: FastifyReply, options: { title: string; body: SafeHtml; temporalUi?: TemporalUi | undefined; status?: number }): FastifyReply {
+  const page = renderPage({ title: options.title, temporalUiUrl: options.temporalUi?.url, body: options.body, script: html`${relativeTimeScript}${liveScript}` });
+  return reply
+    .code(options.status ?? 200)
+    .type('text/html; charset=utf-8')
+    .header('cache-control', 'no-store')
+    .send(page);
+}
+
+function notFound(reply: FastifyReply, what: string, temporalUi: TemporalUi | undefined): FastifyReply {
+  const body = html`<section class="panel"><h2>Not found</h2><p class="lead">There is no ${what}. <a href="/ci/">Back to the recent evals</a>.</p></section>`;
+  return sendPage(reply, { title: 'Not found · harmonia-ci', body, temporalUi, status: 404 });
+}
+
+/** Registers the dashboard pages and their event streams. */
+export async function dashboardRoutes(app: FastifyInstance, options: DashboardRouteOptions): Promise<void> {
+  const { temporalUi, cache } = options;
+  const streams = new EventStreams(app.log);
+  app.addHook('preClose', async () => streams.closeAll());
+  await app.register(dashboardEventRoutes, { temporalUi, cache, streams });
+
+  app.get<{ Params: { id: string }; Querystring: { all?: string } }>(
+    '/ci/evals/:id',
+    {
+      schema: {
+        // One eval: header, progress and jobs (failures first), updated live while it runs.
+        querystring: { type: 'object', properties: { all: { type: 'string', enum: ['0', '1'] } } },
+        response: htmlResponse,
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      // The version first: anything that changes after it reaches the page through the stream.
+      const version = /^\d{1,18}$/.test(id) ? await readEvalVersion(app.db, id) : undefined;
+      const overview = version ? await readEvalOverview(app.db, id) : undefined;
+      if (!version || !overview) return notFound(reply, `eval ${id}`, temporalUi);
+      const jobs = await readEvalJobs(app.db, id);
+      const all = request.query.all === '1';
+      const liveUrl = evalFinished(overview) ? undefined : `/ci/evals/${id}/events?v=${encodeURIComponent(evalVersionKey(version))}${all ? '&all=1' : ''}`;
+      const body = renderEvalBody(overview, jobs, { temporalUi, all, liveUrl });
+      return sendPage(reply, { title: `Eval #${id} · ${overview.project} · harmonia-ci`, body, temporalUi });
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/ci/builds/:id',
+    {
+      schema: {
+        // One build by build id or derivation hash part, with its live log tail.
+        response: htmlResponse,
+      },
+    },
+    async (request, reply) => {
+      const page = await readBuildPage(app.db, request.params.id);
+      if (!page) return notFound(reply, `build ${request.params.id}`, temporalUi);
+      const version = await readBuildLogVersion(app.db, page.drvPath);
+      const running = page.build !== null && !FINAL_BUILD_STATUSES.includes(page.build.status);
+      const hash = page.drvPath.slice(page.drvPath.lastIndexOf('/') + 1, page.drvPath.lastIndexOf('/') + 33);
+      const liveUrl = running ? `/ci/builds/${hash}/log/events?v=${encodeURIComponent(`${version.buildChangedAt ?? ''}|${version.logChangedAt ?? ''}`)}` : undefined;
+      const body = renderBuildBody(page, { temporalUi, liveUrl, fullLogHref: await fullLogHref(cache, page) });
+      return sendPage(reply, { title: `${page.name} · build · harmonia-ci`, body, temporalUi });
+    },
+  );
+
+  // Every project with its newest eval.
+  app.get('/ci/projects', { schema: { response: htmlResponse } }, async (_request, reply) => {
+    const body = renderProjectsBody(await listProjects(app.db));
+    return sendPage(reply, { title: 'Projects · harmonia-ci', body, temporalUi });
+  });
+
+  // Project names hold a slash (`owner/repo`): the rest of the path is the name, encoded or not.
+  app.get<{ Params: { '*': string }; Querystring: { before?: string } }>(
+    '/ci/projects/*',
+    {
+      schema: {
+        // One project: its refs with their latest evals, and its recent evals.
+        querystring: { type: 'object', properties: { before: { type: 'string', pattern: '^[0-9]{1,18}$' } } },
+        response: htmlResponse,
+      },
+    },
+    async (request, reply) => {
+      const name = request.params['*'].replace(/\/+$/, '');
+      if (name === '') return reply.redirect('/ci/projects', 302);
+      const project = await readProjectPage(app.db, name);
+      if (!project) return notFound(reply, `project ${name}`, temporalUi);
+      const evals = await listEvalPage(app.db, { limit: EVALS_PER_PAGE, project: name, before: request.query.before });
+      const base = projectHref(name);
+      const body = renderProjectBody(project, evals, {
+        href: (before) => `${base}?before=${encodeURIComponent(before)}`,
+        newest: request.query.before ? base : null,
+      });
+      return sendPage(reply, { title: `${name} · harmonia-ci`, body, temporalUi });
+    },
+  );
+}
