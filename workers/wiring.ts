@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
 import { createBuilderActivities, type BuildLogSink } from '../activities/builder/index.ts';
+import { Semaphore } from '../lib/semaphore.ts';
 import { createUploadActivities, prepareStaging } from '../activities/builder/upload.ts';
 import { createCoordinatorActivities } from '../activities/coordinator/index.ts';
 import { createEvaluatorActivities } from '../activities/evaluator/index.ts';
@@ -67,6 +68,7 @@ export async function builderActivitiesFor(
   await prepareStaging(stagingDir);
   const build = createBuilderActivities({
     host: deps.host,
+    slots: new Semaphore(config.builder.maxJobs),
     stagingDir,
     executor: await createExecutor({
       pool: deps.daemon,

@@ -11,7 +11,8 @@ import { formatHash, parsePrefixedHash } from '../../daemon/core/hash.ts';
 import type { Executor } from '../../daemon/executor/executor.ts';
 import type { BuildOutcome as ExecutorOutcome } from '../../daemon/executor/types.ts';
 import { buildStartedSignal } from '../../workflows/definitions.ts';
-import type { BuilderActivities, BuildOutcome } from '../types.ts';
+import type { Semaphore } from '../../lib/semaphore.ts';
+import type { BuilderActivities, BuildOutcome, BuildRequest } from '../types.ts';
 import { LogTail } from './log-tail.ts';
 import { buildLogPath, FullLog } from './upload.ts';
 
@@ -24,6 +25,11 @@ export interface BuildLogSink {
 export interface BuilderDeps {
   host: string;
   executor: Executor;
+  /**
+   * Builds this host runs at once. A builder polls one queue per system and feature set, each
+   * allowed max-jobs activities, so the host-wide limit is kept here.
+   */
+  slots?: Semaphore;
   logs: BuildLogSink;
   /** Live tail refresh interval (default 2 s). */
   tailIntervalMs?: number;
@@ -35,48 +41,62 @@ export function createBuilderActivities(deps: BuilderDeps): BuilderActivities {
   return {
     async buildDerivation({ drvPath, inputPaths, canonicalNarHashes }): Promise<BuildOutcome> {
       const context = Context.current();
-      const workflowId = context.info.workflowExecution?.workflowId;
-      // Tells the build workflow (and so the dashboard) that this host has the build now.
-      if (workflowId) await context.client.workflow.getHandle(workflowId).signal(buildStartedSignal, deps.host).catch(() => undefined);
-      const log = new LogTail();
-      const full = deps.stagingDir ? new FullLog(buildLogPath(deps.stagingDir, drvPath)) : undefined;
-      let succeeded = false;
-      let flushed = 0;
-      const flush = async (): Promise<void> => {
-        if (log.lines === flushed) return;
-        flushed = log.lines;
-        await deps.logs.tail(drvPath, log.text()).catch(() => undefined);
-      };
-      const timer = setInterval(() => {
-        context.heartbeat({ lines: log.lines });
-        void flush();
-      }, deps.tailIntervalMs ?? 2_000);
+      const waiting = setInterval(() => context.heartbeat({ waiting: true }), 2_000);
+      const release = await deps.slots?.acquire().finally(() => clearInterval(waiting));
       try {
-        const drv = parseDerivation(await readFile(drvPath, 'utf8'));
-        const canonical = new Map(Object.entries(canonicalNarHashes).map(([path, hash]) => [path, parsePrefixedHash(hash)]));
-        const result = await deps.executor.build({
-          drvPath,
-          drv,
-          inputPaths,
-          canonicalNarHashes: canonical,
-          onLogLine: (line) => {
-            log.push(line);
-            full?.push(line);
-          },
-        });
-        await flush();
-        await deps.logs.finished(drvPath, log);
-        const outcome = { host: deps.host, ...describeOutcome(result) };
-        succeeded = outcome.status === 'succeeded';
-        return outcome;
+        return await buildWithSlot(deps, context, { drvPath, inputPaths, canonicalNarHashes });
       } finally {
-        clearInterval(timer);
-        // The upload step sends the log of a successful build to the cache; any other log goes now.
-        if (succeeded) await full?.close();
-        else await full?.discard();
+        release?.();
       }
     },
   };
+}
+
+async function buildWithSlot(
+  deps: BuilderDeps,
+  context: Context,
+  { drvPath, inputPaths, canonicalNarHashes }: BuildRequest,
+): Promise<BuildOutcome> {
+  const workflowId = context.info.workflowExecution?.workflowId;
+  // Tells the build workflow (and so the dashboard) that this host has the build now.
+  if (workflowId) await context.client.workflow.getHandle(workflowId).signal(buildStartedSignal, deps.host).catch(() => undefined);
+  const log = new LogTail();
+  const full = deps.stagingDir ? new FullLog(buildLogPath(deps.stagingDir, drvPath)) : undefined;
+  let succeeded = false;
+  let flushed = 0;
+  const flush = async (): Promise<void> => {
+    if (log.lines === flushed) return;
+    flushed = log.lines;
+    await deps.logs.tail(drvPath, log.text()).catch(() => undefined);
+  };
+  const timer = setInterval(() => {
+    context.heartbeat({ lines: log.lines });
+    void flush();
+  }, deps.tailIntervalMs ?? 2_000);
+  try {
+    const drv = parseDerivation(await readFile(drvPath, 'utf8'));
+    const canonical = new Map(Object.entries(canonicalNarHashes).map(([path, hash]) => [path, parsePrefixedHash(hash)]));
+    const result = await deps.executor.build({
+      drvPath,
+      drv,
+      inputPaths,
+      canonicalNarHashes: canonical,
+      onLogLine: (line) => {
+        log.push(line);
+        full?.push(line);
+      },
+    });
+    await flush();
+    await deps.logs.finished(drvPath, log);
+    const outcome = { host: deps.host, ...describeOutcome(result) };
+    succeeded = outcome.status === 'succeeded';
+    return outcome;
+  } finally {
+    clearInterval(timer);
+    // The upload step sends the log of a successful build to the cache; any other log goes now.
+    if (succeeded) await full?.close();
+    else await full?.discard();
+  }
 }
 
 /** The executor's outcome in the words of build states; the limit that ended a build is named. */
