@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createExecutor } from '../daemon/executor/executor.ts';
 import { DaemonPool, DEFAULT_DAEMON_SOCKET } from '../daemon/protocol/pool.ts';
-import { daemonAnswers, startNixDaemon, type TestNixDaemon } from '../test/harness/nix-daemon.ts';
+import { daemonAnswers, startNixDaemon, type NixDaemon as TestNixDaemon } from '../lib/nix-daemon.ts';
 import { instantiateDag, runInTopologicalOrder, type Dag, type DagShape } from './dag/generate.ts';
 
 const execFileAsync = promisify(execFile);

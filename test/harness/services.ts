@@ -6,7 +6,7 @@ import { mkdir } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { startTemporalDevServer } from '../../temporal/dev-server.ts';
-import { startNixDaemon } from './nix-daemon.ts';
+import { startNixDaemon } from '../../lib/nix-daemon.ts';
 import { checkPostgres, DEFAULT_TEST_DATABASE_URL, redactDatabaseUrl } from './postgres.ts';
 import { startSeaweedS3 } from './seaweedfs.ts';
 

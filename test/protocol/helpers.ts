@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireEnv } from '../harness/env.ts';
-import { NIX_TEST_OPTIONS } from '../harness/nix-daemon.ts';
+import { LOCAL_DAEMON_OPTIONS as NIX_TEST_OPTIONS } from '../../lib/nix-daemon.ts';
 
 /** The socket of the daemon started by test/run.ts. */
 export function daemonSocket(): string {

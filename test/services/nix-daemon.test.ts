@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { execa } from 'execa';
 import { requireEnv } from '../harness/env.ts';
-import { daemonAnswers, NIX_TEST_OPTIONS } from '../harness/nix-daemon.ts';
+import { daemonAnswers, LOCAL_DAEMON_OPTIONS as NIX_TEST_OPTIONS } from '../../lib/nix-daemon.ts';
 
 const socketPath = requireEnv('NIX_DAEMON_SOCKET_PATH');
 
