@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { startLocalWorkers, type LocalWorkers, type LocalWorkersOptions } from '../../cli/local-workers.ts';
-import type { LocalStack } from '../../cli/stack.ts';
+import { externalStack } from '../helpers/stack.ts';
 import { loadServerConfig } from '../../config/server.ts';
 import { createLogger } from '../../lib/log.ts';
 import { PROJECT_ROOT } from '../../lib/tools.ts';
@@ -150,16 +150,7 @@ export async function startCliHarness(): Promise<CliHarness> {
     async startWorkers(options = {}) {
       workerConnection ??= await NativeConnection.connect({ address });
       const config = await loadServerConfig({ env });
-      const stack: LocalStack = {
-        client,
-        workerConnection,
-        namespace,
-        temporalAddress: address,
-        temporalUiUrl: undefined,
-        database: { url: db.url, pool: db.pool, embedded: false, migration: undefined, close: async () => undefined },
-        daemonSocket,
-        stop: async () => undefined,
-      };
+      const stack = externalStack({ client, workerConnection, namespace, address, database: db, daemonSocket });
       const started = await startLocalWorkers({ stack, config, log: createLogger({ level: 'error' }), builder: false, ...options });
       workers.push(started);
       return started;

@@ -8,15 +8,7 @@ import { execa } from 'execa';
 import { startLocalEval } from '../../cli/run-progress.ts';
 import { locateTemporalCli } from '../../lib/tools.ts';
 import { buildWorkflowId, refWorkflowId } from '../../workflows/definitions.ts';
-import { startPipeline, waitForEvalWorkflow, writeJobset, type Pipeline } from './harness.ts';
-
-async function waitUntil(check: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+import { startPipeline, waitForEvalWorkflow, waitUntil, writeJobset, type Pipeline } from './harness.ts';
 
 async function buildRow(pipeline: Pipeline, name: string) {
   const { rows } = await pipeline.db.pool.query<{ status: string; node: string | null; attempts: number; error: string | null }>(

@@ -18,6 +18,7 @@ import { createLogger, routeTemporalLogs } from '../../lib/log.ts';
 import { ensureNamespace } from '../../temporal/namespace.ts';
 import { ensureSearchAttributes } from '../../temporal/search-attributes.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
+import { externalStack } from '../helpers/stack.ts';
 
 export interface Pipeline {
   client: Client;
@@ -66,16 +67,7 @@ export async function startPipeline(
       ...options.env,
     },
   });
-  const stack: LocalStack = {
-    client,
-    workerConnection,
-    namespace,
-    temporalAddress: address,
-    temporalUiUrl: undefined,
-    database: { url: db.url, pool: db.pool, embedded: false, migration: undefined, close: async () => undefined },
-    daemonSocket,
-    stop: async () => undefined,
-  };
+  const stack = externalStack({ client, workerConnection, namespace, address, database: db, daemonSocket });
   const log = createLogger({ level: 'error' });
   const started: LocalWorkers[] = [];
   const addWorkers = async (more: Partial<LocalWorkersOptions>): Promise<LocalWorkers> => {
@@ -105,6 +97,15 @@ export async function startPipeline(
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Polls `check` until it holds; fails naming `what` after the timeout. */
+export async function waitUntil(check: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 /** One job of a generated jobset. */

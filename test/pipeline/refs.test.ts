@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { startLocalEval } from '../../cli/run-progress.ts';
 import { buildWorkflowId } from '../../workflows/definitions.ts';
-import { startPipeline, waitForEvalWorkflow, writeJobset, type Pipeline } from './harness.ts';
+import { startPipeline, waitForEvalWorkflow, waitUntil, writeJobset, type Pipeline } from './harness.ts';
 
 async function buildActivityCount(pipeline: Pipeline, drvPath: string): Promise<number> {
   let count = 0;
@@ -13,14 +13,6 @@ async function buildActivityCount(pipeline: Pipeline, drvPath: string): Promise<
     count += history.events!.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'buildDerivation').length;
   }
   return count;
-}
-
-async function waitUntil(check: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 describe('pipeline: refs and sharing', () => {
