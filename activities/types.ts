@@ -81,13 +81,32 @@ export interface CoordinatorActivities extends NodeActivities {
   /** The latest eval of a ref, for rebuild-failed. */
   latestEval(projectId: string, ref: string): Promise<{ evalId: string; sha: string; source: JobsetSource } | undefined>;
 
-  /** What a build workflow finds when it starts: a result to repeat, or work to do. */
-  beginBuild(drvPath: string, rebuild: boolean): Promise<{ result?: BuildResult }>;
+  /**
+   * What a build workflow finds when it starts, in one step: a result to repeat, or whether its
+   * inputs are done (or which failed) and, when they are, what the builder needs.
+   */
+  beginBuild(drvPath: string, rebuild: boolean): Promise<BuildStart>;
   /** The first failed input among the derivations this one waits for, if any. */
   checkBuildInputs(drvPath: string): Promise<{ ready: boolean; rootCause?: string }>;
   recordBuild(update: BuildRecord): Promise<void>;
+  /**
+   * Records a final result and tells the subscribed evals by signal (one that has gone away is
+   * skipped: it reads results from PostgreSQL). Returns the evals told.
+   */
+  finishBuild(update: BuildRecord, result: BuildResult, subscribers: string[]): Promise<string[]>;
   /** What a builder needs besides the `.drv`: input paths and their canonical NAR hashes. */
   describeBuildInputs(drvPath: string): Promise<BuildInputs>;
+}
+
+export interface BuildStart {
+  /** A settled result a new run repeats instead of building again. */
+  result?: BuildResult;
+  /** Every input derivation has succeeded. */
+  ready?: boolean;
+  /** The failed derivation at the root of an input's failure. */
+  rootCause?: string;
+  /** What the builder needs, when ready. */
+  inputs?: BuildInputs;
 }
 
 export interface BuildInputs {
@@ -147,6 +166,13 @@ export interface BuildOutcome {
   host: string;
   error?: string;
   outputs: BuiltOutput[];
+  /** The outputs (and log) compressed for upload, staged on `host` right after the build. */
+  staged?: StagedUpload;
+  /**
+   * Set when the builder runs beside a signer in one process (the single-machine default): it
+   * published the outputs itself, and no upload round trips are needed.
+   */
+  published?: PublishOutcome;
 }
 
 /** Activities on builder queues. */

@@ -16,6 +16,7 @@ import { readRunSummary, startLocalEval, waitForEvalWorkflow } from '../cli/run-
 import { startLocalStack } from '../cli/stack.ts';
 import { loadServerConfig } from '../config/server.ts';
 import { createLogger, routeTemporalLogs } from '../lib/log.ts';
+import { describeCpu, snapshotCpu } from './dag/cpu.ts';
 import { dagExpression } from './dag/generate.ts';
 
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
@@ -41,10 +42,12 @@ export async function run(args: string[]): Promise<void> {
     const nixOptions = ['--option', 'build-users-group', '', '--option', 'substituters', '', '-j2', '--no-out-link'];
     const baselineFile = join(dir, 'baseline.nix');
     await writeFile(baselineFile, dagExpression(shape, randomUUID()));
+    const baselineCpu = await snapshotCpu();
     const started = performance.now();
     await execa('nix-build', [...nixOptions, baselineFile], { env: { ...process.env, NIX_REMOTE: `unix://${stack.daemonSocket}` } });
     const baseline = performance.now() - started;
     say(`nix-build -j2 (fresh DAG)          ${seconds(baseline)}  ${(total / (baseline / 1000)).toFixed(0)} builds/s`);
+    say(`  CPU: ${describeCpu(baselineCpu, await snapshotCpu())}`);
 
     const file = join(dir, 'dag.nix');
     await writeFile(file, dagExpression(shape, randomUUID()));
@@ -59,9 +62,12 @@ export async function run(args: string[]): Promise<void> {
       if (failed.length > 0) throw new Error(`${failed.length} jobs did not succeed, e.g. ${failed[0]!.attr}: ${failed[0]!.status}`);
       return { ms, evalId };
     };
+    const cpuBefore = await snapshotCpu();
     const fresh = await runOnce();
+    const cpuAfter = await snapshotCpu();
     say(`harmonia-ci (fresh DAG)            ${seconds(fresh.ms)}  ${(total / (fresh.ms / 1000)).toFixed(0)} builds/s`);
     say(`  ratio to nix-build: ${(fresh.ms / baseline).toFixed(2)}× (goal ≤ 3×)`);
+    say(`  CPU: ${describeCpu(cpuBefore, cpuAfter)}`);
 
     const { rows } = await pool.query<{ latency_ms: number }>(
       `SELECT extract(epoch FROM b.started_at - max(ib.finished_at)) * 1000 AS latency_ms
@@ -75,6 +81,22 @@ export async function run(args: string[]): Promise<void> {
     );
     const latencies = rows.map((r) => Number(r.latency_ms)).sort((a, b) => a - b);
     say(`  dependency finished → dependent started: p50 ${percentile(latencies, 50).toFixed(0)} ms, p99 ${percentile(latencies, 99).toFixed(0)} ms (${latencies.length} edges)`);
+
+    const phases = await pool.query<Record<string, string | null>>(
+      `SELECT extract(epoch FROM v.finished_at - v.started_at) * 1000 AS evaluation_ms,
+              extract(epoch FROM min(b.started_at) - v.finished_at) * 1000 AS first_ms,
+              avg(extract(epoch FROM b.started_at - b.created_at) * 1000) AS queued_ms,
+              avg(extract(epoch FROM b.finished_at - b.started_at) * 1000) AS building_ms
+         FROM evaluations v
+         JOIN evaluation_builds e ON e.eval_id = v.id
+         JOIN build_jobs b ON b.id = e.build_id
+        WHERE v.id = $1
+        GROUP BY v.id`,
+      [fresh.evalId],
+    );
+    const phase = (key: string): string => `${Number(phases.rows[0]?.[key] ?? Number.NaN).toFixed(0)} ms`;
+    say(`  evaluation ${phase('evaluation_ms')}, evaluation done → first build started ${phase('first_ms')}`);
+    say(`  per build (mean): created → started ${phase('queued_ms')}, started → built and published ${phase('building_ms')}`);
 
     const cached = await runOnce();
     say(`harmonia-ci (same DAG, all cached) ${seconds(cached.ms)}  (goal < 5 s)`);

@@ -12,6 +12,9 @@ import { createBuilderWorkers, createCoordinatorWorker, createEvaluatorWorker, c
 import { builderActivitiesFor, coordinatorActivitiesFor, createDaemonPool, evaluatorActivitiesFor } from '../workers/wiring.ts';
 import type { LocalStack } from './stack.ts';
 
+/** Build tasks per max-jobs slot for a builder that publishes its own outputs (workers/roles.ts). */
+const LOCAL_TASKS_PER_SLOT = 4;
+
 export interface LocalWorkers {
   host: string;
   /** The signer's public key (`name:base64`) and where its cache is, when a signer runs here. */
@@ -59,7 +62,16 @@ export async function startLocalWorkers({
   const coordinator = coordinatorActivitiesFor(config, { pool, client: stack.client, log, builderHeartbeatTimeoutMs });
   const evaluator = evaluatorActivitiesFor({ pool, daemon });
   const signer = withSigner ? await openSigner(config, { generateKey: true, warn: (message) => log.warn(message) }) : undefined;
-  const builder = withBuilder ? await builderActivitiesFor(config, { host, daemon, logs: createDatabaseLogSink(pool), signer }) : undefined;
+  const builder = withBuilder
+    ? await builderActivitiesFor(config, {
+        host,
+        daemon,
+        logs: createDatabaseLogSink(pool),
+        signer,
+        // Beside the coordinator, a build's start is recorded directly instead of by signal.
+        ...(withCoordinator ? { recordStart: (drvPath: string) => coordinator.recordBuild({ drvPath, status: 'building', builder: host }) } : {}),
+      })
+    : undefined;
 
   const workers = [
     ...(withCoordinator ? [await createCoordinatorWorker(ctx, coordinator)] : []),
@@ -71,6 +83,8 @@ export async function startLocalWorkers({
           systems: config.builder.systems,
           features: config.builder.features,
           maxJobs: config.builder.maxJobs,
+          // Beside a signer the builder publishes its own outputs: keep its slots busy meanwhile.
+          ...(signer ? { tasksPerSlot: LOCAL_TASKS_PER_SLOT } : {}),
         })
       : []),
   ];

@@ -3,6 +3,9 @@
  * (PostgreSQL compiled to WebAssembly) persisted under the state directory and
  * served on a loopback TCP port, so `pg` talks to it like to any server.
  *
+ * PGlite runs in a worker thread of its own (db/embedded-thread.mjs): its WebAssembly and its
+ * synchronous file I/O then use another core instead of blocking this process's event loop.
+ *
  * PGlite is ONE session underneath. The socket server serialises whole
  * transactions between connections, but session state is shared: an advisory
  * lock taken on one connection is "held" by all of them, and SET leaks across
@@ -10,8 +13,7 @@
  * connection, and `createPool` gives any pool to it `poolSize` (1) connections.
  */
 import { mkdir, open, readFile, unlink } from 'node:fs/promises';
-import { PGlite } from '@electric-sql/pglite';
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { Worker } from 'node:worker_threads';
 import { EmbeddedDatabaseError } from './errors.ts';
 import { registerSingleConnectionServer } from './pool.ts';
 
@@ -40,26 +42,20 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const { dataDir } = options;
   await mkdir(dataDir, { recursive: true });
   const releaseLock = await lockDataDir(`${dataDir}.lock`, dataDir);
-  let db: PGlite | undefined;
-  let server: PGLiteSocketServer | undefined;
+  let thread: DatabaseThread;
   try {
-    db = await PGlite.create({ dataDir });
-    server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: EMBEDDED_POOL_SIZE });
-    await server.start();
+    thread = await startThread(dataDir);
   } catch (error) {
-    await server?.stop().catch(() => {});
-    await db?.close().catch(() => {});
     await releaseLock();
     throw new EmbeddedDatabaseError(`cannot start the embedded PostgreSQL in ${dataDir}: ${(error as Error).message}`, {
       cause: error,
     });
   }
-  const port = server.getServerConn().split(':').at(-1);
+  const port = thread.address.split(':').at(-1);
   const url = `postgresql://postgres@127.0.0.1:${port}/postgres`;
   const unregister = registerSingleConnectionServer(url);
   options.log?.info({ dataDir, url }, 'embedded PostgreSQL started');
   let stopping: Promise<void> | undefined;
-  const running = { db, server };
   return {
     url,
     poolSize: EMBEDDED_POOL_SIZE,
@@ -67,13 +63,46 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     stop() {
       stopping ??= (async () => {
         unregister();
-        await running.server.stop();
-        await running.db.close();
+        await thread.stop();
         await releaseLock();
       })();
       return stopping;
     },
   };
+}
+
+interface DatabaseThread {
+  /** `host:port` the socket server listens on. */
+  address: string;
+  stop(): Promise<void>;
+}
+
+type ThreadMessage = { kind: 'ready'; address: string } | { kind: 'failed'; message: string } | { kind: 'stopped' };
+
+/** Starts PGlite and its socket server in a worker thread; resolves once it listens. */
+function startThread(dataDir: string): Promise<DatabaseThread> {
+  const worker = new Worker(new URL('./embedded-thread.mjs', import.meta.url), {
+    workerData: { dataDir, maxConnections: EMBEDDED_POOL_SIZE },
+  });
+  const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
+  return new Promise((resolve, reject) => {
+    worker.once('error', reject);
+    void exited.then((code) => reject(new Error(`the database thread exited with code ${code} before it was ready`)));
+    worker.once('message', (message: ThreadMessage) => {
+      if (message.kind === 'failed') {
+        reject(new Error(message.message));
+        return;
+      }
+      if (message.kind !== 'ready') return;
+      resolve({
+        address: message.address,
+        async stop() {
+          worker.postMessage('stop');
+          await exited;
+        },
+      });
+    });
+  });
 }
 
 /**

@@ -65,6 +65,14 @@ export interface BuilderIdentity {
   features: string[];
   maxJobs: number;
   /**
+   * Build tasks taken per max-jobs slot (default 1). A build gives its slot back once the build
+   * itself is done, then stages (and, beside a signer, publishes) its outputs; more tasks than
+   * slots keep the slots busy meanwhile. Only for a builder that is alone on its queues (the
+   * single-machine default): in a fleet a task held here waiting for a slot may have had an idle
+   * builder elsewhere.
+   */
+  tasksPerSlot?: number;
+  /**
    * How long `shutdown()` lets running builds finish before cancelling them (default: none). A
    * draining builder sets it above the build wall-clock limit: a build that started finishes.
    */
@@ -99,7 +107,7 @@ export async function createBuildQueueWorkers(
         namespace: ctx.namespace,
         taskQueue,
         activities: build,
-        maxConcurrentActivityTaskExecutions: identity.maxJobs,
+        maxConcurrentActivityTaskExecutions: identity.maxJobs * (identity.tasksPerSlot ?? 1),
         maxHeartbeatThrottleInterval: '10 seconds',
         identity: `${identity.host}:${taskQueue}`,
         ...(identity.shutdownGraceMs === undefined ? {} : { shutdownGraceTime: identity.shutdownGraceMs }),

@@ -12,7 +12,7 @@ import { createUploadActivities, prepareStaging } from '../activities/builder/up
 import { createCoordinatorActivities } from '../activities/coordinator/index.ts';
 import { createEvaluatorActivities } from '../activities/evaluator/index.ts';
 import { builderCacheFor, trustedKeysFor, type Signer } from '../activities/signer/setup.ts';
-import type { BuilderActivities, CoordinatorActivities, EvaluatorActivities, HostActivities } from '../activities/types.ts';
+import type { BuilderActivities, CoordinatorActivities, EvaluatorActivities, HostActivities, StagedUpload } from '../activities/types.ts';
 import type { ServerConfig } from '../config/types.ts';
 import { createExecutor } from '../daemon/executor/executor.ts';
 import { DaemonPool } from '../daemon/protocol/pool.ts';
@@ -62,14 +62,33 @@ export function evaluatorActivitiesFor(deps: { pool: Pool; daemon: DaemonPool })
  */
 export async function builderActivitiesFor(
   config: ServerConfig,
-  deps: { host: string; daemon: DaemonPool; logs: BuildLogSink; signer?: Signer | undefined },
+  deps: {
+    host: string;
+    daemon: DaemonPool;
+    logs: BuildLogSink;
+    signer?: Signer | undefined;
+    recordStart?: (drvPath: string) => Promise<void>;
+  },
 ): Promise<BuilderActivities & HostActivities> {
   const stagingDir = join(config.stateDir, 'uploads', deps.host);
   await prepareStaging(stagingDir);
+  const upload = createUploadActivities({ stagingDir });
+  const signer = deps.signer?.activities;
   const build = createBuilderActivities({
     host: deps.host,
     slots: new Semaphore(config.builder.maxJobs),
     stagingDir,
+    stage: upload.stageOutputs,
+    ...(deps.recordStart ? { recordStart: deps.recordStart } : {}),
+    // A signer in this process: publish from here, through the same targets a remote host would get.
+    ...(signer
+      ? {
+          async publish(staged: StagedUpload) {
+            await upload.uploadOutputs({ drvPath: staged.drvPath, plan: await signer.prepareUpload(staged) });
+            return signer.publish(staged);
+          },
+        }
+      : {}),
     executor: await createExecutor({
       pool: deps.daemon,
       cache: builderCacheFor(config, deps.signer),
@@ -84,5 +103,5 @@ export async function builderActivitiesFor(
     }),
     logs: deps.logs,
   });
-  return { ...build, ...createUploadActivities({ stagingDir }) };
+  return { ...build, ...upload };
 }

@@ -69,17 +69,25 @@ export async function buildWorkflow(input: BuildWorkflowInput): Promise<BuildRes
     startedOn = host;
   });
 
+  // The status search attribute changes with the status only (it starts as pending): each upsert
+  // is a history event and a visibility write.
+  let shownStatus: BuildStatus = 'pending';
   const show = (status: BuildStatus, detail?: string): void => {
     current = { ...current, status };
-    setWorkflowSearchAttributes({ status, drvName: input.drvName, system: input.system });
+    if (status !== shownStatus) {
+      shownStatus = status;
+      setWorkflowSearchAttributes({ status });
+    }
     setCurrentDetails(`**${input.drvName}** (${input.system}): ${status}${detail ? ` — ${detail}` : ''}`);
   };
   show('pending');
 
+  const told = new Set<string>();
   const finish = async (result: BuildResult, attempt?: number): Promise<BuildResult> => {
     current = result;
     show(result.status, result.rootCause ?? result.error);
-    await control.recordBuild({ ...result, attempt });
+    // Recording the result and telling the evals is one local activity.
+    for (const id of await control.finishBuild({ ...result, attempt }, result, [...subscribers])) told.add(id);
     return result;
   };
 
@@ -92,7 +100,8 @@ export async function buildWorkflow(input: BuildWorkflowInput): Promise<BuildRes
       startedOn = undefined;
     },
   });
-  await notifySubscribers(subscribers, result);
+  // A result repeated from PostgreSQL was told to nobody yet; subscribers may also have arrived meanwhile.
+  await notifySubscribers(subscribers, told, result);
   return result;
 }
 
@@ -114,7 +123,7 @@ async function runBuild(input: BuildWorkflowInput, hooks: BuildHooks): Promise<B
   }
 
   // Evals start a build once its inputs are done; a build started otherwise waits for them here.
-  let inputs = await control.checkBuildInputs(drvPath);
+  let inputs: { ready?: boolean; rootCause?: string } = begun;
   while (!inputs.ready && !inputs.rootCause) {
     if (hooks.isUnwanted()) return hooks.finish({ drvPath, status: 'cancelled' });
     await sleep(INPUT_POLL_INTERVAL);
@@ -133,7 +142,7 @@ async function runBuild(input: BuildWorkflowInput, hooks: BuildHooks): Promise<B
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   });
 
-  const buildInputs = await control.describeBuildInputs(drvPath);
+  const buildInputs = begun.inputs ?? (await control.describeBuildInputs(drvPath));
   let lastFault = '';
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
     if (hooks.isUnwanted()) return hooks.finish({ drvPath, status: 'cancelled' }, attempt);
@@ -162,17 +171,25 @@ async function runBuild(input: BuildWorkflowInput, hooks: BuildHooks): Promise<B
       return hooks.finish({ drvPath, status: outcome.status, error: outcome.error }, attempt);
     }
 
+    if (outcome.published) {
+      // The builder shares a process with a signer and published the outputs itself.
+      return hooks.finish({ drvPath, status: 'succeeded', outputs: outcome.published.outputs }, attempt);
+    }
+
     hooks.show('uploading');
-    await control.recordBuild({ drvPath, status: 'uploading', attempt, builder: outcome.host });
     let published;
     try {
-      published = await uploadAndPublish({
-        drvPath,
-        system: input.system,
-        host: outcome.host,
-        outputs: outcome.outputs,
-        ...(input.heartbeatTimeoutMs === undefined ? {} : { heartbeatTimeoutMs: input.heartbeatTimeoutMs }),
-      });
+      [published] = await Promise.all([
+        uploadAndPublish({
+          drvPath,
+          system: input.system,
+          host: outcome.host,
+          outputs: outcome.outputs,
+          ...(outcome.staged ? { staged: outcome.staged } : {}),
+          ...(input.heartbeatTimeoutMs === undefined ? {} : { heartbeatTimeoutMs: input.heartbeatTimeoutMs }),
+        }),
+        control.recordBuild({ drvPath, status: 'uploading', attempt, builder: outcome.host }),
+      ]);
     } catch (error) {
       lastFault = `upload from ${outcome.host} failed: ${describeFault(error)}`;
       await backoff(attempt);
@@ -196,9 +213,8 @@ function describeFault(error: unknown): string {
   return cause instanceof Error ? `${error.message}: ${cause.message}` : error.message;
 }
 
-/** Tells every interested eval; one that has gone away is no reason to fail. */
-async function notifySubscribers(subscribers: Set<string>, result: BuildResult): Promise<void> {
-  const told = new Set<string>();
+/** Tells every interested eval not told yet; one that has gone away is no reason to fail. */
+async function notifySubscribers(subscribers: Set<string>, told: Set<string>, result: BuildResult): Promise<void> {
   // Subscribers may arrive while we are telling the others: loop until none is left out.
   for (;;) {
     const pending = [...subscribers].filter((id) => !told.has(id));

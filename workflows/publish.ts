@@ -6,7 +6,7 @@
  * Expired targets are reissued here; every other fault goes to the build's retry loop.
  */
 import { ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
-import type { HostActivities, PublishOutcome, SignerActivities } from '../activities/types.ts';
+import type { HostActivities, PublishOutcome, SignerActivities, StagedUpload } from '../activities/types.ts';
 import { hostQueue, SIGNER_QUEUE, UPLOAD_EXPIRED } from './definitions.ts';
 import type { BuiltOutput } from './types.ts';
 
@@ -23,6 +23,8 @@ export interface PublishRequest {
   /** The builder host that built the outputs and holds them. */
   host: string;
   outputs: BuiltOutput[];
+  /** What the builder staged right after the build; staged on the host's queue when absent. */
+  staged?: StagedUpload;
   /** Overrides the signer heartbeat timeout (the build's own heartbeat setting). */
   heartbeatTimeoutMs?: number;
 }
@@ -47,7 +49,7 @@ export async function uploadAndPublish(request: PublishRequest): Promise<Publish
     retry: { initialInterval: '1 second', maximumInterval: '1 minute', maximumAttempts: 10 },
   });
 
-  const staged = await host.stageOutputs({ drvPath, system: request.system, outputs: request.outputs });
+  const staged = request.staged ?? (await host.stageOutputs({ drvPath, system: request.system, outputs: request.outputs }));
   for (let round = 1; ; round++) {
     const plan = await signer.prepareUpload(staged);
     try {

@@ -12,7 +12,8 @@ import type { Executor } from '../../daemon/executor/executor.ts';
 import type { BuildOutcome as ExecutorOutcome } from '../../daemon/executor/types.ts';
 import { buildStartedSignal } from '../../workflows/definitions.ts';
 import type { Semaphore } from '../../lib/semaphore.ts';
-import type { BuilderActivities, BuildOutcome, BuildRequest } from '../types.ts';
+import type { BuiltOutput } from '../../workflows/types.ts';
+import type { BuilderActivities, BuildOutcome, BuildRequest, PublishOutcome, StagedUpload } from '../types.ts';
 import { LogTail } from './log-tail.ts';
 import { buildLogPath, FullLog } from './upload.ts';
 
@@ -35,6 +36,18 @@ export interface BuilderDeps {
   tailIntervalMs?: number;
   /** Where the full log of each build is kept for the upload (activities/builder/upload.ts); none kept without it. */
   stagingDir?: string;
+  /**
+   * Records that this host has started a build, where the builder runs beside the coordinator;
+   * otherwise the build workflow is told by signal (and records it).
+   */
+  recordStart?: (drvPath: string) => Promise<void>;
+  /** Stages a successful build's outputs and log for upload at once, on this host (no extra task). */
+  stage?: (request: { drvPath: string; system: string; outputs: BuiltOutput[] }) => Promise<StagedUpload>;
+  /**
+   * Set when a signer runs in this process (the single-machine default): the builder publishes
+   * what it staged itself, sparing the build workflow three round trips through task queues.
+   */
+  publish?: (staged: StagedUpload) => Promise<PublishOutcome>;
 }
 
 export function createBuilderActivities(deps: BuilderDeps): BuilderActivities {
@@ -44,7 +57,7 @@ export function createBuilderActivities(deps: BuilderDeps): BuilderActivities {
       const waiting = setInterval(() => context.heartbeat({ waiting: true }), 2_000);
       const release = await deps.slots?.acquire().finally(() => clearInterval(waiting));
       try {
-        return await buildWithSlot(deps, context, { drvPath, inputPaths, canonicalNarHashes });
+        return await runBuild(deps, context, { drvPath, inputPaths, canonicalNarHashes }, () => release?.());
       } finally {
         release?.();
       }
@@ -52,14 +65,24 @@ export function createBuilderActivities(deps: BuilderDeps): BuilderActivities {
   };
 }
 
-async function buildWithSlot(
+/**
+ * Builds in the slot it was given and gives the slot back as soon as the build itself is done:
+ * the log, staging and publishing that follow need no build slot, so the next build starts.
+ */
+async function runBuild(
   deps: BuilderDeps,
   context: Context,
   { drvPath, inputPaths, canonicalNarHashes }: BuildRequest,
+  releaseSlot: () => void,
 ): Promise<BuildOutcome> {
   const workflowId = context.info.workflowExecution?.workflowId;
-  // Tells the build workflow (and so the dashboard) that this host has the build now.
-  if (workflowId) await context.client.workflow.getHandle(workflowId).signal(buildStartedSignal, deps.host).catch(() => undefined);
+  // Tells the build workflow (and so the dashboard) that this host has the build now. Sent beside
+  // the build, but delivered before the activity completes: the records stay in order.
+  const announced = deps.recordStart
+    ? deps.recordStart(drvPath).catch(() => undefined)
+    : workflowId
+      ? context.client.workflow.getHandle(workflowId).signal(buildStartedSignal, deps.host).catch(() => undefined)
+      : undefined;
   const log = new LogTail();
   const full = deps.stagingDir ? new FullLog(buildLogPath(deps.stagingDir, drvPath)) : undefined;
   let succeeded = false;
@@ -86,16 +109,22 @@ async function buildWithSlot(
         full?.push(line);
       },
     });
-    await flush();
+    releaseSlot();
+    await announced;
     await deps.logs.finished(drvPath, log);
-    const outcome = { host: deps.host, ...describeOutcome(result) };
+    const outcome: BuildOutcome = { host: deps.host, ...describeOutcome(result) };
     succeeded = outcome.status === 'succeeded';
+    if (!succeeded) return outcome;
+    // The upload sends the log of a successful build to the cache; any other log goes at once.
+    await full?.close();
+    if (!deps.stage) return outcome;
+    outcome.staged = await deps.stage({ drvPath, system: drv.platform, outputs: outcome.outputs });
+    if (deps.publish) outcome.published = await deps.publish(outcome.staged);
     return outcome;
   } finally {
     clearInterval(timer);
-    // The upload step sends the log of a successful build to the cache; any other log goes now.
-    if (succeeded) await full?.close();
-    else await full?.discard();
+    await announced;
+    if (!succeeded) await full?.discard();
   }
 }
 

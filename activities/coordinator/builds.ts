@@ -1,120 +1,205 @@
 /** Coordinator activities a build workflow calls: where it stands, whether it may start, what happened. */
+import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
-import type { BuildRecord, CoordinatorActivities } from '../types.ts';
+import { Batcher } from '../../lib/batcher.ts';
+import { buildFinishedSignal } from '../../workflows/definitions.ts';
+import type { BuildInputs, BuildRecord, CoordinatorActivities } from '../types.ts';
 import type { BuildResult, BuildStatus, BuiltOutput } from '../../workflows/types.ts';
 
 /** Results a new run of a build workflow repeats instead of building again. */
 const SETTLED: readonly BuildStatus[] = ['succeeded', 'failed', 'dep-failed', 'timed-out'];
 const FAILED_INPUT: readonly BuildStatus[] = ['failed', 'dep-failed', 'timed-out'];
 
-type BuildActivities = Pick<CoordinatorActivities, 'beginBuild' | 'checkBuildInputs' | 'recordBuild' | 'describeBuildInputs'>;
+type BuildActivities = Pick<CoordinatorActivities, 'beginBuild' | 'checkBuildInputs' | 'recordBuild' | 'finishBuild' | 'describeBuildInputs'>;
 
-export function createBuildActivities({ pool }: { pool: Pool }): BuildActivities {
+export function createBuildActivities({ pool, client }: { pool: Pool; client: Client }): BuildActivities {
+  const checkBuildInputs = async (drvPath: string): Promise<{ ready: boolean; rootCause?: string }> => {
+    const { rows } = await pool.query<{ drv_path: string; status: BuildStatus; dep_failed_drv_path: string | null }>(
+      `SELECT ib.drv_path, ib.status, ib.dep_failed_drv_path
+         FROM derivation_inputs di JOIN build_jobs ib ON ib.drv_path = di.input_drv_path
+        WHERE di.drv_path = $1 AND ib.status <> 'succeeded'
+        ORDER BY ib.drv_path`,
+      [drvPath],
+    );
+    const failed = rows.find((row) => FAILED_INPUT.includes(row.status));
+    if (failed) return { ready: false, rootCause: failed.dep_failed_drv_path ?? failed.drv_path };
+    return { ready: rows.length === 0 };
+  };
+  const describeBuildInputs = async (drvPath: string): Promise<BuildInputs> => {
+    const { rows } = await pool.query<{ out_path: string; nar_hash: string | null }>(
+      `SELECT o.out_path, o.nar_hash
+         FROM derivation_inputs di
+         JOIN derivation_outputs o ON o.drv_path = di.input_drv_path AND o.output_name = ANY(di.output_names)
+        WHERE di.drv_path = $1 AND o.out_path IS NOT NULL
+        ORDER BY o.out_path`,
+      [drvPath],
+    );
+    const canonicalNarHashes: Record<string, string> = {};
+    for (const row of rows) if (row.nar_hash) canonicalNarHashes[row.out_path] = row.nar_hash;
+    return { inputPaths: rows.map((row) => row.out_path), canonicalNarHashes };
+  };
+  // Every build starts and ends here, many at once: batched, one round trip per flush.
+  const begin = new Batcher((requests: Array<{ drvPath: string; rebuild: boolean }>) => beginBatch(pool, requests), {
+    key: (request) => request.drvPath,
+  });
+  const records = new Batcher(async (updates: BuildRecord[]) => {
+    await recordBatch(pool, updates);
+    return updates.map(() => undefined);
+  }, { key: (update) => update.drvPath });
+  const recordBuild = (update: BuildRecord): Promise<void> => records.submit(update);
+
   return {
-    async beginBuild(drvPath, rebuild) {
-      const { rows } = await pool.query<{ status: BuildStatus; dep_failed_drv_path: string | null; error: string | null }>(
-        'SELECT status, dep_failed_drv_path, error FROM build_jobs WHERE drv_path = $1',
-        [drvPath],
+    checkBuildInputs,
+    describeBuildInputs,
+    recordBuild,
+
+    async finishBuild(update, result, subscribers) {
+      await recordBuild(update);
+      const told: string[] = [];
+      await Promise.all(
+        subscribers.map(async (id) => {
+          try {
+            await client.workflow.getHandle(id).signal(buildFinishedSignal, result);
+          } catch {
+            // The eval finished or was cancelled; it reads results from PostgreSQL anyway.
+          }
+          told.push(id);
+        }),
       );
-      const row = rows[0];
-      if (row && SETTLED.includes(row.status) && !rebuild) {
+      return told;
+    },
+
+    async beginBuild(drvPath, rebuild) {
+      const row = await begin.submit({ drvPath, rebuild });
+      if (row.status && SETTLED.includes(row.status) && !rebuild) {
         const result: BuildResult = { drvPath, status: row.status };
         if (row.dep_failed_drv_path) result.rootCause = row.dep_failed_drv_path;
         if (row.error) result.error = row.error;
-        if (row.status === 'succeeded') result.outputs = await readOutputs(pool, drvPath);
+        if (row.status === 'succeeded') result.outputs = toOutputs(row.outputs ?? []);
         return { result };
       }
-      await pool.query(
-        `UPDATE build_jobs SET status = 'pending', dep_failed_drv_path = NULL, error = NULL, exit_code = NULL,
-                finished_at = NULL, updated_at = now()
-          WHERE drv_path = $1`,
-        [drvPath],
-      );
-      return {};
-    },
-
-    async checkBuildInputs(drvPath) {
-      const { rows } = await pool.query<{ drv_path: string; status: BuildStatus; dep_failed_drv_path: string | null }>(
-        `SELECT ib.drv_path, ib.status, ib.dep_failed_drv_path
-           FROM derivation_inputs di JOIN build_jobs ib ON ib.drv_path = di.input_drv_path
-          WHERE di.drv_path = $1 AND ib.status <> 'succeeded'
-          ORDER BY ib.drv_path`,
-        [drvPath],
-      );
-      const failed = rows.find((row) => FAILED_INPUT.includes(row.status));
+      const waiting = row.waiting ?? [];
+      const failed = waiting.find((input) => FAILED_INPUT.includes(input.status));
       if (failed) return { ready: false, rootCause: failed.dep_failed_drv_path ?? failed.drv_path };
-      return { ready: rows.length === 0 };
-    },
-
-    async describeBuildInputs(drvPath) {
-      const { rows } = await pool.query<{ out_path: string; nar_hash: string | null }>(
-        `SELECT o.out_path, o.nar_hash
-           FROM derivation_inputs di
-           JOIN derivation_outputs o ON o.drv_path = di.input_drv_path AND o.output_name = ANY(di.output_names)
-          WHERE di.drv_path = $1 AND o.out_path IS NOT NULL
-          ORDER BY o.out_path`,
-        [drvPath],
-      );
+      if (waiting.length > 0) return { ready: false };
       const canonicalNarHashes: Record<string, string> = {};
-      for (const row of rows) if (row.nar_hash) canonicalNarHashes[row.out_path] = row.nar_hash;
-      return { inputPaths: rows.map((row) => row.out_path), canonicalNarHashes };
-    },
-
-    async recordBuild(update: BuildRecord) {
-      const final = SETTLED.includes(update.status) || update.status === 'cancelled';
-      await pool.query(
-        `UPDATE build_jobs
-            SET status = $2,
-                attempts = greatest(attempts, coalesce($3, attempts)),
-                node = coalesce($4, node),
-                dep_failed_drv_path = $5,
-                error = $6,
-                output_size = coalesce($7, output_size),
-                started_at = CASE WHEN $2 = 'building' AND started_at IS NULL THEN now() ELSE started_at END,
-                upload_started_at = CASE WHEN $2 = 'uploading' THEN now() ELSE upload_started_at END,
-                finished_at = CASE WHEN $8 THEN now() ELSE NULL END,
-                updated_at = now()
-          WHERE drv_path = $1`,
-        [
-          update.drvPath,
-          update.status,
-          update.attempt ?? null,
-          update.builder ?? null,
-          update.status === 'dep-failed' ? (update.rootCause ?? null) : null,
-          update.error ?? null,
-          update.outputs ? update.outputs.reduce((sum, o) => sum + o.narSize, 0) : null,
-          final,
-        ],
-      );
-      if (update.status === 'succeeded' && update.outputs) await recordOutputs(pool, update.drvPath, update.outputs);
+      for (const input of row.inputs ?? []) if (input.nar_hash) canonicalNarHashes[input.out_path] = input.nar_hash;
+      return { ready: true, inputs: { inputPaths: (row.inputs ?? []).map((input) => input.out_path), canonicalNarHashes } };
     },
   };
 }
 
-/** The first successful upload fixes each output's canonical NAR hash; later ones never change it. */
-async function recordOutputs(pool: Pool, drvPath: string, outputs: BuiltOutput[]): Promise<void> {
-  for (const output of outputs) {
-    await pool.query(
-      `UPDATE derivation_outputs
-          SET out_path = coalesce(out_path, $3), nar_hash = $4, nar_size = $5, "references" = $6, registered_at = now()
-        WHERE drv_path = $1 AND output_name = $2 AND nar_hash IS NULL`,
-      [drvPath, output.name, output.path, output.narHash, output.narSize, output.references],
-    );
-  }
+interface BeginRow {
+  drv_path: string;
+  status: BuildStatus | null;
+  dep_failed_drv_path: string | null;
+  error: string | null;
+  /** Input builds not succeeded yet. */
+  waiting: Array<{ drv_path: string; status: BuildStatus; dep_failed_drv_path: string | null }> | null;
+  /** Output paths used from the inputs, with their canonical NAR hashes when known. */
+  inputs: Array<{ out_path: string; nar_hash: string | null }> | null;
+  outputs: OutputRow[] | null;
 }
 
-export async function readOutputs(pool: Pool, drvPath: string): Promise<BuiltOutput[]> {
-  const { rows } = await pool.query<{
-    output_name: string;
-    out_path: string | null;
-    nar_hash: string | null;
-    nar_size: string | null;
-    references: string[] | null;
-  }>(
-    `SELECT output_name, out_path, nar_hash, nar_size, "references"
-       FROM derivation_outputs WHERE drv_path = $1 ORDER BY output_name`,
-    [drvPath],
+/**
+ * Where each build stands, its inputs' state and its outputs, in one statement; a build that is
+ * not settled (or is rebuilt) is put back to pending on the way.
+ */
+async function beginBatch(pool: Pool, requests: Array<{ drvPath: string; rebuild: boolean }>): Promise<BeginRow[]> {
+  const { rows } = await pool.query<BeginRow>(
+    `WITH request AS (
+       SELECT * FROM unnest($1::text[], $2::boolean[]) AS r(drv_path, rebuild)
+     ), current AS (
+       SELECT r.drv_path, r.rebuild, b.id, b.status, b.dep_failed_drv_path, b.error
+         FROM request r LEFT JOIN build_jobs b ON b.drv_path = r.drv_path
+     ), reset AS (
+       UPDATE build_jobs b
+          SET status = 'pending', dep_failed_drv_path = NULL, error = NULL, exit_code = NULL,
+              finished_at = NULL, updated_at = now()
+         FROM current c
+        WHERE b.id = c.id AND (c.rebuild OR NOT c.status = ANY($3::text[]))
+     )
+     SELECT c.drv_path, c.status, c.dep_failed_drv_path, c.error,
+            (SELECT json_agg(w ORDER BY w.drv_path) FROM (
+               SELECT ib.drv_path, ib.status, ib.dep_failed_drv_path
+                 FROM derivation_inputs di JOIN build_jobs ib ON ib.drv_path = di.input_drv_path
+                WHERE di.drv_path = c.drv_path AND ib.status <> 'succeeded') w) AS waiting,
+            (SELECT json_agg(i ORDER BY i.out_path) FROM (
+               SELECT o.out_path, o.nar_hash
+                 FROM derivation_inputs di
+                 JOIN derivation_outputs o ON o.drv_path = di.input_drv_path AND o.output_name = ANY(di.output_names)
+                WHERE di.drv_path = c.drv_path AND o.out_path IS NOT NULL) i) AS inputs,
+            (SELECT json_agg(o ORDER BY o.output_name) FROM (
+               SELECT output_name, out_path, nar_hash, nar_size, "references"
+                 FROM derivation_outputs WHERE drv_path = c.drv_path) o) AS outputs
+       FROM current c`,
+    [requests.map((r) => r.drvPath), requests.map((r) => r.rebuild), SETTLED],
   );
+  const byPath = new Map(rows.map((row) => [row.drv_path, row]));
+  return requests.map((r) => byPath.get(r.drvPath)!);
+}
+
+/** Records builds' states, and successes' outputs, in one statement (one update per build). */
+async function recordBatch(pool: Pool, updates: BuildRecord[]): Promise<void> {
+  const rows = updates.map((update) => ({
+    drv_path: update.drvPath,
+    status: update.status,
+    attempt: update.attempt ?? null,
+    builder: update.builder ?? null,
+    root_cause: update.status === 'dep-failed' ? (update.rootCause ?? null) : null,
+    error: update.error ?? null,
+    output_size: update.outputs ? update.outputs.reduce((sum, o) => sum + o.narSize, 0) : null,
+    final: SETTLED.includes(update.status) || update.status === 'cancelled',
+    outputs: (update.status === 'succeeded' && update.outputs ? update.outputs : []).map((o) => ({
+      name: o.name,
+      path: o.path,
+      nar_hash: o.narHash,
+      nar_size: o.narSize,
+      refs: o.references,
+    })),
+  }));
+  await pool.query(
+    `WITH u AS (
+       SELECT * FROM json_to_recordset($1::json) AS u(
+         drv_path text, status text, attempt integer, builder text, root_cause text, error text,
+         output_size bigint, final boolean, outputs json)
+     ), build AS (
+       UPDATE build_jobs b
+          SET status = u.status,
+              attempts = greatest(b.attempts, coalesce(u.attempt, b.attempts)),
+              node = coalesce(u.builder, b.node),
+              dep_failed_drv_path = u.root_cause,
+              error = u.error,
+              output_size = coalesce(u.output_size, b.output_size),
+              started_at = CASE WHEN u.status = 'building' AND b.started_at IS NULL THEN now() ELSE b.started_at END,
+              upload_started_at = CASE WHEN u.status = 'uploading' THEN now() ELSE b.upload_started_at END,
+              finished_at = CASE WHEN u.final THEN now() ELSE NULL END,
+              updated_at = now()
+         FROM u
+        WHERE b.drv_path = u.drv_path
+     ), o AS (
+       SELECT u.drv_path, x.*
+         FROM u, json_to_recordset(u.outputs) AS x(name text, path text, nar_hash text, nar_size bigint, refs json)
+     )
+     -- The first successful upload fixes each output's canonical NAR hash; later ones never change it.
+     UPDATE derivation_outputs d
+        SET out_path = coalesce(d.out_path, o.path), nar_hash = o.nar_hash, nar_size = o.nar_size,
+            "references" = ARRAY(SELECT json_array_elements_text(o.refs)), registered_at = now()
+       FROM o
+      WHERE d.drv_path = o.drv_path AND d.output_name = o.name AND d.nar_hash IS NULL`,
+    [JSON.stringify(rows)],
+  );
+}
+
+interface OutputRow {
+  output_name: string;
+  out_path: string | null;
+  nar_hash: string | null;
+  nar_size: string | number | null;
+  references: string[] | null;
+}
+
+function toOutputs(rows: OutputRow[]): BuiltOutput[] {
   return rows
     .filter((row) => row.out_path !== null)
     .map((row) => ({

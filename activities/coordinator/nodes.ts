@@ -41,7 +41,7 @@ export function createNodeActivities({ pool }: { pool: Pool }): NodeActivities {
     },
 
     async recordLogTails(tails) {
-      for (const { drvPath, text } of tails) await logs.tail(drvPath, text);
+      await Promise.all(tails.map(({ drvPath, text }) => logs.tail(drvPath, text)));
     },
   };
 }

@@ -1,10 +1,14 @@
 /**
  * zstd through the `zstd` command (Debian package `zstd`): Node 20 has no zstd in node:zlib.
  * Data streams through the subprocess with backpressure, so memory stays bounded whatever the size.
+ * Small inputs (most outputs and logs of a CI run) are compressed in-process with zstd compiled to
+ * WebAssembly instead: starting a process from a large Node process costs more than compressing a
+ * few hundred kilobytes.
  */
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { Zstd } from '@hpcc-js/wasm-zstd';
 import { ZstdError } from './errors.ts';
 
 /** Options of a compression. */
@@ -84,9 +88,37 @@ function isBrokenPipe(error: unknown): boolean {
   return code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ERR_STREAM_DESTROYED';
 }
 
+/** Inputs up to this size are compressed in-process (WebAssembly); larger ones stream through `zstd`. */
+export const IN_PROCESS_LIMIT = 256 * 1024;
+
+let wasm: Promise<Zstd> | undefined;
+
 /** Compresses a byte stream to one zstd frame sequence. */
-export function zstdCompress(source: AsyncIterable<Uint8Array>, options: ZstdCompressOptions = {}): AsyncGenerator<Buffer> {
-  return filter(source, [`-${options.level ?? 3}`, `-T${options.threads ?? 0}`], 'compress with zstd');
+export async function* zstdCompress(source: AsyncIterable<Uint8Array>, options: ZstdCompressOptions = {}): AsyncGenerator<Buffer> {
+  const level = options.level ?? 3;
+  const iterator = source[Symbol.asyncIterator]();
+  const head: Uint8Array[] = [];
+  let size = 0;
+  let ended = false;
+  while (size <= IN_PROCESS_LIMIT) {
+    const next = await iterator.next();
+    if (next.done) {
+      ended = true;
+      break;
+    }
+    head.push(next.value);
+    size += next.value.length;
+  }
+  if (ended) {
+    wasm ??= Zstd.load();
+    yield Buffer.from((await wasm).compress(Buffer.concat(head), level));
+    return;
+  }
+  async function* rest(): AsyncGenerator<Uint8Array> {
+    yield* head;
+    for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
+  }
+  yield* filter(rest(), [`-${level}`, `-T${options.threads ?? 0}`], 'compress with zstd');
 }
 
 /** Decompresses a zstd stream; fails on corrupt or truncated input. */

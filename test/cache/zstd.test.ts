@@ -18,7 +18,7 @@ import { hashEquals } from '../../daemon/core/hash.ts';
 import { formatKey, generateKeyPair } from '../../daemon/core/signing.ts';
 import { narStream, openBinaryCache, type BinaryCache } from '../../daemon/executor/binary-cache.ts';
 import { ZstdError } from '../../daemon/executor/errors.ts';
-import { zstdCompress, zstdDecompress } from '../../daemon/executor/zstd.ts';
+import { IN_PROCESS_LIMIT, zstdCompress, zstdDecompress } from '../../daemon/executor/zstd.ts';
 import { hashStream } from '../../daemon/nar/index.ts';
 import { buildOutputs, NIX_COMMAND, NIX_OPTIONS, runNix, tempDir } from './helpers.ts';
 
@@ -58,6 +58,25 @@ describe('zstd', () => {
     assert.deepEqual(await collect(zstdDecompress(chunked(compressed, 1000))), data);
   });
 
+  it('compresses small inputs in-process into frames the zstd tool reads back', async () => {
+    const saved = process.env.HARMONIA_CI_ZSTD;
+    // No zstd command at all: small inputs must not need one.
+    process.env.HARMONIA_CI_ZSTD = join(tmp.dir, 'no-such-zstd');
+    const cases = [Buffer.alloc(0), Buffer.from('x'), Buffer.from('line\n'.repeat(5000)), randomBytes(IN_PROCESS_LIMIT)];
+    const outputs: Buffer[] = [];
+    try {
+      for (const data of cases) outputs.push(await collect(zstdCompress(chunked(data, 4096))));
+    } finally {
+      if (saved === undefined) delete process.env.HARMONIA_CI_ZSTD;
+      else process.env.HARMONIA_CI_ZSTD = saved;
+    }
+    for (const [i, data] of cases.entries()) {
+      await writeFile(join(tmp.dir, `small-${i}.zst`), outputs[i]!);
+      const viaTool = await execa('zstd', ['-d', '-c', join(tmp.dir, `small-${i}.zst`)], { encoding: 'buffer', stripFinalNewline: false });
+      assert.deepEqual(Buffer.from(viaTool.stdout as Uint8Array), data, `case ${i} (${data.length} bytes) reads back`);
+    }
+  });
+
   it('fails clearly on corrupt input and on a missing zstd, and stops the process when the reader stops', async () => {
     const compressed = await collect(zstdCompress(chunked(randomBytes(100_000), 10_000)));
     await assert.rejects(collect(zstdDecompress(chunked(compressed.subarray(0, compressed.length - 20), 4096))), ZstdError);
@@ -65,7 +84,7 @@ describe('zstd', () => {
     const saved = process.env.HARMONIA_CI_ZSTD;
     process.env.HARMONIA_CI_ZSTD = join(tmp.dir, 'no-such-zstd');
     try {
-      await assert.rejects(collect(zstdCompress(chunked(Buffer.from('x'), 1))), /not installed; install the Debian package zstd/);
+      await assert.rejects(collect(zstdCompress(chunked(randomBytes(IN_PROCESS_LIMIT + 1), 65_536))), /not installed; install the Debian package zstd/);
     } finally {
       if (saved === undefined) delete process.env.HARMONIA_CI_ZSTD;
       else process.env.HARMONIA_CI_ZSTD = saved;

@@ -1,0 +1,30 @@
+// The embedded PostgreSQL's own thread (db/embedded.ts): PGlite runs PostgreSQL as WebAssembly
+// with synchronous file I/O, so it gets a core of its own instead of stalling the workers'
+// event loop. Plain JavaScript: worker threads do not inherit the TypeScript loader.
+import process from 'node:process';
+import { parentPort, workerData } from 'node:worker_threads';
+import { PGlite } from '@electric-sql/pglite';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+
+const { dataDir, maxConnections } = workerData;
+let db;
+let server;
+try {
+  db = await PGlite.create({ dataDir });
+  server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections });
+  await server.start();
+  parentPort.postMessage({ kind: 'ready', address: server.getServerConn() });
+} catch (error) {
+  await server?.stop().catch(() => {});
+  await db?.close().catch(() => {});
+  parentPort.postMessage({ kind: 'failed', message: error instanceof Error ? error.message : String(error) });
+  process.exit(1);
+}
+
+parentPort.on('message', async (message) => {
+  if (message !== 'stop') return;
+  await server.stop().catch(() => {});
+  await db.close().catch(() => {});
+  parentPort.postMessage({ kind: 'stopped' });
+  parentPort.close();
+});
