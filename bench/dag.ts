@@ -3,7 +3,9 @@
  * whole pipeline on the embedded stack (Temporal dev server, PGlite, in-process workers), against
  * `nix-build -j2` on an identical fresh DAG in the same run; then the same DAG again, fully cached.
  * Prints times, the ratio, builds per second, and the latency from a dependency finishing to its
- * dependent starting on a builder (p50, p99).
+ * dependent starting on a builder (p50, p99). Between the two, the same number of bare workflows
+ * on the same server (bench/dag/floor.ts) shows what Temporal alone costs per derivation, and CPU
+ * time by program shows where the cores went.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -11,12 +13,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
-import { startLocalWorkers } from '../cli/local-workers.ts';
+import { LOCAL_TASKS_PER_SLOT, startLocalWorkers } from '../cli/local-workers.ts';
 import { readRunSummary, startLocalEval, waitForEvalWorkflow } from '../cli/run-progress.ts';
 import { startLocalStack } from '../cli/stack.ts';
 import { loadServerConfig } from '../config/server.ts';
 import { createLogger, routeTemporalLogs } from '../lib/log.ts';
 import { describeCpu, snapshotCpu } from './dag/cpu.ts';
+import { measureTemporalFloor } from './dag/floor.ts';
 import { dagExpression } from './dag/generate.ts';
 
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
@@ -49,6 +52,18 @@ export async function run(args: string[]): Promise<void> {
     say(`nix-build -j2 (fresh DAG)          ${seconds(baseline)}  ${(total / (baseline / 1000)).toFixed(0)} builds/s`);
     say(`  CPU: ${describeCpu(baselineCpu, await snapshotCpu())}`);
 
+    const floorCpu = await snapshotCpu();
+    const floor = await measureTemporalFloor({
+      client: stack.client,
+      connection: stack.workerConnection,
+      namespace: stack.namespace,
+      count: total,
+      builderSlots: config.builder.maxJobs * LOCAL_TASKS_PER_SLOT,
+    });
+    say(`temporal floor (${total} bare workflows) ${seconds(floor)}  ${(total / (floor / 1000)).toFixed(0)} workflows/s, ${(floor / baseline).toFixed(2)}× nix-build`);
+    say(`  one signal-with-start and one activity each, no database, no Nix: what the server and SDK cost alone`);
+    say(`  CPU: ${describeCpu(floorCpu, await snapshotCpu())}`);
+
     const file = join(dir, 'dag.nix');
     await writeFile(file, dagExpression(shape, randomUUID()));
     const pool = stack.database.pool;
@@ -66,7 +81,7 @@ export async function run(args: string[]): Promise<void> {
     const fresh = await runOnce();
     const cpuAfter = await snapshotCpu();
     say(`harmonia-ci (fresh DAG)            ${seconds(fresh.ms)}  ${(total / (fresh.ms / 1000)).toFixed(0)} builds/s`);
-    say(`  ratio to nix-build: ${(fresh.ms / baseline).toFixed(2)}× (goal ≤ 3×)`);
+    say(`  ratio to nix-build: ${(fresh.ms / baseline).toFixed(2)}× (goal ≤ 3×); to the Temporal floor: ${(fresh.ms / floor).toFixed(2)}×`);
     say(`  CPU: ${describeCpu(cpuBefore, cpuAfter)}`);
 
     const { rows } = await pool.query<{ latency_ms: number }>(

@@ -7,7 +7,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { link, mkdir, open, opendir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, opendir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { formatHash, parsePrefixedHash } from '../daemon/core/hash.ts';
@@ -22,6 +22,13 @@ function isMissing(error: unknown): boolean {
   return (error as NodeJS.ErrnoException).code === 'ENOENT';
 }
 
+/** Removes a file; one that is already gone is fine. */
+async function removeFile(path: string): Promise<void> {
+  await unlink(path).catch((error: unknown) => {
+    if (!isMissing(error)) throw error;
+  });
+}
+
 /** SHA-256 of a file as `sha256:<base32>`. */
 async function hashFile(path: string): Promise<string> {
   const hasher = createHash('sha256');
@@ -32,8 +39,17 @@ async function hashFile(path: string): Promise<string> {
 export class LocalDirectoryBackend implements CacheBackend {
   readonly description: string;
 
+  /** Directories this process made or found; nothing in the cache removes them. */
+  private readonly madeDirs = new Set<string>();
+
   constructor(readonly root: string) {
     this.description = root;
+  }
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.madeDirs.has(dir)) return;
+    await mkdir(dir, { recursive: true });
+    this.madeDirs.add(dir);
   }
 
   private path(key: string): string {
@@ -104,8 +120,8 @@ export class LocalDirectoryBackend implements CacheBackend {
 
   async put(key: string, body: Uint8Array, options: { contentType: string; ifAbsent?: boolean }): Promise<boolean> {
     const target = this.path(key);
-    await mkdir(dirname(target), { recursive: true });
-    await mkdir(join(this.root, INCOMING), { recursive: true });
+    await this.ensureDir(dirname(target));
+    await this.ensureDir(join(this.root, INCOMING));
     const temporary = join(this.root, INCOMING, `put-${randomBytes(8).toString('hex')}`);
     await writeFile(temporary, body);
     try {
@@ -120,7 +136,7 @@ export class LocalDirectoryBackend implements CacheBackend {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw error;
     } finally {
-      await rm(temporary, { force: true });
+      await removeFile(temporary);
     }
   }
 
@@ -153,7 +169,7 @@ export class LocalDirectoryBackend implements CacheBackend {
 
   async uploadTarget(spec: UploadSpec, options: { lifetimeMs: number }): Promise<UploadTarget> {
     this.path(spec.key);
-    await mkdir(join(this.root, INCOMING), { recursive: true });
+    await this.ensureDir(join(this.root, INCOMING));
     return { kind: 'file', path: this.stagingPath(spec), expiresAt: Date.now() + options.lifetimeMs };
   }
 
@@ -169,19 +185,19 @@ export class LocalDirectoryBackend implements CacheBackend {
     if (!info) return undefined;
     const sha256 = await hashFile(staged);
     if (info.size !== spec.size || sha256 !== spec.sha256) {
-      await rm(staged, { force: true });
+      await removeFile(staged);
       throw new UploadMismatchError(
         `the upload for ${spec.key} is ${info.size} bytes hashing to ${sha256}, but ${spec.size} bytes hashing to ${spec.sha256} were announced; it was discarded`,
       );
     }
-    await mkdir(dirname(target), { recursive: true });
+    await this.ensureDir(dirname(target));
     try {
       await link(staged, target);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       return this.verifiedHead(spec.key);
     } finally {
-      await rm(staged, { force: true });
+      await removeFile(staged);
     }
     return { key: spec.key, size: info.size, lastModified: info.mtime, sha256 };
   }
@@ -200,7 +216,7 @@ export class LocalDirectoryBackend implements CacheBackend {
       const path = join(this.root, INCOMING, name);
       const info = await stat(path).catch(() => undefined);
       if (info && info.mtime < before) {
-        await rm(path, { force: true });
+        await removeFile(path);
         removed++;
       }
     }

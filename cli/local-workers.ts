@@ -13,7 +13,7 @@ import { builderActivitiesFor, coordinatorActivitiesFor, createDaemonPool, evalu
 import type { LocalStack } from './stack.ts';
 
 /** Build tasks per max-jobs slot for a builder that publishes its own outputs (workers/roles.ts). */
-const LOCAL_TASKS_PER_SLOT = 4;
+export const LOCAL_TASKS_PER_SLOT = 4;
 
 export interface LocalWorkers {
   host: string;

@@ -8,6 +8,7 @@ import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
 import { createBuilderActivities, type BuildLogSink } from '../activities/builder/index.ts';
 import { Semaphore } from '../lib/semaphore.ts';
+import { Staging } from '../activities/builder/staging.ts';
 import { createUploadActivities, prepareStaging } from '../activities/builder/upload.ts';
 import { createCoordinatorActivities } from '../activities/coordinator/index.ts';
 import { createEvaluatorActivities } from '../activities/evaluator/index.ts';
@@ -72,12 +73,14 @@ export async function builderActivitiesFor(
 ): Promise<BuilderActivities & HostActivities> {
   const stagingDir = join(config.stateDir, 'uploads', deps.host);
   await prepareStaging(stagingDir);
-  const upload = createUploadActivities({ stagingDir });
+  const staging = new Staging();
+  const upload = createUploadActivities({ stagingDir, staging });
   const signer = deps.signer?.activities;
   const build = createBuilderActivities({
     host: deps.host,
     slots: new Semaphore(config.builder.maxJobs),
     stagingDir,
+    staging,
     stage: upload.stageOutputs,
     ...(deps.recordStart ? { recordStart: deps.recordStart } : {}),
     // A signer in this process: publish from here, through the same targets a remote host would get.

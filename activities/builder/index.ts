@@ -15,6 +15,7 @@ import type { Semaphore } from '../../lib/semaphore.ts';
 import type { BuiltOutput } from '../../workflows/types.ts';
 import type { BuilderActivities, BuildOutcome, BuildRequest, PublishOutcome, StagedUpload } from '../types.ts';
 import { LogTail } from './log-tail.ts';
+import type { Staging } from './staging.ts';
 import { buildLogPath, FullLog } from './upload.ts';
 
 /** Where the live log tail and the finished log go. */
@@ -36,6 +37,8 @@ export interface BuilderDeps {
   tailIntervalMs?: number;
   /** Where the full log of each build is kept for the upload (activities/builder/upload.ts); none kept without it. */
   stagingDir?: string;
+  /** What is staged in memory, shared with the upload activities; logs go to files without it. */
+  staging?: Staging;
   /**
    * Records that this host has started a build, where the builder runs beside the coordinator;
    * otherwise the build workflow is told by signal (and records it).
@@ -84,7 +87,7 @@ async function runBuild(
       ? context.client.workflow.getHandle(workflowId).signal(buildStartedSignal, deps.host).catch(() => undefined)
       : undefined;
   const log = new LogTail();
-  const full = deps.stagingDir ? new FullLog(buildLogPath(deps.stagingDir, drvPath)) : undefined;
+  const full = deps.stagingDir ? new FullLog(buildLogPath(deps.stagingDir, drvPath), deps.staging) : undefined;
   let succeeded = false;
   let flushed = 0;
   const flush = async (): Promise<void> => {

@@ -1,17 +1,15 @@
 /**
  * The builder's upload, on its own host queue (the outputs and the log are on this machine).
- * Staging packs each output's NAR through zstd into a file in one pass, hashing the NAR (checked
- * against what the store registered) and the compressed bytes (announced to the signer, who scopes
- * the upload to that length and checksum). Uploading sends each staged file to the target the
+ * Staging packs each output's NAR through zstd in one pass, into memory or a file
+ * (activities/builder/staging.ts), hashing the NAR (checked against what the store registered) and
+ * the compressed bytes (announced to the signer, who scopes the upload to that length and
+ * checksum). Uploading sends each staged file to the target the
  * signer issued. The builder never holds the signing key or storage credentials.
  */
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { copyFile, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { formatHash, hashEquals, parsePrefixedHash } from '../../daemon/core/hash.ts';
 import { packNar, tapHash } from '../../daemon/nar/index.ts';
@@ -21,6 +19,8 @@ import type { UploadTarget } from '../../cache/types.ts';
 import { UPLOAD_EXPIRED } from '../../workflows/definitions.ts';
 import type { BuiltOutput } from '../../workflows/types.ts';
 import type { HostActivities, StagedFile, StagedUpload, UploadPlan } from '../types.ts';
+import { stepHeartbeat } from '../heartbeat.ts';
+import { removeFile, Staging } from './staging.ts';
 
 /** Failure type when the staged files are gone (the host restarted): the build must run again. */
 export const STAGING_MISSING = 'StagingMissing';
@@ -28,6 +28,8 @@ export const STAGING_MISSING = 'StagingMissing';
 export interface UploadDeps {
   /** Staged files and full build logs live here; cleared by prepareStaging when the worker starts. */
   stagingDir: string;
+  /** What is staged in memory, shared with the build activity's logs (activities/builder/index.ts). */
+  staging?: Staging;
 }
 
 /** Where the full log of a build is kept until it is uploaded. */
@@ -42,70 +44,73 @@ export async function prepareStaging(stagingDir: string): Promise<void> {
 }
 
 /**
- * The whole log of one build in a file (the executor bounds it at its log limit, 64 MB by
- * default), beside the short tail kept in the database.
+ * The whole log of one build (the executor bounds it at its log limit, 64 MB by default), beside
+ * the short tail kept in the database: in memory while it is small, in a file once it grows.
  */
 export class FullLog {
-  private readonly stream: WriteStream;
-  private readonly done: Promise<void>;
+  private held: Buffer[] = [];
+  private size = 0;
+  private stream: WriteStream | undefined;
+  private done: Promise<void> | undefined;
 
-  constructor(readonly path: string) {
-    this.stream = createWriteStream(path);
-    this.done = new Promise((resolve, reject) => {
-      this.stream.once('close', resolve).once('error', reject);
-    });
+  /** Without `staging`, the log goes straight to its file. */
+  constructor(
+    readonly path: string,
+    private readonly staging?: Staging,
+  ) {
+    if (!staging) this.openFile();
   }
 
   push(line: string): void {
-    this.stream.write(`${line}\n`);
+    const chunk = Buffer.from(`${line}\n`);
+    if (this.stream) {
+      this.stream.write(chunk);
+      return;
+    }
+    this.held.push(chunk);
+    this.size += chunk.length;
+    if (this.size > SMALL_LOG_BYTES) this.openFile();
   }
 
-  /** Flushes and closes the file. */
+  private openFile(): void {
+    const stream = createWriteStream(this.path);
+    this.done = new Promise((resolve, reject) => {
+      stream.once('close', resolve).once('error', reject);
+    });
+    for (const chunk of this.held) stream.write(chunk);
+    this.held = [];
+    this.stream = stream;
+  }
+
+  /** Keeps the log for the upload: in memory if it fits there, else flushed to its file. */
   async close(): Promise<void> {
-    this.stream.end();
+    if (!this.stream && !this.staging?.keep(this.path, Buffer.concat(this.held))) this.openFile();
+    this.held = [];
+    this.stream?.end();
     await this.done;
   }
 
-  /** Closes and removes the file (a build that failed uploads nothing). */
+  /** Drops the log (a build that failed uploads nothing). */
   async discard(): Promise<void> {
-    await this.close().catch(() => undefined);
-    await rm(this.path, { force: true });
+    this.held = [];
+    this.stream?.end();
+    await this.done?.catch(() => undefined);
+    if (this.staging) await this.staging.remove(this.path);
+    else await removeFile(this.path);
   }
 }
 
-function heartbeat(details?: unknown): void {
-  try {
-    Context.current().heartbeat(details);
-  } catch {
-    // Called outside an activity (tests): nobody to tell.
-  }
+/** A log up to this size stays in memory until it is staged. */
+const SMALL_LOG_BYTES = 256 * 1024;
+
+async function* only(chunk: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield chunk;
 }
 
-/** Passes chunks through while hashing them (SHA-256) and counting bytes. */
-function measure(source: AsyncIterable<Uint8Array>): { stream: AsyncGenerator<Uint8Array>; result(): StagedFile } {
-  const hasher = createHash('sha256');
-  let size = 0;
-  async function* stream(): AsyncGenerator<Uint8Array> {
-    for await (const chunk of source) {
-      hasher.update(chunk);
-      size += chunk.length;
-      yield chunk;
-    }
-  }
-  return { stream: stream(), result: () => ({ size, sha256: formatHash({ algorithm: 'sha256', digest: new Uint8Array(hasher.digest()) }, 'base32') }) };
-}
-
-/** Compresses `source` into `file`; returns the compressed file's size and hash. */
-async function compressInto(source: AsyncIterable<Uint8Array>, file: string): Promise<StagedFile> {
-  const measured = measure(zstdCompress(source));
-  await pipeline(Readable.from(measured.stream), createWriteStream(file));
-  return measured.result();
-}
-
-async function stageOutput(dir: string, output: BuiltOutput): Promise<StagedFile> {
+async function stageOutput(staging: Staging, dir: string, output: BuiltOutput): Promise<StagedFile> {
   const expected = parsePrefixedHash(output.narHash);
   const nar = tapHash(packNar(output.path), expected.algorithm);
-  const file = await compressInto(nar.stream, join(dir, basename(narKey(expected))));
+  const file = await staging.write(join(dir, basename(narKey(expected))), zstdCompress(nar.stream));
   const digest = nar.digest();
   if (digest.narSize !== output.narSize || !hashEquals(digest.hash, expected)) {
     throw new Error(
@@ -121,24 +126,26 @@ function expired(key: string): ApplicationFailure {
 }
 
 /** Copies a staged file to a staging path in a local cache: a temporary name, then rename, so a half copy is never seen. */
-async function uploadToFile(source: string, target: string): Promise<void> {
+async function uploadToFile(source: string | Buffer, target: string): Promise<void> {
   await mkdir(dirname(target), { recursive: true });
   const partial = `${target}.${process.pid}-${Date.now()}.part`;
   try {
-    await copyFile(source, partial);
+    if (typeof source === 'string') await copyFile(source, partial);
+    else await writeFile(partial, source);
     await rename(partial, target);
   } finally {
-    await rm(partial, { force: true });
+    await removeFile(partial);
   }
 }
 
 /** PUTs a staged file to a presigned URL; an object already there (412) is success. */
-async function uploadToUrl(key: string, source: string, target: Extract<UploadTarget, { kind: 'put' }>): Promise<void> {
-  const { size } = await stat(source);
+async function uploadToUrl(key: string, source: string | Buffer, target: Extract<UploadTarget, { kind: 'put' }>): Promise<void> {
+  const size = typeof source === 'string' ? (await stat(source)).size : source.length;
+  const body = typeof source === 'string' ? (Readable.toWeb(createReadStream(source, { highWaterMark: 1 << 20 })) as ReadableStream) : source;
   const response = await fetch(target.url, {
     method: 'PUT',
     headers: { ...target.headers, 'content-length': String(size) },
-    body: Readable.toWeb(createReadStream(source, { highWaterMark: 1 << 20 })) as ReadableStream,
+    body,
     duplex: 'half',
   } as RequestInit);
   const text = await response.text();
@@ -148,36 +155,41 @@ async function uploadToUrl(key: string, source: string, target: Extract<UploadTa
 }
 
 export function createUploadActivities(deps: UploadDeps): HostActivities {
+  const staging = deps.staging ?? new Staging();
   const stagingOf = (drvPath: string): string => join(deps.stagingDir, basename(drvPath));
 
   return {
     async stageOutputs({ drvPath, system, outputs }): Promise<StagedUpload> {
       const dir = stagingOf(drvPath);
-      await prepareStaging(dir);
+      // Whatever an earlier attempt left here belongs to no upload now.
+      await staging.removeDir(dir);
       const staged: StagedUpload = { drvPath, system, outputs: [] };
       for (const output of outputs) {
-        heartbeat({ staging: output.path });
-        staged.outputs.push({ ...output, file: await stageOutput(dir, output) });
+        stepHeartbeat({ staging: output.path });
+        staged.outputs.push({ ...output, file: await stageOutput(staging, dir, output) });
       }
       const log = buildLogPath(deps.stagingDir, drvPath);
-      if (await stat(log).catch(() => undefined)) staged.log = await compressInto(createReadStream(log), join(dir, 'log.zst'));
+      const held = staging.get(log);
+      if (held) staged.log = await staging.write(join(dir, 'log.zst'), zstdCompress(only(held)));
+      else if (await stat(log).catch(() => undefined)) staged.log = await staging.write(join(dir, 'log.zst'), zstdCompress(createReadStream(log)));
       return staged;
     },
 
     async uploadOutputs({ drvPath, plan }: { drvPath: string; plan: UploadPlan }): Promise<void> {
       const dir = stagingOf(drvPath);
       for (const { key, target } of plan.uploads) {
-        const source = key === logKey(drvPath) ? join(dir, 'log.zst') : join(dir, basename(key));
-        if (!(await stat(source).catch(() => undefined))) {
+        const path = key === logKey(drvPath) ? join(dir, 'log.zst') : join(dir, basename(key));
+        if (!(await staging.has(path))) {
           throw ApplicationFailure.nonRetryable(`the staged file for ${key} is gone from ${dir} (did the builder restart?)`, STAGING_MISSING);
         }
         if (Date.now() >= target.expiresAt) throw expired(key);
-        heartbeat({ uploading: key });
+        stepHeartbeat({ uploading: key });
+        const source = staging.get(path) ?? path;
         if (target.kind === 'file') await uploadToFile(source, target.path);
         else await uploadToUrl(key, source, target);
       }
-      await rm(dir, { recursive: true, force: true });
-      await rm(buildLogPath(deps.stagingDir, drvPath), { force: true });
+      await staging.removeDir(dir);
+      await staging.remove(buildLogPath(deps.stagingDir, drvPath));
     },
   };
 }

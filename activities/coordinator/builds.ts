@@ -139,30 +139,19 @@ async function beginBatch(pool: Pool, requests: Array<{ drvPath: string; rebuild
   return requests.map((r) => byPath.get(r.drvPath)!);
 }
 
-/** Records builds' states, and successes' outputs, in one statement (one update per build). */
+/**
+ * Records builds' states, and successes' outputs, in one statement (one update per build).
+ * Parallel arrays through unnest, not a JSON record set: the planner then knows the batch is small
+ * and looks builds up by index instead of scanning every build of every eval.
+ */
 async function recordBatch(pool: Pool, updates: BuildRecord[]): Promise<void> {
-  const rows = updates.map((update) => ({
-    drv_path: update.drvPath,
-    status: update.status,
-    attempt: update.attempt ?? null,
-    builder: update.builder ?? null,
-    root_cause: update.status === 'dep-failed' ? (update.rootCause ?? null) : null,
-    error: update.error ?? null,
-    output_size: update.outputs ? update.outputs.reduce((sum, o) => sum + o.narSize, 0) : null,
-    final: SETTLED.includes(update.status) || update.status === 'cancelled',
-    outputs: (update.status === 'succeeded' && update.outputs ? update.outputs : []).map((o) => ({
-      name: o.name,
-      path: o.path,
-      nar_hash: o.narHash,
-      nar_size: o.narSize,
-      refs: o.references,
-    })),
-  }));
+  const outputs = updates.flatMap((update) =>
+    update.status === 'succeeded' && update.outputs ? update.outputs.map((output) => ({ drvPath: update.drvPath, ...output })) : [],
+  );
   await pool.query(
     `WITH u AS (
-       SELECT * FROM json_to_recordset($1::json) AS u(
-         drv_path text, status text, attempt integer, builder text, root_cause text, error text,
-         output_size bigint, final boolean, outputs json)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::boolean[])
+         AS u(drv_path, status, attempt, builder, root_cause, error, output_size, final)
      ), build AS (
        UPDATE build_jobs b
           SET status = u.status,
@@ -178,16 +167,31 @@ async function recordBatch(pool: Pool, updates: BuildRecord[]): Promise<void> {
          FROM u
         WHERE b.drv_path = u.drv_path
      ), o AS (
-       SELECT u.drv_path, x.*
-         FROM u, json_to_recordset(u.outputs) AS x(name text, path text, nar_hash text, nar_size bigint, refs json)
+       SELECT * FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::text[])
+         AS o(drv_path, name, path, nar_hash, nar_size, refs)
      )
      -- The first successful upload fixes each output's canonical NAR hash; later ones never change it.
      UPDATE derivation_outputs d
         SET out_path = coalesce(d.out_path, o.path), nar_hash = o.nar_hash, nar_size = o.nar_size,
-            "references" = ARRAY(SELECT json_array_elements_text(o.refs)), registered_at = now()
+            "references" = ARRAY(SELECT json_array_elements_text(o.refs::json)), registered_at = now()
        FROM o
       WHERE d.drv_path = o.drv_path AND d.output_name = o.name AND d.nar_hash IS NULL`,
-    [JSON.stringify(rows)],
+    [
+      updates.map((u) => u.drvPath),
+      updates.map((u) => u.status),
+      updates.map((u) => u.attempt ?? null),
+      updates.map((u) => u.builder ?? null),
+      updates.map((u) => (u.status === 'dep-failed' ? (u.rootCause ?? null) : null)),
+      updates.map((u) => u.error ?? null),
+      updates.map((u) => (u.outputs ? u.outputs.reduce((sum, o) => sum + o.narSize, 0) : null)),
+      updates.map((u) => SETTLED.includes(u.status) || u.status === 'cancelled'),
+      outputs.map((o) => o.drvPath),
+      outputs.map((o) => o.name),
+      outputs.map((o) => o.path),
+      outputs.map((o) => o.narHash),
+      outputs.map((o) => o.narSize),
+      outputs.map((o) => JSON.stringify(o.references)),
+    ],
   );
 }
 

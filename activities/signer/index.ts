@@ -4,7 +4,7 @@
  * failover: a signer that dies mid-publish is retried by another, and because a narinfo is written
  * only after its NAR has been verified in the cache, no narinfo ever points at a missing NAR.
  */
-import { Context } from '@temporalio/activity';
+import { stepHeartbeat } from '../heartbeat.ts';
 import { ApplicationFailure } from '@temporalio/common';
 import { formatHash, hashEquals, parsePrefixedHash } from '../../daemon/core/hash.ts';
 import { narInfoFingerprint, parseNarInfo, printNarInfo, type NarInfo } from '../../daemon/core/narinfo.ts';
@@ -33,15 +33,6 @@ export interface SignerDeps {
 /** Writes `nix-cache-info` unless the cache has one: the first signer sets the cache up. */
 export async function initialiseCache(backend: CacheBackend): Promise<void> {
   await backend.put(CACHE_INFO_KEY, Buffer.from(cacheInfoText()), { contentType: CONTENT_TYPES.cacheInfo, ifAbsent: true });
-}
-
-function heartbeat(): void {
-  // Outside an activity (tests calling the functions directly) there is nobody to tell.
-  try {
-    Context.current().heartbeat();
-  } catch {
-    // not in an activity
-  }
 }
 
 /** The narinfo the cache holds for a store path, if any. */
@@ -86,7 +77,7 @@ export function createSignerActivities(deps: SignerDeps): SignerActivities {
       const plan: UploadPlan = { uploads: [] };
       const planned = new Set<string>();
       for (const output of staged.outputs) {
-        heartbeat();
+        stepHeartbeat();
         if (await backend.head(narInfoKey(output.path))) continue;
         const spec = narSpec(output);
         if (planned.has(spec.key) || (await backend.head(spec.key))) continue;
@@ -110,7 +101,7 @@ export function createSignerActivities(deps: SignerDeps): SignerActivities {
         outcome.outputs.push(asPublished(stripFile(output), existing));
       };
       for (const output of staged.outputs) {
-        heartbeat();
+        stepHeartbeat();
         const existing = await readNarInfo(backend, output.path);
         if (existing) {
           settle(output, existing);
@@ -127,7 +118,7 @@ export function createSignerActivities(deps: SignerDeps): SignerActivities {
         if (!stored) {
           throw ApplicationFailure.nonRetryable(`${spec.key} (the NAR of ${output.path}) is not in ${backend.description}: it was never uploaded`, UPLOAD_MISSING);
         }
-        heartbeat();
+        stepHeartbeat();
         const raced = await writeNarInfo(staged, output, stored);
         if (raced) settle(output, raced);
         else outcome.outputs.push(stripFile(output));

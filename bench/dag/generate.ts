@@ -50,7 +50,8 @@ export function dagExpression(shape: DagShape, nonce: string): string {
         const other = (i * 37 + 11) % shape.width;
         const a = attrName(layer - 1, i);
         const b = attrName(layer - 1, other === i ? (i + 1) % shape.width : other);
-        lines.push(`  ${name} = mk "${nonce}-${name}" "read a < \${${a}}; read b < \${${b}}; echo ${name} $a $b > $out";`);
+        // Only the first word of each input is carried on, so outputs stay one short line however deep the DAG.
+        lines.push(`  ${name} = mk "${nonce}-${name}" "read a rest < \${${a}}; read b rest < \${${b}}; echo ${name} $a $b > $out";`);
       }
     }
   }

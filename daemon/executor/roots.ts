@@ -6,7 +6,7 @@
  * Directories are named `<pid>-<token>`: one whose process is gone is left over from a crash.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rm, symlink, unlink } from 'node:fs/promises';
+import { mkdir, readdir, rm, rmdir, symlink, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { DaemonPool } from '../protocol/pool.ts';
 
@@ -71,7 +71,10 @@ export class BuildRoots {
 
   /** Drops every root of this build; the daemon forgets the dangling registrations at its next GC. */
   async release(): Promise<void> {
+    const links = [...this.rooted].map((path) => this.linkFor(path));
     this.rooted.clear();
-    await rm(this.dir, { recursive: true, force: true });
+    // Its own links, then the directory: cheaper than a recursive removal, which stays the fallback.
+    await Promise.all(links.map((link) => unlink(link).catch(() => undefined)));
+    await rmdir(this.dir).catch(() => rm(this.dir, { recursive: true, force: true }));
   }
 }

@@ -1,0 +1,119 @@
+/**
+ * Where a builder keeps what it will upload: compressed NARs and build logs. Small ones (most
+ * outputs and logs of a CI run) stay in memory, within a budget; larger ones, or any beyond the
+ * budget, go to files under the staging directory. Either way they live only as long as this
+ * process: a restarted builder finds nothing staged (prepareStaging empties the directory) and
+ * the build workflow builds again, exactly as when the files are gone.
+ */
+import { createHash } from 'node:crypto';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { mkdir, rm, stat, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { formatHash } from '../../daemon/core/hash.ts';
+import type { StagedFile } from '../types.ts';
+
+/** Items up to this size may stay in memory. */
+export const SMALL_ITEM_BYTES = 256 * 1024;
+/** Memory all items of one staging area may take together. */
+export const MEMORY_BUDGET_BYTES = 64 * 1024 * 1024;
+
+/** Removes a file; one that is already gone is fine. */
+export async function removeFile(path: string): Promise<void> {
+  await unlink(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+  });
+}
+
+export class Staging {
+  private readonly items = new Map<string, Buffer>();
+  private used = 0;
+  /** Directories that received a file, removed whole when their upload is done. */
+  private readonly spilled = new Set<string>();
+
+  constructor(private readonly limits: { itemBytes?: number; budgetBytes?: number } = {}) {}
+
+  /** Whether `size` more bytes may be held in memory now. */
+  private fits(size: number): boolean {
+    return size <= (this.limits.itemBytes ?? SMALL_ITEM_BYTES) && this.used + size <= (this.limits.budgetBytes ?? MEMORY_BUDGET_BYTES);
+  }
+
+  /** Holds `data` as the item at `path` if it fits in memory; returns whether it was kept. */
+  keep(path: string, data: Buffer): boolean {
+    if (!this.fits(data.length)) return false;
+    this.forget(path);
+    this.items.set(path, data);
+    this.used += data.length;
+    return true;
+  }
+
+  /** The item at `path` when it is held in memory. */
+  get(path: string): Buffer | undefined {
+    return this.items.get(path);
+  }
+
+  /** Whether an item is staged at `path`, in memory or as a file. */
+  async has(path: string): Promise<boolean> {
+    return this.items.has(path) || (await stat(path).then(() => true, () => false));
+  }
+
+  /** Notes that a file is about to be written in `dir`, creating it. */
+  async spill(dir: string): Promise<void> {
+    await mkdir(dir, { recursive: true });
+    this.spilled.add(dir);
+  }
+
+  /** Stages `source` at `path`, in memory while it stays small, and returns its size and SHA-256. */
+  async write(path: string, source: AsyncIterable<Uint8Array>): Promise<StagedFile> {
+    const hasher = createHash('sha256');
+    const head: Uint8Array[] = [];
+    let size = 0;
+    const iterator = source[Symbol.asyncIterator]();
+    let file: WriteStream | undefined;
+    for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
+      hasher.update(next.value);
+      size += next.value.length;
+      head.push(next.value);
+      if (!this.fits(size)) {
+        await this.spill(dirname(path));
+        file = createWriteStream(path);
+        break;
+      }
+    }
+    if (file) {
+      async function* rest(): AsyncGenerator<Uint8Array> {
+        yield* head;
+        for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
+          hasher.update(next.value);
+          size += next.value.length;
+          yield next.value;
+        }
+      }
+      await pipeline(Readable.from(rest()), file);
+    } else {
+      this.keep(path, Buffer.concat(head));
+    }
+    return { size, sha256: formatHash({ algorithm: 'sha256', digest: new Uint8Array(hasher.digest()) }, 'base32') };
+  }
+
+  private forget(path: string): void {
+    const held = this.items.get(path);
+    if (!held) return;
+    this.used -= held.length;
+    this.items.delete(path);
+  }
+
+  /** Removes the item at `path`, wherever it is. */
+  async remove(path: string): Promise<void> {
+    this.forget(path);
+    await removeFile(path);
+  }
+
+  /** Removes every item under `dir`. */
+  async removeDir(dir: string): Promise<void> {
+    const prefix = `${dir}/`;
+    for (const path of [...this.items.keys()]) if (path.startsWith(prefix)) this.forget(path);
+    if (this.spilled.delete(dir)) await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * Temporal's own floor for the dag benchmark: as many workflows as the DAG has derivations, each
+ * shaped like a build workflow at its smallest (bench/dag/floor-workflow.ts), on the same server
+ * and worker settings, started 16 at a time. Whatever the pipeline takes beyond this is ours.
+ */
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import type { Client } from '@temporalio/client';
+import { Worker, type NativeConnection } from '@temporalio/worker';
+import { MAX_CACHED_WORKFLOWS } from '../../workers/roles.ts';
+import { floorSubscribeSignal, type floorWorkflow } from './floor-workflow.ts';
+
+const STARTS_IN_FLIGHT = 16;
+
+/** Runs `count` floor workflows to completion; returns the milliseconds it took. */
+export async function measureTemporalFloor(options: {
+  client: Client;
+  connection: NativeConnection;
+  namespace: string;
+  count: number;
+  /** Activity slots of the stand-in builder (the real builder's max jobs × tasks per slot). */
+  builderSlots: number;
+}): Promise<number> {
+  const { client, connection, namespace, count } = options;
+  const queue = `floor-${randomUUID()}`;
+  const workflows = await Worker.create({
+    connection,
+    namespace,
+    taskQueue: queue,
+    workflowsPath: fileURLToPath(new URL('./floor-workflow.ts', import.meta.url)),
+    maxCachedWorkflows: MAX_CACHED_WORKFLOWS,
+  });
+  const builder = await Worker.create({
+    connection,
+    namespace,
+    taskQueue: 'floor-builder',
+    activities: { build: async () => undefined },
+    maxConcurrentActivityTaskExecutions: options.builderSlots,
+  });
+  const running = Promise.all([workflows.run(), builder.run()]);
+  try {
+    const started = performance.now();
+    const results: Array<Promise<void>> = [];
+    let next = 0;
+    const starter = async (): Promise<void> => {
+      for (let i = next++; i < count; i = next++) {
+        const handle = await client.workflow.signalWithStart<typeof floorWorkflow, [string]>('floorWorkflow', {
+          workflowId: `${queue}/${i}`,
+          taskQueue: queue,
+          args: [],
+          signal: floorSubscribeSignal,
+          signalArgs: ['bench'],
+        });
+        results.push(handle.result());
+      }
+    };
+    await Promise.all(Array.from({ length: STARTS_IN_FLIGHT }, starter));
+    await Promise.all(results);
+    return performance.now() - started;
+  } finally {
+    workflows.shutdown();
+    builder.shutdown();
+    await running;
+  }
+}
