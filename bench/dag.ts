@@ -20,6 +20,8 @@ import { loadServerConfig } from '../config/server.ts';
 import { createLogger, routeTemporalLogs } from '../lib/log.ts';
 import { describeCpu, snapshotCpu } from './dag/cpu.ts';
 import { measureTemporalFloor } from './dag/floor.ts';
+import { describeHistoryUse, historyUse } from '../temporal/history-use.ts';
+import { evalWorkflowId } from '../workflows/definitions.ts';
 import { dagExpression } from './dag/generate.ts';
 
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
@@ -112,6 +114,8 @@ export async function run(args: string[]): Promise<void> {
     const phase = (key: string): string => `${Number(phases.rows[0]?.[key] ?? Number.NaN).toFixed(0)} ms`;
     say(`  evaluation ${phase('evaluation_ms')}, evaluation done → first build started ${phase('first_ms')}`);
     say(`  per build (mean): created → started ${phase('queued_ms')}, started → built and published ${phase('building_ms')}`);
+
+    say(`  eval workflow: ${describeHistoryUse(await historyUse(stack.client, evalWorkflowId(fresh.evalId)))}`);
 
     const cached = await runOnce();
     say(`harmonia-ci (same DAG, all cached) ${seconds(cached.ms)}  (goal < 5 s)`);

@@ -4,6 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { Client } from '@temporalio/client';
 import type { Logger } from '../lib/log.ts';
 import { openSigner } from '../activities/signer/setup.ts';
 import { createDatabaseLogSink } from '../activities/builder/log-sink.ts';
@@ -59,7 +60,9 @@ export async function startLocalWorkers({
   const daemon = createDaemonPool(config, stack.daemonSocket);
   const ctx = { connection: stack.workerConnection, namespace: stack.namespace, bundleDir: join(config.stateDir, 'bundles') };
 
-  const coordinator = coordinatorActivitiesFor(config, { pool, client: stack.client, log, builderHeartbeatTimeoutMs });
+  // Activities start and signal workflows through the workers' native (Rust) connection: cheaper per call than the JS gRPC client.
+  const activityClient = new Client({ connection: stack.workerConnection, namespace: stack.namespace });
+  const coordinator = coordinatorActivitiesFor(config, { pool, client: activityClient, log, builderHeartbeatTimeoutMs });
   const evaluator = evaluatorActivitiesFor({ pool, daemon });
   const signer = withSigner ? await openSigner(config, { generateKey: true, warn: (message) => log.warn(message) }) : undefined;
   const builder = withBuilder

@@ -26,6 +26,12 @@ export const buildStartedSignal = defineSignal<[string]>('build-started');
 /** A build an eval waits for has ended (evalWorkflow). The payload is informative: state lives in PostgreSQL. */
 export const buildFinishedSignal = defineSignal<[BuildResult]>('build-finished');
 
+/**
+ * An eval workflow continues as new after this many build results (signals): every build of an
+ * eval of 10,000 derivations sends one, and a run may take at most 10,000.
+ */
+export const SIGNALS_BEFORE_CONTINUE = 4000;
+
 export const evalProgressQuery = defineQuery<EvalProgress | undefined>('progress');
 export const buildStatusQuery = defineQuery<BuildResult>('status');
 

@@ -20,7 +20,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { CoordinatorActivities, EvaluatorActivities } from '../activities/types.ts';
-import { buildFinishedSignal, cancelSignal, COORDINATOR_QUEUE, EVAL_QUEUE, evalProgressQuery } from './definitions.ts';
+import { buildFinishedSignal, cancelSignal, COORDINATOR_QUEUE, EVAL_QUEUE, evalProgressQuery, SIGNALS_BEFORE_CONTINUE } from './definitions.ts';
 import { setWorkflowSearchAttributes } from './search.ts';
 import type { EvalProgress, EvalWorkflowInput } from './types.ts';
 
@@ -29,8 +29,6 @@ export const WINDOW = 256;
 const POLL_INTERVAL = '30 seconds';
 /** Commit statuses are refreshed at most this often while builds run (forges rate-limit them). */
 const REPORT_INTERVAL_MS = 15_000;
-/** Signals per run stay far below the server's 10,000. */
-const SIGNALS_BEFORE_CONTINUE = 4000;
 
 // PostgreSQL bookkeeping runs as local activities, in the coordinator worker running this workflow.
 const control = proxyLocalActivities<CoordinatorActivities>({

@@ -1,6 +1,7 @@
 /**
  * CPU time by program, from /proc (Linux only): shows where a benchmark's cores went — this
- * process (workers, embedded database), the Temporal server, nix-daemon and its builders.
+ * process (workers, embedded database), the Temporal server, nix-daemon and its builders. Only
+ * this process and what descends from it count, so other work on the machine does not.
  */
 import { readdir, readFile } from 'node:fs/promises';
 
@@ -9,9 +10,15 @@ export type CpuSnapshot = Map<string, number>;
 
 const TICKS_PER_SECOND = 100;
 
-/** CPU seconds used so far by every process, summed per program name; empty where /proc is missing. */
+interface ProcessCpu {
+  name: string;
+  parent: number;
+  seconds: number;
+}
+
+/** CPU seconds used so far by this process and its descendants, summed per program name; empty where /proc is missing. */
 export async function snapshotCpu(): Promise<CpuSnapshot> {
-  const totals: CpuSnapshot = new Map();
+  const processes = new Map<number, ProcessCpu>();
   const pids = (await readdir('/proc').catch(() => [])).filter((name) => /^\d+$/.test(name));
   await Promise.all(
     pids.map(async (pid) => {
@@ -19,13 +26,21 @@ export async function snapshotCpu(): Promise<CpuSnapshot> {
       if (!stat) return;
       // comm is in parentheses and may hold spaces; the fields after it are space-separated.
       const close = stat.lastIndexOf(')');
-      const name = stat.slice(stat.indexOf('(') + 1, close);
       const fields = stat.slice(close + 2).split(' ');
-      // utime, stime, cutime, cstime are fields 14 to 17 (1-based), i.e. 11 to 14 after comm.
+      // ppid is field 4 (1-based); utime, stime, cutime, cstime are 14 to 17: 1 and 11 to 14 after comm.
       const ticks = [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i] ?? 0), 0);
-      totals.set(name, (totals.get(name) ?? 0) + ticks / TICKS_PER_SECOND);
+      processes.set(Number(pid), { name: stat.slice(stat.indexOf('(') + 1, close), parent: Number(fields[1]), seconds: ticks / TICKS_PER_SECOND });
     }),
   );
+  const ours = (pid: number): boolean => {
+    for (let at = pid, hops = 0; at > 1 && hops < 64; hops++) {
+      if (at === process.pid) return true;
+      at = processes.get(at)?.parent ?? 0;
+    }
+    return false;
+  };
+  const totals: CpuSnapshot = new Map();
+  for (const [pid, { name, seconds }] of processes) if (ours(pid)) totals.set(name, (totals.get(name) ?? 0) + seconds);
   return totals;
 }
 

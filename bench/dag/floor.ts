@@ -1,13 +1,16 @@
 /**
  * Temporal's own floor for the dag benchmark: as many workflows as the DAG has derivations, each
  * shaped like a build workflow at its smallest (bench/dag/floor-workflow.ts), on the same server
- * and worker settings, started 16 at a time. Whatever the pipeline takes beyond this is ours.
+ * and worker settings, started 16 at a time with at most as many open as an eval keeps open.
+ * Whatever the pipeline takes beyond this is ours.
  */
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { MAX_CACHED_WORKFLOWS } from '../../workers/roles.ts';
+import { Semaphore } from '../../lib/semaphore.ts';
+import { WINDOW } from '../../workflows/eval.ts';
 import { floorSubscribeSignal, type floorWorkflow } from './floor-workflow.ts';
 
 const STARTS_IN_FLIGHT = 16;
@@ -41,9 +44,11 @@ export async function measureTemporalFloor(options: {
   try {
     const started = performance.now();
     const results: Array<Promise<void>> = [];
+    const open = new Semaphore(WINDOW);
     let next = 0;
     const starter = async (): Promise<void> => {
       for (let i = next++; i < count; i = next++) {
+        const release = await open.acquire();
         const handle = await client.workflow.signalWithStart<typeof floorWorkflow, [string]>('floorWorkflow', {
           workflowId: `${queue}/${i}`,
           taskQueue: queue,
@@ -51,7 +56,7 @@ export async function measureTemporalFloor(options: {
           signal: floorSubscribeSignal,
           signalArgs: ['bench'],
         });
-        results.push(handle.result());
+        results.push(handle.result().finally(release));
       }
     };
     await Promise.all(Array.from({ length: STARTS_IN_FLIGHT }, starter));
