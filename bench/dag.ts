@@ -3,7 +3,8 @@
  * whole pipeline on the embedded stack (Temporal dev server, PGlite, in-process workers), against
  * `nix-build -j2` on an identical fresh DAG in the same run; then the same DAG again, fully cached.
  * Prints times, the ratio, builds per second, and the latency from a dependency finishing to its
- * dependent starting on a builder (p50, p99). Between the two, the same number of bare workflows
+ * dependent being dispatched and started on a builder (p50, p99); last, the same latencies on an
+ * idle pipeline (a chain, one build at a time), which is how fast CI reacts. Between the two, the same number of bare workflows
  * on the same server (bench/dag/floor.ts) shows what Temporal alone costs per derivation, and CPU
  * time by program shows where the cores went.
  */
@@ -20,6 +21,7 @@ import { loadServerConfig } from '../config/server.ts';
 import { createLogger, routeTemporalLogs } from '../lib/log.ts';
 import { describeCpu, snapshotCpu } from './dag/cpu.ts';
 import { measureTemporalFloor } from './dag/floor.ts';
+import { describeLatencies, edgeLatencies } from './dag/latency.ts';
 import { describeHistoryUse, historyUse } from '../temporal/history-use.ts';
 import { evalWorkflowId } from '../workflows/definitions.ts';
 import { dagExpression } from './dag/generate.ts';
@@ -27,10 +29,8 @@ import { dagExpression } from './dag/generate.ts';
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
+/** Derivations in the chain whose reaction time is measured. */
+const CHAIN_LENGTH = 30;
 
 export async function run(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { layers: { type: 'string', default: '10' }, width: { type: 'string', default: '100' } } });
@@ -69,9 +69,9 @@ export async function run(args: string[]): Promise<void> {
     const file = join(dir, 'dag.nix');
     await writeFile(file, dagExpression(shape, randomUUID()));
     const pool = stack.database.pool;
-    const runOnce = async (): Promise<{ ms: number; evalId: string }> => {
+    const runOnce = async (path = file): Promise<{ ms: number; evalId: string }> => {
       const begin = performance.now();
-      const { evalId } = await startLocalEval({ client: stack.client, pool, path: file });
+      const { evalId } = await startLocalEval({ client: stack.client, pool, path });
       await waitForEvalWorkflow(stack.client, pool, evalId);
       const ms = performance.now() - begin;
       const summary = await readRunSummary(pool, evalId);
@@ -86,18 +86,7 @@ export async function run(args: string[]): Promise<void> {
     say(`  ratio to nix-build: ${(fresh.ms / baseline).toFixed(2)}× (goal ≤ 3×); to the Temporal floor: ${(fresh.ms / floor).toFixed(2)}×`);
     say(`  CPU: ${describeCpu(cpuBefore, cpuAfter)}`);
 
-    const { rows } = await pool.query<{ latency_ms: number }>(
-      `SELECT extract(epoch FROM b.started_at - max(ib.finished_at)) * 1000 AS latency_ms
-         FROM evaluation_builds e
-         JOIN build_jobs b ON b.id = e.build_id
-         JOIN derivation_inputs di ON di.drv_path = b.drv_path
-         JOIN build_jobs ib ON ib.drv_path = di.input_drv_path
-        WHERE e.eval_id = $1
-        GROUP BY b.id, b.started_at`,
-      [fresh.evalId],
-    );
-    const latencies = rows.map((r) => Number(r.latency_ms)).sort((a, b) => a - b);
-    say(`  dependency finished → dependent started: p50 ${percentile(latencies, 50).toFixed(0)} ms, p99 ${percentile(latencies, 99).toFixed(0)} ms (${latencies.length} edges)`);
+    say(`  ${describeLatencies(await edgeLatencies(pool, fresh.evalId))}`);
 
     const phases = await pool.query<Record<string, string | null>>(
       `SELECT extract(epoch FROM v.finished_at - v.started_at) * 1000 AS evaluation_ms,
@@ -119,6 +108,19 @@ export async function run(args: string[]): Promise<void> {
 
     const cached = await runOnce();
     say(`harmonia-ci (same DAG, all cached) ${seconds(cached.ms)}  (goal < 5 s)`);
+
+    // Reaction time on an idle pipeline: a chain builds one derivation at a time, so nothing queues.
+    const chainShape = { layers: CHAIN_LENGTH, width: 1 };
+    const chainBaseline = join(dir, 'chain-baseline.nix');
+    await writeFile(chainBaseline, dagExpression(chainShape, randomUUID()));
+    const chainStarted = performance.now();
+    await execa('nix-build', [...nixOptions, chainBaseline], { env: { ...process.env, NIX_REMOTE: `unix://${stack.daemonSocket}` } });
+    const chainBaselineMs = performance.now() - chainStarted;
+    const chainFile = join(dir, 'chain.nix');
+    await writeFile(chainFile, dagExpression(chainShape, randomUUID()));
+    const chain = await runOnce(chainFile);
+    say(`chain of ${CHAIN_LENGTH} (one build at a time)     ${seconds(chain.ms)}, nix-build -j2 ${seconds(chainBaselineMs)}`);
+    say(`  ${describeLatencies(await edgeLatencies(pool, chain.evalId))}`);
   } finally {
     await workers.stop();
     await stack.stop();
