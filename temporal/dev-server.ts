@@ -69,7 +69,10 @@ async function choosePorts(options: DevServerOptions): Promise<Ports> {
 function serverArgs(options: DevServerOptions, ports: Ports, dbFile: string | undefined): string[] {
   const args = ['server', 'start-dev', '--ip', options.ip ?? '127.0.0.1', '--port', String(ports.grpc), '--log-level', 'warn'];
   args.push('--namespace', options.namespace, ...searchAttributeCliFlags());
-  args.push('--dynamic-config-value', 'matching.numTaskqueueReadPartitions=1', '--dynamic-config-value', 'matching.numTaskqueueWritePartitions=1');
+  // One partition per queue (one machine needs no more), and fair dispatch between projects (fairness keys).
+  for (const value of ['matching.numTaskqueueReadPartitions=1', 'matching.numTaskqueueWritePartitions=1', 'matching.enableFairness=true']) {
+    args.push('--dynamic-config-value', value);
+  }
   if (dbFile) {
     // WAL lets the UI and the frontend read while history writes; synchronous=normal is safe with WAL.
     args.push('--db-filename', dbFile, '--sqlite-pragma', 'journal_mode=wal', '--sqlite-pragma', 'synchronous=normal');

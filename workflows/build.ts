@@ -18,6 +18,7 @@ import {
   setHandler,
   sleep,
 } from '@temporalio/workflow';
+import type { Priority } from '@temporalio/common';
 import type { BuilderActivities, CoordinatorActivities } from '../activities/types.ts';
 import {
   buildFinishedSignal,
@@ -32,6 +33,8 @@ import { uploadAndPublish } from './publish.ts';
 import { setWorkflowSearchAttributes } from './search.ts';
 import type { BuildResult, BuildStatus, BuildWorkflowInput } from './types.ts';
 
+/** Task-queue priority of manual rebuilds: before the default (3). */
+const URGENT_PRIORITY_KEY = 1;
 /** Attempts for infrastructure faults, the first one included. */
 export const MAX_ATTEMPTS = 3;
 /** The builder enforces the build's own wall clock; this only bounds a builder gone silent. */
@@ -135,6 +138,7 @@ async function runBuild(input: BuildWorkflowInput, hooks: BuildHooks): Promise<B
 
   const builder = proxyActivities<BuilderActivities>({
     taskQueue: builderQueue(input.system, input.requiredSystemFeatures),
+    priority: buildPriority(input),
     startToCloseTimeout: BUILD_ACTIVITY_TIMEOUT,
     heartbeatTimeout: input.heartbeatTimeoutMs ?? BUILDER_HEARTBEAT_TIMEOUT,
     retry: { maximumAttempts: 1 },
@@ -201,6 +205,17 @@ async function runBuild(input: BuildWorkflowInput, hooks: BuildHooks): Promise<B
     { drvPath, status: 'failed', error: `gave up after ${MAX_ATTEMPTS} attempts; last fault: ${lastFault}` },
     MAX_ATTEMPTS,
   );
+}
+
+/**
+ * Where the build stands among waiting builds on its queue: manual rebuilds first (priority key 1;
+ * the default is 3), then each project's share in proportion to its weight.
+ */
+function buildPriority(input: BuildWorkflowInput): Priority {
+  return {
+    ...(input.urgent ? { priorityKey: URGENT_PRIORITY_KEY } : {}),
+    ...(input.fairness ? { fairnessKey: input.fairness.key, fairnessWeight: input.fairness.weight } : {}),
+  };
 }
 
 async function backoff(attempt: number): Promise<void> {

@@ -88,6 +88,14 @@ export interface BuildWorkflowInput {
   rebuild?: boolean;
   /** A builder silent this long is presumed dead and the build goes elsewhere (default 2 min). */
   heartbeatTimeoutMs?: number;
+  /**
+   * Fair sharing of builders between projects: the project of the eval that started the build,
+   * and its scheduling shares / 100. Waiting builds of projects are dispatched in proportion to
+   * their weights (Temporal task-queue fairness).
+   */
+  fairness?: { key: string; weight: number };
+  /** A manual rebuild: dispatched before every other waiting build. */
+  urgent?: boolean;
 }
 
 export interface BuiltOutput {

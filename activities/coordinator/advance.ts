@@ -19,6 +19,19 @@ interface Candidate {
   name: string;
   system: string;
   required_system_features: string[];
+  /** The eval's project and its scheduling shares (fair sharing of builders). */
+  project: string;
+  scheduling_shares: number;
+  /** At or above REBUILD_PRIORITY: a manual rebuild. */
+  priority: number;
+}
+
+/** build_jobs.priority of a manual rebuild (activities/coordinator/evals.ts sets it). */
+export const REBUILD_PRIORITY = 1000;
+
+/** Fairness weight of a project: its shares relative to the default 100, within Temporal's range. */
+export function fairnessWeight(shares: number): number {
+  return Math.min(1000, Math.max(0.001, shares / 100));
 }
 
 export async function advanceEval(
@@ -46,8 +59,10 @@ export async function advanceEval(
   const room = window - Number(open.rows[0]!.count);
   if (room > 0) {
     const { rows } = await pool.query<Candidate>(
-      `SELECT b.id, b.drv_path, d.name, d.system, d.required_system_features
+      `SELECT b.id, b.drv_path, d.name, d.system, d.required_system_features, b.priority, p.name AS project, p.scheduling_shares
          FROM evaluation_builds e
+         JOIN evaluations v ON v.id = e.eval_id
+         JOIN projects p ON p.id = v.project_id
          JOIN build_jobs b ON b.id = e.build_id
          JOIN derivations d ON d.drv_path = b.drv_path
         WHERE e.eval_id = $1 AND e.subscribed_at IS NULL AND b.status IN ('pending', 'building', 'uploading')
@@ -107,6 +122,9 @@ async function subscribeAll(
             requiredSystemFeatures: next.required_system_features,
             subscribers: [evalWorkflowId],
             ...(heartbeatTimeoutMs ? { heartbeatTimeoutMs } : {}),
+            // Fairness keys are at most 64 bytes.
+            fairness: { key: Buffer.from(next.project).subarray(0, 64).toString(), weight: fairnessWeight(next.scheduling_shares) },
+            ...(next.priority >= REBUILD_PRIORITY ? { urgent: true } : {}),
           },
         ],
         signal: subscribeSignal,

@@ -6,6 +6,7 @@ import { gitSourceUrl } from '../../forges/signal.ts';
 import { unsubscribeSignal } from '../../workflows/definitions.ts';
 import type { EvalSettings, EvalStatus, JobsetSource } from '../../workflows/types.ts';
 import type { CoordinatorActivities, StartEvalRequest, StartedEval } from '../types.ts';
+import { REBUILD_PRIORITY } from './advance.ts';
 
 type EvalActivities = Pick<
   CoordinatorActivities,
@@ -54,13 +55,13 @@ export function createEvalActivities({
          ), reset AS (
            UPDATE build_jobs b
               SET status = 'pending', dep_failed_drv_path = NULL, error = NULL, exit_code = NULL, workflow_id = NULL,
-                  finished_at = NULL, priority = greatest(priority, 1000), updated_at = now()
+                  finished_at = NULL, priority = greatest(priority, $3), updated_at = now()
             WHERE b.id IN (SELECT id FROM affected)
            RETURNING b.id
          )
          UPDATE evaluation_builds SET subscribed_at = NULL
           WHERE eval_id = $1 AND build_id IN (SELECT id FROM reset)`,
-        [evalId, drvPaths === 'failed' ? null : drvPaths],
+        [evalId, drvPaths === 'failed' ? null : drvPaths, REBUILD_PRIORITY],
       );
       return rowCount ?? 0;
     },
