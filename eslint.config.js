@@ -7,7 +7,7 @@ import { builtinModules } from 'node:module';
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.tools/**', '.state/**', '.scratch/**', 'bin/**'] },
+  { ignores: ['node_modules/**', '.tools/**', '.state/**', 'bin/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
