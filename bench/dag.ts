@@ -19,7 +19,7 @@ import { readRunSummary, startLocalEval, waitForEvalWorkflow } from '../cli/run-
 import { startLocalStack } from '../cli/stack.ts';
 import { loadServerConfig } from '../config/server.ts';
 import { createLogger, routeTemporalLogs } from '../lib/log.ts';
-import { describeCpu, snapshotCpu } from './dag/cpu.ts';
+import { describeCpu, describeMemory, peakMemory, snapshotCpu } from './dag/cpu.ts';
 import { measureTemporalFloor } from './dag/floor.ts';
 import { describeLatencies, edgeLatencies } from './dag/latency.ts';
 import { describeHistoryUse, historyUse } from '../temporal/history-use.ts';
@@ -85,6 +85,7 @@ export async function run(args: string[]): Promise<void> {
     say(`harmonia-ci (fresh DAG)            ${seconds(fresh.ms)}  ${(total / (fresh.ms / 1000)).toFixed(0)} builds/s`);
     say(`  ratio to nix-build: ${(fresh.ms / baseline).toFixed(2)}× (goal ≤ 3×); to the Temporal floor: ${(fresh.ms / floor).toFixed(2)}×`);
     say(`  CPU: ${describeCpu(cpuBefore, cpuAfter)}`);
+    say(`  peak memory (whole run so far): ${describeMemory(await peakMemory())}`);
 
     say(`  ${describeLatencies(await edgeLatencies(pool, fresh.evalId))}`);
 

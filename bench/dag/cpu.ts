@@ -54,3 +54,35 @@ export function describeCpu(before: CpuSnapshot, after: CpuSnapshot, most = 4): 
   const parts = used.slice(0, most).map(([name, seconds]) => `${name} ${seconds.toFixed(1)} s`);
   return `${total.toFixed(1)} s in all: ${parts.join(', ')}`;
 }
+
+/** Peak resident memory (VmHWM) in MiB of this process and its descendants, per program name. */
+export async function peakMemory(): Promise<Map<string, number>> {
+  const peaks = new Map<string, number>();
+  const pids = (await readdir('/proc').catch(() => [])).filter((name) => /^\d+$/.test(name));
+  const parents = new Map<number, number>();
+  const status = new Map<number, { name: string; hwm: number }>();
+  await Promise.all(
+    pids.map(async (pid) => {
+      const text = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => undefined);
+      if (!text) return;
+      const field = (key: string): string | undefined => new RegExp(`^${key}:\\s*(.*)$`, 'm').exec(text)?.[1];
+      parents.set(Number(pid), Number(field('PPid') ?? 0));
+      status.set(Number(pid), { name: field('Name') ?? '?', hwm: Number.parseInt(field('VmHWM') ?? '0', 10) / 1024 });
+    }),
+  );
+  for (const [pid, { name, hwm }] of status) {
+    let at = pid;
+    for (let hops = 0; at > 1 && at !== process.pid && hops < 64; hops++) at = parents.get(at) ?? 0;
+    if (at === process.pid) peaks.set(name, Math.max(peaks.get(name) ?? 0, hwm));
+  }
+  return peaks;
+}
+
+/** `node 900 MiB, temporal 400 MiB`: the largest peaks. */
+export function describeMemory(peaks: Map<string, number>, most = 3): string {
+  return [...peaks]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, most)
+    .map(([name, mib]) => `${name} ${mib.toFixed(0)} MiB`)
+    .join(', ');
+}
