@@ -24,7 +24,7 @@ import { measureTemporalFloor } from './dag/floor.ts';
 import { describeLatencies, edgeLatencies } from './dag/latency.ts';
 import { describeHistoryUse, historyUse } from '../temporal/history-use.ts';
 import { evalWorkflowId } from '../workflows/definitions.ts';
-import { dagExpression } from './dag/generate.ts';
+import { dagExpression, type DagShape } from './dag/generate.ts';
 
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
@@ -44,13 +44,23 @@ export async function run(args: string[]): Promise<void> {
   const stack = await startLocalStack({ config, log, ui: false, temporalPort: 0, report: (line) => say(`  ${line}`) });
   const workers = await startLocalWorkers({ stack, config, log });
   try {
-    const nixOptions = ['--option', 'build-users-group', '', '--option', 'substituters', '', '-j2', '--no-out-link'];
-    const baselineFile = join(dir, 'baseline.nix');
-    await writeFile(baselineFile, dagExpression(shape, randomUUID()));
+    /** A file of the DAG's derivations, fresh (never built) through a nonce of its own. */
+    const freshDag = async (name: string, dagShape: DagShape): Promise<string> => {
+      const path = join(dir, `${name}.nix`);
+      await writeFile(path, dagExpression(dagShape, randomUUID()));
+      return path;
+    };
+    /** Milliseconds `nix-build -j2` takes for a file, through the same daemon. */
+    const timeNixBuild = async (path: string): Promise<number> => {
+      const started = performance.now();
+      const options = ['--option', 'build-users-group', '', '--option', 'substituters', '', '-j2', '--no-out-link'];
+      await execa('nix-build', [...options, path], { env: { ...process.env, NIX_REMOTE: `unix://${stack.daemonSocket}` } });
+      return performance.now() - started;
+    };
+
+    const baselineFile = await freshDag('baseline', shape);
     const baselineCpu = await snapshotCpu();
-    const started = performance.now();
-    await execa('nix-build', [...nixOptions, baselineFile], { env: { ...process.env, NIX_REMOTE: `unix://${stack.daemonSocket}` } });
-    const baseline = performance.now() - started;
+    const baseline = await timeNixBuild(baselineFile);
     say(`nix-build -j2 (fresh DAG)          ${seconds(baseline)}  ${(total / (baseline / 1000)).toFixed(0)} builds/s`);
     say(`  CPU: ${describeCpu(baselineCpu, await snapshotCpu())}`);
 
@@ -66,8 +76,7 @@ export async function run(args: string[]): Promise<void> {
     say(`  one signal-with-start and one activity each, no database, no Nix: what the server and SDK cost alone`);
     say(`  CPU: ${describeCpu(floorCpu, await snapshotCpu())}`);
 
-    const file = join(dir, 'dag.nix');
-    await writeFile(file, dagExpression(shape, randomUUID()));
+    const file = await freshDag('dag', shape);
     const pool = stack.database.pool;
     const runOnce = async (path = file): Promise<{ ms: number; evalId: string }> => {
       const begin = performance.now();
@@ -112,14 +121,8 @@ export async function run(args: string[]): Promise<void> {
 
     // Reaction time on an idle pipeline: a chain builds one derivation at a time, so nothing queues.
     const chainShape = { layers: CHAIN_LENGTH, width: 1 };
-    const chainBaseline = join(dir, 'chain-baseline.nix');
-    await writeFile(chainBaseline, dagExpression(chainShape, randomUUID()));
-    const chainStarted = performance.now();
-    await execa('nix-build', [...nixOptions, chainBaseline], { env: { ...process.env, NIX_REMOTE: `unix://${stack.daemonSocket}` } });
-    const chainBaselineMs = performance.now() - chainStarted;
-    const chainFile = join(dir, 'chain.nix');
-    await writeFile(chainFile, dagExpression(chainShape, randomUUID()));
-    const chain = await runOnce(chainFile);
+    const chainBaselineMs = await timeNixBuild(await freshDag('chain-baseline', chainShape));
+    const chain = await runOnce(await freshDag('chain', chainShape));
     say(`chain of ${CHAIN_LENGTH} (one build at a time)     ${seconds(chain.ms)}, nix-build -j2 ${seconds(chainBaselineMs)}`);
     say(`  ${describeLatencies(await edgeLatencies(pool, chain.evalId))}`);
   } finally {

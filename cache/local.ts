@@ -11,6 +11,7 @@ import { link, mkdir, open, opendir, readdir, readFile, rename, stat, unlink, wr
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { formatHash, parsePrefixedHash } from '../daemon/core/hash.ts';
+import { removeFile } from '../lib/files.ts';
 import { classifyKey } from './layout.ts';
 import { CacheStorageError, InvalidKeyError, UploadMismatchError } from './errors.ts';
 import type { ByteRange, CacheBackend, ObjectStream, StoredObject, UploadSpec, UploadTarget } from './types.ts';
@@ -20,13 +21,6 @@ const READ_CHUNK = 1 << 20;
 
 function isMissing(error: unknown): boolean {
   return (error as NodeJS.ErrnoException).code === 'ENOENT';
-}
-
-/** Removes a file; one that is already gone is fine. */
-async function removeFile(path: string): Promise<void> {
-  await unlink(path).catch((error: unknown) => {
-    if (!isMissing(error)) throw error;
-  });
 }
 
 /** SHA-256 of a file as `sha256:<base32>`. */

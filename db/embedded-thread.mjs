@@ -25,6 +25,6 @@ parentPort.on('message', async (message) => {
   if (message !== 'stop') return;
   await server.stop().catch(() => {});
   await db.close().catch(() => {});
-  parentPort.postMessage({ kind: 'stopped' });
+  // Closing the port lets the thread end; the parent waits for its exit.
   parentPort.close();
 });

@@ -77,7 +77,7 @@ interface DatabaseThread {
   stop(): Promise<void>;
 }
 
-type ThreadMessage = { kind: 'ready'; address: string } | { kind: 'failed'; message: string } | { kind: 'stopped' };
+type ThreadMessage = { kind: 'ready'; address: string } | { kind: 'failed'; message: string };
 
 /** Starts PGlite and its socket server in a worker thread; resolves once it listens. */
 function startThread(dataDir: string): Promise<DatabaseThread> {
@@ -93,7 +93,6 @@ function startThread(dataDir: string): Promise<DatabaseThread> {
         reject(new Error(message.message));
         return;
       }
-      if (message.kind !== 'ready') return;
       resolve({
         address: message.address,
         async stop() {

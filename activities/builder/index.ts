@@ -80,7 +80,7 @@ async function runBuild(
 ): Promise<BuildOutcome> {
   const workflowId = context.info.workflowExecution?.workflowId;
   // Tells the build workflow (and so the dashboard) that this host has the build now. Sent beside
-  // the build, but delivered before the activity completes: the records stay in order.
+  // the build, but awaited before the activity completes (finally): the records stay in order.
   const announced = deps.recordStart
     ? deps.recordStart(drvPath).catch(() => undefined)
     : workflowId
@@ -113,7 +113,6 @@ async function runBuild(
       },
     });
     releaseSlot();
-    await announced;
     await deps.logs.finished(drvPath, log);
     const outcome: BuildOutcome = { host: deps.host, ...describeOutcome(result) };
     succeeded = outcome.status === 'succeeded';

@@ -6,25 +6,20 @@
  * the build workflow builds again, exactly as when the files are gone.
  */
 import { createHash } from 'node:crypto';
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, rm, stat, unlink } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { formatHash } from '../../daemon/core/hash.ts';
+import { removeFile } from '../../lib/files.ts';
+import { peek } from '../../lib/peek.ts';
 import type { StagedFile } from '../types.ts';
 
 /** Items up to this size may stay in memory. */
 export const SMALL_ITEM_BYTES = 256 * 1024;
 /** Memory all items of one staging area may take together. */
 export const MEMORY_BUDGET_BYTES = 64 * 1024 * 1024;
-
-/** Removes a file; one that is already gone is fine. */
-export async function removeFile(path: string): Promise<void> {
-  await unlink(path).catch((error: NodeJS.ErrnoException) => {
-    if (error.code !== 'ENOENT') throw error;
-  });
-}
 
 export class Staging {
   private readonly items = new Map<string, Buffer>();
@@ -67,32 +62,20 @@ export class Staging {
   /** Stages `source` at `path`, in memory while it stays small, and returns its size and SHA-256. */
   async write(path: string, source: AsyncIterable<Uint8Array>): Promise<StagedFile> {
     const hasher = createHash('sha256');
-    const head: Uint8Array[] = [];
     let size = 0;
-    const iterator = source[Symbol.asyncIterator]();
-    let file: WriteStream | undefined;
-    for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
-      hasher.update(next.value);
-      size += next.value.length;
-      head.push(next.value);
-      if (!this.fits(size)) {
-        await this.spill(dirname(path));
-        file = createWriteStream(path);
-        break;
+    async function* measured(): AsyncGenerator<Uint8Array> {
+      for await (const chunk of source) {
+        hasher.update(chunk);
+        size += chunk.length;
+        yield chunk;
       }
     }
-    if (file) {
-      async function* rest(): AsyncGenerator<Uint8Array> {
-        yield* head;
-        for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
-          hasher.update(next.value);
-          size += next.value.length;
-          yield next.value;
-        }
-      }
-      await pipeline(Readable.from(rest()), file);
-    } else {
-      this.keep(path, Buffer.concat(head));
+    const limit = Math.min(this.limits.itemBytes ?? SMALL_ITEM_BYTES, (this.limits.budgetBytes ?? MEMORY_BUDGET_BYTES) - this.used);
+    const peeked = await peek(measured(), limit);
+    // Another item may have taken the room meanwhile: then this one goes to its file after all.
+    if (!peeked.ended || !this.keep(path, Buffer.concat(peeked.head))) {
+      await this.spill(dirname(path));
+      await pipeline(Readable.from(peeked.all()), createWriteStream(path));
     }
     return { size, sha256: formatHash({ algorithm: 'sha256', digest: new Uint8Array(hasher.digest()) }, 'base32') };
   }

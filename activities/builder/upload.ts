@@ -20,7 +20,8 @@ import { UPLOAD_EXPIRED } from '../../workflows/definitions.ts';
 import type { BuiltOutput } from '../../workflows/types.ts';
 import type { HostActivities, StagedFile, StagedUpload, UploadPlan } from '../types.ts';
 import { stepHeartbeat } from '../heartbeat.ts';
-import { removeFile, Staging } from './staging.ts';
+import { removeFile } from '../../lib/files.ts';
+import { Staging } from './staging.ts';
 
 /** Failure type when the staged files are gone (the host restarted): the build must run again. */
 export const STAGING_MISSING = 'StagingMissing';

@@ -21,9 +21,7 @@ export function createBuildActivities({ pool, client }: { pool: Pool; client: Cl
         ORDER BY ib.drv_path`,
       [drvPath],
     );
-    const failed = rows.find((row) => FAILED_INPUT.includes(row.status));
-    if (failed) return { ready: false, rootCause: failed.dep_failed_drv_path ?? failed.drv_path };
-    return { ready: rows.length === 0 };
+    return readiness(rows);
   };
   const describeBuildInputs = async (drvPath: string): Promise<BuildInputs> => {
     const { rows } = await pool.query<{ out_path: string; nar_hash: string | null }>(
@@ -34,9 +32,7 @@ export function createBuildActivities({ pool, client }: { pool: Pool; client: Cl
         ORDER BY o.out_path`,
       [drvPath],
     );
-    const canonicalNarHashes: Record<string, string> = {};
-    for (const row of rows) if (row.nar_hash) canonicalNarHashes[row.out_path] = row.nar_hash;
-    return { inputPaths: rows.map((row) => row.out_path), canonicalNarHashes };
+    return toBuildInputs(rows);
   };
   // Every build starts and ends here, many at once: batched, one round trip per flush.
   const begin = new Batcher((requests: Array<{ drvPath: string; rebuild: boolean }>) => beginBatch(pool, requests), {
@@ -55,18 +51,9 @@ export function createBuildActivities({ pool, client }: { pool: Pool; client: Cl
 
     async finishBuild(update, result, subscribers) {
       await recordBuild(update);
-      const told: string[] = [];
-      await Promise.all(
-        subscribers.map(async (id) => {
-          try {
-            await client.workflow.getHandle(id).signal(buildFinishedSignal, result);
-          } catch {
-            // The eval finished or was cancelled; it reads results from PostgreSQL anyway.
-          }
-          told.push(id);
-        }),
-      );
-      return told;
+      // An eval that finished or was cancelled meanwhile reads results from PostgreSQL anyway.
+      await Promise.all(subscribers.map((id) => client.workflow.getHandle(id).signal(buildFinishedSignal, result).catch(() => undefined)));
+      return subscribers;
     },
 
     async beginBuild(drvPath, rebuild) {
@@ -78,15 +65,24 @@ export function createBuildActivities({ pool, client }: { pool: Pool; client: Cl
         if (row.status === 'succeeded') result.outputs = toOutputs(row.outputs ?? []);
         return { result };
       }
-      const waiting = row.waiting ?? [];
-      const failed = waiting.find((input) => FAILED_INPUT.includes(input.status));
-      if (failed) return { ready: false, rootCause: failed.dep_failed_drv_path ?? failed.drv_path };
-      if (waiting.length > 0) return { ready: false };
-      const canonicalNarHashes: Record<string, string> = {};
-      for (const input of row.inputs ?? []) if (input.nar_hash) canonicalNarHashes[input.out_path] = input.nar_hash;
-      return { ready: true, inputs: { inputPaths: (row.inputs ?? []).map((input) => input.out_path), canonicalNarHashes } };
+      const inputs = readiness(row.waiting ?? []);
+      return inputs.ready ? { ...inputs, inputs: toBuildInputs(row.inputs ?? []) } : inputs;
     },
   };
+}
+
+/** Whether a build may start, from its input builds that have not succeeded: none, or one that failed (the root cause). */
+function readiness(waiting: Array<{ drv_path: string; status: BuildStatus; dep_failed_drv_path: string | null }>): { ready: boolean; rootCause?: string } {
+  const failed = waiting.find((input) => FAILED_INPUT.includes(input.status));
+  if (failed) return { ready: false, rootCause: failed.dep_failed_drv_path ?? failed.drv_path };
+  return { ready: waiting.length === 0 };
+}
+
+/** What a builder needs from the input outputs: their paths, and canonical NAR hashes where known. */
+function toBuildInputs(rows: Array<{ out_path: string; nar_hash: string | null }>): BuildInputs {
+  const canonicalNarHashes: Record<string, string> = {};
+  for (const row of rows) if (row.nar_hash) canonicalNarHashes[row.out_path] = row.nar_hash;
+  return { inputPaths: rows.map((row) => row.out_path), canonicalNarHashes };
 }
 
 interface BeginRow {

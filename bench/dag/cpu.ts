@@ -16,8 +16,8 @@ interface ProcessCpu {
   seconds: number;
 }
 
-/** CPU seconds used so far by this process and its descendants, summed per program name; empty where /proc is missing. */
-export async function snapshotCpu(): Promise<CpuSnapshot> {
+/** This process and its descendants, by pid, from /proc/<pid>/stat; empty where /proc is missing. */
+async function ourProcesses(): Promise<Map<number, ProcessCpu>> {
   const processes = new Map<number, ProcessCpu>();
   const pids = (await readdir('/proc').catch(() => [])).filter((name) => /^\d+$/.test(name));
   await Promise.all(
@@ -39,8 +39,14 @@ export async function snapshotCpu(): Promise<CpuSnapshot> {
     }
     return false;
   };
+  for (const pid of [...processes.keys()]) if (!ours(pid)) processes.delete(pid);
+  return processes;
+}
+
+/** CPU seconds used so far by this process and its descendants, summed per program name. */
+export async function snapshotCpu(): Promise<CpuSnapshot> {
   const totals: CpuSnapshot = new Map();
-  for (const [pid, { name, seconds }] of processes) if (ours(pid)) totals.set(name, (totals.get(name) ?? 0) + seconds);
+  for (const { name, seconds } of (await ourProcesses()).values()) totals.set(name, (totals.get(name) ?? 0) + seconds);
   return totals;
 }
 
@@ -58,23 +64,13 @@ export function describeCpu(before: CpuSnapshot, after: CpuSnapshot, most = 4): 
 /** Peak resident memory (VmHWM) in MiB of this process and its descendants, per program name. */
 export async function peakMemory(): Promise<Map<string, number>> {
   const peaks = new Map<string, number>();
-  const pids = (await readdir('/proc').catch(() => [])).filter((name) => /^\d+$/.test(name));
-  const parents = new Map<number, number>();
-  const status = new Map<number, { name: string; hwm: number }>();
   await Promise.all(
-    pids.map(async (pid) => {
-      const text = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => undefined);
-      if (!text) return;
-      const field = (key: string): string | undefined => new RegExp(`^${key}:\\s*(.*)$`, 'm').exec(text)?.[1];
-      parents.set(Number(pid), Number(field('PPid') ?? 0));
-      status.set(Number(pid), { name: field('Name') ?? '?', hwm: Number.parseInt(field('VmHWM') ?? '0', 10) / 1024 });
+    [...(await ourProcesses())].map(async ([pid, { name }]) => {
+      const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => undefined);
+      const kib = Number.parseInt(/^VmHWM:\s*(\d+)/m.exec(status ?? '')?.[1] ?? '0', 10);
+      peaks.set(name, Math.max(peaks.get(name) ?? 0, kib / 1024));
     }),
   );
-  for (const [pid, { name, hwm }] of status) {
-    let at = pid;
-    for (let hops = 0; at > 1 && at !== process.pid && hops < 64; hops++) at = parents.get(at) ?? 0;
-    if (at === process.pid) peaks.set(name, Math.max(peaks.get(name) ?? 0, hwm));
-  }
   return peaks;
 }
 

@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Zstd } from '@hpcc-js/wasm-zstd';
+import { peek } from '../../lib/peek.ts';
 import { ZstdError } from './errors.ts';
 
 /** Options of a compression. */
@@ -96,29 +97,13 @@ let wasm: Promise<Zstd> | undefined;
 /** Compresses a byte stream to one zstd frame sequence. */
 export async function* zstdCompress(source: AsyncIterable<Uint8Array>, options: ZstdCompressOptions = {}): AsyncGenerator<Buffer> {
   const level = options.level ?? 3;
-  const iterator = source[Symbol.asyncIterator]();
-  const head: Uint8Array[] = [];
-  let size = 0;
-  let ended = false;
-  while (size <= IN_PROCESS_LIMIT) {
-    const next = await iterator.next();
-    if (next.done) {
-      ended = true;
-      break;
-    }
-    head.push(next.value);
-    size += next.value.length;
-  }
-  if (ended) {
+  const peeked = await peek(source, IN_PROCESS_LIMIT);
+  if (peeked.ended) {
     wasm ??= Zstd.load();
-    yield Buffer.from((await wasm).compress(Buffer.concat(head), level));
+    yield Buffer.from((await wasm).compress(Buffer.concat(peeked.head), level));
     return;
   }
-  async function* rest(): AsyncGenerator<Uint8Array> {
-    yield* head;
-    for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
-  }
-  yield* filter(rest(), [`-${level}`, `-T${options.threads ?? 0}`], 'compress with zstd');
+  yield* filter(peeked.all(), [`-${level}`, `-T${options.threads ?? 0}`], 'compress with zstd');
 }
 
 /** Decompresses a zstd stream; fails on corrupt or truncated input. */
