@@ -17,26 +17,13 @@
 import {
   condition,
   continueAsNew,
-  defineQuery,
-  defineSignal,
   proxyActivities,
   setCurrentDetails,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { CoordinatorActivities, NodeHeartbeat } from '../activities/types.ts';
-import { COORDINATOR_QUEUE } from './definitions.ts';
-
-/** A builder's periodic registration. */
-export const nodeHeartbeatSignal = defineSignal<[NodeHeartbeat]>('heartbeat');
-/** Stop (true, the default) or resume (false) taking builds on the node. */
-export const nodeDrainSignal = defineSignal<[boolean?]>('drain');
-/** The current tail of a build log running on the node (the latest one per derivation wins). */
-export const nodeLogTailSignal = defineSignal<[{ drvPath: string; text: string }]>('log-tail');
-/** What the builder polls: `draining` is undefined until the workflow knows it. */
-export const nodeStatusQuery = defineQuery<{ draining?: boolean }>('node-status');
-
-export const nodeWorkflowId = (name: string): string => `node/${name}`;
+import { COORDINATOR_QUEUE, nodeDrainSignal, nodeHeartbeatSignal, nodeLogTailSignal, nodeStatusQuery } from './definitions.ts';
 
 export interface NodeWorkflowInput {
   name: string;

@@ -3,7 +3,7 @@
  * count the eval workflow and the commit statuses use, so every view agrees on the numbers.
  */
 import type { Pool } from 'pg';
-import { countProgress } from '../../activities/coordinator/advance.ts';
+import { countProgress } from '../../activities/coordinator/scheduler.ts';
 import type { EvalProgress, EvalStatus } from '../../workflows/types.ts';
 import type { EvalFacts } from './state.ts';
 
