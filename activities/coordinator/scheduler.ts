@@ -11,12 +11,13 @@
  * rebuild resets failed, timed-out and cancelled builds only), so inputs found succeeded stay so.
  * The plan lives in PostgreSQL, so every pass is idempotent and a lost wake-up only delays.
  *
- * Invariants (the drills and tests check them):
+ * Invariants (test/pipeline/invariants.ts checks them after pipeline tests):
  * 1. Every build an unfinished eval needs is running, queued, or will be started: it has a build
  *    workflow the eval subscribed to, or it is pending without one and a later pass of the eval
  *    starts it once its inputs have succeeded, or marks it dep-failed once one has failed.
- * 2. A finished eval has no build it still waits for: an eval is done only when none of its
- *    builds is pending, building or uploading (`countProgress`).
+ * 2. A finished eval has no build it still waits for: an eval ends succeeded or failed only when
+ *    none of its builds is pending, building or uploading (`countProgress`). A cancelled eval
+ *    may leave a running build it shared: that one finishes for the cache.
  * 3. A build is dep-failed only when an input failed, timed out or is dep-failed itself, and it
  *    names as root cause a build that failed on its own.
  * 4. Every result reaches each subscribed eval: by signal (`announceBuildResult`), and in any
