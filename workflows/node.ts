@@ -1,7 +1,7 @@
 /**
  * nodeWorkflow — `node/<name>`: one builder host as the coordinator sees it.
  *
- * A builder holds no database credentials (DESIGN §1), so what it has to tell PostgreSQL travels
+ * A builder holds no database credentials (docs/architecture.md, "Roles"), so what it has to tell PostgreSQL travels
  * through this workflow: a `heartbeat` signal every ~15 s (registration: systems, features, max
  * jobs, version) and `log-tail` signals with the live tails of its builds; coordinator
  * activities write them. Signals are fire-and-forget and wait out a coordinator restart, so a
