@@ -83,7 +83,7 @@ export interface CoordinatorActivities extends NodeActivities {
   /** The latest eval of a ref, for rebuild-failed. */
   latestEval(projectName: string, ref: string): Promise<{ evalId: string; sha: string; source: JobsetSource } | undefined>;
 
-  /** What a build workflow finds when it begins: a settled result to repeat, or what its builder needs. */
+  /** What a build workflow finds when it begins: a final result to repeat, or what its builder needs. */
   beginBuild(drvPath: string): Promise<BuildStart>;
   /**
    * Whether a build's inputs are done, or which failed: for build workflows that began before
@@ -103,7 +103,7 @@ export interface CoordinatorActivities extends NodeActivities {
 }
 
 export interface BuildStart {
-  /** A settled result a new run repeats instead of building again. */
+  /** A final result a new run repeats instead of building again. */
   result?: BuildResult;
   /** What the builder needs, when the build is to run. */
   inputs?: BuildInputs;

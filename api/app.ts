@@ -16,6 +16,7 @@ import type { CacheBackend } from '../cache/types.ts';
 import { cacheStoragePlugin } from './plugins/cache-storage.ts';
 import { cacheRoutes } from './routes/cache.ts';
 import { databasePlugin } from './plugins/database.ts';
+import { deliveriesPlugin } from './plugins/deliveries.ts';
 import { temporalPlugin } from './plugins/temporal.ts';
 import { healthRoutes } from './routes/health.ts';
 import { projectRoutes } from './routes/projects.ts';
@@ -79,6 +80,7 @@ export function buildApp({ config, log, deps = {}, temporalUiUrl }: BuildAppOpti
   if (deps.cacheStorage) app.register(cacheRoutes, { backend: deps.cacheStorage });
   app.register(opsRoutes);
   const forges = createForges(config.forges);
+  app.register(deliveriesPlugin, { forges });
   app.register(webhookRoutes, { config: config.forges, forges });
   app.register(projectRoutes, { config, forges });
   return app;

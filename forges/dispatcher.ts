@@ -56,7 +56,7 @@ export function createDeliveryDispatcher(deps: DispatcherDeps): DeliveryDispatch
     do {
       again = false;
       const rows = await claim(deps.pool);
-      for (const row of rows) await settle(deps, row);
+      for (const row of rows) await deliver(deps, row);
       handled += rows.length;
       if (rows.length === BATCH) again = true;
     } while (again);
@@ -113,7 +113,7 @@ async function claim(pool: Pool): Promise<DeliveryRow[]> {
   return rows.sort((a, b) => Number(a.id) - Number(b.id));
 }
 
-async function settle(deps: DispatcherDeps, row: DeliveryRow): Promise<void> {
+async function deliver(deps: DispatcherDeps, row: DeliveryRow): Promise<void> {
   try {
     const outcome = await dispatch(deps, row);
     await deps.pool.query(

@@ -13,7 +13,7 @@ import type { BuildResult, BuildStatus, BuiltOutput } from '../../workflows/type
 import { announceBuildResult, checkBuildInputs, describeBuildInputs, inputOutputs, toBuildInputs } from './scheduler.ts';
 
 /** Results a new run of a build workflow repeats instead of building again. */
-const SETTLED: readonly BuildStatus[] = ['succeeded', 'failed', 'dep-failed', 'timed-out'];
+const REPEATED_RESULTS: readonly BuildStatus[] = ['succeeded', 'failed', 'dep-failed', 'timed-out'];
 
 type BuildActivities = Pick<
   CoordinatorActivities,
@@ -42,7 +42,7 @@ export function createBuildActivities({ pool, client }: { pool: Pool; client: Cl
 
     async beginBuild(drvPath): Promise<BuildStart> {
       const row = await begin.submit(drvPath);
-      if (row.status && SETTLED.includes(row.status)) {
+      if (row.status && REPEATED_RESULTS.includes(row.status)) {
         const result: BuildResult = { drvPath, status: row.status };
         if (row.dep_failed_drv_path) result.rootCause = row.dep_failed_drv_path;
         if (row.error) result.error = row.error;
@@ -65,8 +65,8 @@ interface BeginRow {
 }
 
 /**
- * Where each build stands, its inputs and its outputs, in one statement; a build that is not
- * settled is put back to pending on the way (a new run of its workflow builds it).
+ * Where each build stands, its inputs and its outputs, in one statement; a build whose result
+ * is not repeated is put back to pending on the way (a new run of its workflow builds it).
  */
 async function beginBatch(pool: Pool, drvPaths: string[]): Promise<BeginRow[]> {
   const { rows } = await pool.query<BeginRow>(
@@ -86,7 +86,7 @@ async function beginBatch(pool: Pool, drvPaths: string[]): Promise<BeginRow[]> {
                SELECT output_name, out_path, nar_hash, nar_size, "references"
                  FROM derivation_outputs WHERE drv_path = c.drv_path) o) AS outputs
        FROM current c`,
-    [drvPaths, SETTLED],
+    [drvPaths, REPEATED_RESULTS],
   );
   const byPath = new Map(rows.map((row) => [row.drv_path, row]));
   return drvPaths.map((drvPath) => byPath.get(drvPath)!);
@@ -137,7 +137,7 @@ async function recordBatch(pool: Pool, updates: BuildRecord[]): Promise<void> {
       updates.map((u) => (u.status === 'dep-failed' ? (u.rootCause ?? null) : null)),
       updates.map((u) => u.error ?? null),
       updates.map((u) => (u.outputs ? u.outputs.reduce((sum, o) => sum + o.narSize, 0) : null)),
-      updates.map((u) => SETTLED.includes(u.status) || u.status === 'cancelled'),
+      updates.map((u) => REPEATED_RESULTS.includes(u.status) || u.status === 'cancelled'),
       outputs.map((o) => o.drvPath),
       outputs.map((o) => o.name),
       outputs.map((o) => o.path),

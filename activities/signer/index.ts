@@ -96,7 +96,7 @@ export function createSignerActivities(deps: SignerDeps): SignerActivities {
 
     async publish(staged: StagedUpload): Promise<PublishOutcome> {
       const outcome: PublishOutcome = { outputs: [], differing: [] };
-      const settle = (output: StagedOutput, existing: NarInfo): void => {
+      const adoptPublished = (output: StagedOutput, existing: NarInfo): void => {
         if (toNarHash(existing.narHash) !== output.narHash) outcome.differing.push(output.path);
         outcome.outputs.push(asPublished(stripFile(output), existing));
       };
@@ -104,7 +104,7 @@ export function createSignerActivities(deps: SignerDeps): SignerActivities {
         stepHeartbeat();
         const existing = await readNarInfo(backend, output.path);
         if (existing) {
-          settle(output, existing);
+          adoptPublished(output, existing);
           continue;
         }
         const spec = narSpec(output);
@@ -120,7 +120,7 @@ export function createSignerActivities(deps: SignerDeps): SignerActivities {
         }
         stepHeartbeat();
         const raced = await writeNarInfo(staged, output, stored);
-        if (raced) settle(output, raced);
+        if (raced) adoptPublished(output, raced);
         else outcome.outputs.push(stripFile(output));
       }
       if (staged.log) {

@@ -8,7 +8,6 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { Webhooks } from '@octokit/webhooks';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ForgesConfig } from '../../config/types.ts';
-import { createDeliveryDispatcher } from '../../forges/dispatcher.ts';
 import { forgetInstallation, findWebhookProject, recordDelivery, upsertRepositories } from '../../forges/store.ts';
 import type { ForgeKind, Forges } from '../../forges/types.ts';
 import { intentRef, parseForgeEvent } from '../../forges/webhooks.ts';
@@ -32,13 +31,10 @@ const replySchema = {
   },
 } as const;
 
-/** Registers the webhook routes and runs the delivery dispatcher while the app is up. */
+/** Registers the webhook routes; accepted deliveries go to the dispatcher (api/plugins/deliveries.ts). */
 export async function webhookRoutes(app: FastifyInstance, { config, forges }: WebhookRoutesOptions): Promise<void> {
   // The signature covers the exact bytes: keep the body as the string that arrived.
   app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (_request, body, done) => done(null, body));
-  const dispatcher = createDeliveryDispatcher({ pool: app.db, client: app.temporal, forges, log: app.log });
-  app.addHook('onReady', async () => dispatcher.start());
-  app.addHook('onClose', async () => dispatcher.stop());
 
   const schema = (forge: string) => ({
     description: `A ${forge} webhook delivery (push, pull_request, issue_comment${forge === 'GitHub' ? ', installation' : ''}).`,
@@ -56,7 +52,7 @@ export async function webhookRoutes(app: FastifyInstance, { config, forges }: We
       throw new UnauthorizedError('X-Hub-Signature-256 does not match: the webhook secret on GitHub differs from ours');
     }
     const answer = await receive(app, forges, 'github', header(request, 'x-github-event'), header(request, 'x-github-delivery'), body);
-    if (answer.status === 'accepted') dispatcher.kick();
+    if (answer.status === 'accepted') app.deliveries.kick();
     return reply.code(answer.status === 'ignored' ? 200 : 202).send(answer);
   });
 
@@ -71,7 +67,7 @@ export async function webhookRoutes(app: FastifyInstance, { config, forges }: We
     }
     const event = header(request, 'x-gitea-event') ?? header(request, 'x-forgejo-event');
     const answer = await receive(app, forges, 'gitea', event, header(request, 'x-gitea-delivery') ?? header(request, 'x-forgejo-delivery'), body);
-    if (answer.status === 'accepted') dispatcher.kick();
+    if (answer.status === 'accepted') app.deliveries.kick();
     return reply.code(answer.status === 'ignored' ? 200 : 202).send(answer);
   });
 }

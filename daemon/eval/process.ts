@@ -118,14 +118,14 @@ export function spawnTree(command: string, args: readonly string[], env: Record<
   child.stderr.on('data', (chunk: string) => {
     stderr = (stderr + chunk).slice(-STDERR_TAIL_BYTES);
   });
-  let settle: (exit: ProcessExit) => void = () => undefined;
-  const exited = new Promise<ProcessExit>((resolve) => (settle = resolve));
+  let markExited: (exit: ProcessExit) => void = () => undefined;
+  const exited = new Promise<ProcessExit>((resolve) => (markExited = resolve));
   child.on('error', (error) => {
     stderr += `cannot run ${command}: ${error.message}\n`;
-    settle({ code: null, signal: null });
+    markExited({ code: null, signal: null });
   });
   // 'close' waits for stdout to be drained, so a normal exit has delivered all its output.
-  child.on('close', (code, signal) => settle({ code, signal }));
+  child.on('close', (code, signal) => markExited({ code, signal }));
   const terminated = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let killed: Promise<ProcessExit> | undefined;
   return {
