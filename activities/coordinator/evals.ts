@@ -2,7 +2,7 @@
 import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Pool } from 'pg';
-import { gitSourceUrl } from '../../forges/signal.ts';
+import { gitSourceUrl } from '../../forges/git-source.ts';
 import { unsubscribeSignal } from '../../workflows/definitions.ts';
 import type { EvalSettings, EvalStatus, JobsetSource } from '../../workflows/types.ts';
 import type { CoordinatorActivities, StartEvalRequest, StartedEval } from '../types.ts';

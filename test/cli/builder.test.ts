@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ensureLocalProject } from '../../cli/run-progress.ts';
+import { ensureLocalProject } from '../../forges/projects.ts';
 import { startCliHarness, waitUntil, writeJobs, type CliHarness, type CliProcess } from './harness.ts';
 
 interface BuildRow {

@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ensureLocalProject, startLocalEval } from '../../cli/run-progress.ts';
+import { startLocalEval } from '../../cli/run-progress.ts';
+import { ensureLocalProject } from '../../forges/projects.ts';
 import { buildWorkflowId } from '../../workflows/definitions.ts';
 import { startPipeline, waitForEvalWorkflow, waitUntil, writeJobset, type Pipeline } from './harness.ts';
 
