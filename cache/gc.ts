@@ -9,7 +9,7 @@
 import type { Pool } from 'pg';
 import { parseNarInfo } from '../daemon/core/narinfo.ts';
 import { parseStorePath } from '../daemon/core/store-path.ts';
-import { readText } from './binary-cache.ts';
+import { readText } from './backend-reader.ts';
 import { classifyKey } from './layout.ts';
 import type { CacheBackend, StoredObject } from './types.ts';
 

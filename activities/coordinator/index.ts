@@ -10,7 +10,7 @@ import { advanceEval } from './advance.ts';
 import { createBuildActivities } from './builds.ts';
 import { createEvalActivities } from './evals.ts';
 import { createForgeStatusReporter } from './forge-status.ts';
-import { createNodeActivities } from './nodes.ts';
+import { createNodeActivities } from './node-records.ts';
 
 export interface CoordinatorDeps {
   pool: Pool;

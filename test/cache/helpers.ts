@@ -13,7 +13,7 @@ import { execa } from 'execa';
 import Fastify from 'fastify';
 import { installErrorHandlers } from '../../api/error-handler.ts';
 import { cacheRoutes } from '../../api/routes/cache.ts';
-import { readText } from '../../cache/binary-cache.ts';
+import { readText } from '../../cache/backend-reader.ts';
 import { LocalDirectoryBackend } from '../../cache/local.ts';
 import { S3Backend } from '../../cache/s3.ts';
 import type { CacheBackend } from '../../cache/types.ts';

@@ -17,7 +17,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildLogPath, createUploadActivities, prepareStaging } from '../../activities/builder/upload.ts';
 import { createSignerActivities, initialiseCache } from '../../activities/signer/index.ts';
 import { buildApp } from '../../api/app.ts';
-import { readText } from '../../cache/binary-cache.ts';
+import { readText } from '../../cache/backend-reader.ts';
 import { LocalDirectoryBackend } from '../../cache/local.ts';
 import { logKey, narInfoKey } from '../../cache/layout.ts';
 import { loadServerConfig } from '../../config/server.ts';
