@@ -20,7 +20,7 @@ import type { CacheBackend } from '../../cache/types.ts';
 import { formatHash, parseHash } from '../../daemon/core/hash.ts';
 import { parseNarInfo } from '../../daemon/core/narinfo.ts';
 import type { BuiltOutput } from '../../workflows/types.ts';
-import { requireTestS3 } from '../harness/env.ts';
+import { requireTestS3 } from '../helpers/env.ts';
 
 export const NIX_OPTIONS = ['--option', 'build-users-group', '', '--option', 'substituters', ''];
 export const NIX_COMMAND = ['--extra-experimental-features', 'nix-command'];

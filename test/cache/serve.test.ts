@@ -25,7 +25,7 @@ import { formatHash } from '../../daemon/core/hash.ts';
 import { generateKeyPair } from '../../daemon/core/signing.ts';
 import { createLogger } from '../../lib/log.ts';
 import { connectTemporal } from '../../temporal/connection.ts';
-import { requireEnv } from '../harness/env.ts';
+import { requireEnv } from '../helpers/env.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { buildOutputs, tempDir } from './helpers.ts';
 
