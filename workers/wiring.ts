@@ -105,6 +105,7 @@ export async function builderActivitiesFor(
       },
     }),
     logs: deps.logs,
+    logTailBytes: config.limits.logTail,
   });
   return { ...build, ...upload };
 }
