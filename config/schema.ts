@@ -1,6 +1,7 @@
 /**
  * The server configuration schema. Keys are kebab-case as written in TOML; the
- * parsed result is camelCase (see config/types.ts). Defaults follow DESIGN §3.
+ * parsed result is camelCase (see config/types.ts). Defaults follow docs/architecture.md,
+ * "Build states and limits".
  */
 import { join } from 'node:path';
 import { z } from 'zod';

@@ -16,7 +16,7 @@ import type { CacheBackend, StoredObject } from '../../cache/types.ts';
 import type { BuiltOutput } from '../../workflows/types.ts';
 import type { PublishOutcome, SignerActivities, StagedOutput, StagedUpload, UploadPlan } from '../types.ts';
 
-/** DESIGN §3: presigned URLs live 15 minutes. */
+/** Presigned URLs live 15 minutes (docs/architecture.md, "Binary cache and publishing"). */
 export const DEFAULT_UPLOAD_LIFETIME_MS = 15 * 60_000;
 
 /** Failure type of a publish whose NAR is not in the cache as announced; the build workflow uploads again. */

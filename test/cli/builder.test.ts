@@ -57,7 +57,7 @@ describe('worker builder', { timeout: 120_000 }, () => {
     h = await startCliHarness();
     const workers = await h.startWorkers();
     project = await ensureLocalProject(h.db.pool, h.dir, undefined);
-    // No DATABASE_URL: a builder holds no database credentials (DESIGN §1).
+    // No DATABASE_URL: a builder holds no database credentials (docs/architecture.md, "Trust").
     builder = h.start(
       ['worker', 'builder', '--host', node, '--systems', 'x86_64-linux', '--features', '', '--max-jobs', '1', '--heartbeat-interval', '1'],
       { DATABASE_URL: '', HARMONIA_CI_CACHE_PUBLIC_KEYS: workers.cache!.publicKey },

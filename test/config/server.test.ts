@@ -33,7 +33,7 @@ async function configError(promise: Promise<unknown>): Promise<string> {
 }
 
 describe('defaults', () => {
-  it('follow DESIGN §3 with nothing configured', async () => {
+  it('follow docs/architecture.md (Build states and limits) with nothing configured', async () => {
     const config = await loadServerConfig({ env: {}, cwd: dir });
     assert.equal(config.stateDir, join(dir, '.state'));
     assert.equal(config.database.url, undefined, 'no URL: the embedded database');

@@ -1,8 +1,8 @@
 /**
- * Fair sharing of builders between projects (DESIGN §3): builds waiting on a queue are dispatched
- * in proportion to their projects' scheduling shares, through Temporal's task-queue fairness keys.
- * Two projects queue the same number of builds while no builder runs, the first one first; then
- * one builder with one slot works through them.
+ * Fair sharing of builders between projects (docs/architecture.md, "Scheduler"): builds waiting
+ * on a queue are dispatched in proportion to their projects' scheduling shares, through Temporal's
+ * task-queue fairness keys. Two projects queue the same number of builds while no builder runs,
+ * the first one first; then one builder with one slot works through them.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
