@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatHash } from '../daemon/core/hash.ts';
-import { narHash } from '../daemon/nar/hash.ts';
+import { narHash } from '../daemon/nar/nar-hash.ts';
 
 const TREE_VERSION = 'v1';
 const SMALL_DIRS = 25;

@@ -9,7 +9,7 @@
 import type { Pool } from 'pg';
 import { parseNarInfo } from '../daemon/core/narinfo.ts';
 import { parseStorePath } from '../daemon/core/store-path.ts';
-import { readText } from './binary-cache.ts';
+import { readText } from './backend-reader.ts';
 import { classifyKey } from './layout.ts';
 import type { CacheBackend, StoredObject } from './types.ts';
 
@@ -18,7 +18,7 @@ export const DAY_MS = 24 * 3600_000;
 export interface GcOptions {
   pool: Pool;
   backend: CacheBackend;
-  /** Evals older than this leave the database (default 90 days; a project's `retention` setting, in ms, wins). */
+  /** Evals older than this leave the database (default 90 days). */
   retentionMs?: number;
   /** Logs of derivations reached only by evals older than this are deleted (default 30 days). */
   logRetentionMs?: number;
@@ -38,12 +38,11 @@ export interface GcReport {
   stagingRemoved: number;
 }
 
-/** Evals past their project's retention ($2 ms unless the project sets `retention`), except the newest of each ref. */
+/** Evals older than the retention ($2 ms), except the newest of each ref. */
 const EXPIRED_EVALS = `
-  SELECT e.id FROM evaluations e JOIN projects p ON p.id = e.project_id
+  SELECT e.id FROM evaluations e
    WHERE e.status NOT IN ('queued', 'running')
-     AND e.created_at < $1::timestamptz - make_interval(secs => CASE WHEN jsonb_typeof(p.settings->'retention') = 'number'
-                                                              THEN (p.settings->>'retention')::numeric / 1000 ELSE $2::numeric / 1000 END)
+     AND e.created_at < $1::timestamptz - make_interval(secs => $2::numeric / 1000)
      AND e.id <> (SELECT newest.id FROM evaluations newest
                    WHERE newest.project_id = e.project_id AND newest.ref = e.ref
                    ORDER BY newest.created_at DESC, newest.id DESC LIMIT 1)`;

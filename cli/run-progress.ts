@@ -1,13 +1,12 @@
 /** What `harmonia-ci run` shows while an eval runs, and the summary it ends with. */
 import { createHash, randomUUID } from 'node:crypto';
-import { basename } from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
-import { COORDINATOR_QUEUE, evalWorkflowId, pushSignal, refWorkflowId } from '../workflows/definitions.ts';
-import type { refWorkflow } from '../workflows/ref.ts';
-import { searchAttributePairs } from '../workflows/search.ts';
+import { evalWorkflowId } from '../workflows/definitions.ts';
 import type { BuildStatus, EvalStatus, PushEvent } from '../workflows/types.ts';
 import { readEvalJobs } from '../api/dashboard/jobs.ts';
+import { ensureLocalProject } from '../forges/projects.ts';
+import { signalPush } from '../temporal/push.ts';
 import { CliError } from './errors.ts';
 
 export type JobStatus = 'succeeded' | 'failed' | 'dep-failed' | 'timed-out' | 'cancelled';
@@ -15,24 +14,6 @@ export type JobStatus = 'succeeded' | 'failed' | 'dep-failed' | 'timed-out' | 'c
 export interface RunSummary {
   eval: { id: string; status: EvalStatus; error?: string };
   jobs: Array<{ attr: string; drvPath: string | null; status: JobStatus; cached: boolean; outputs: Record<string, string>; error?: string }>;
-}
-
-/** The project a local directory runs as: `local/<dir name>-<short hash of its path>`. */
-export async function ensureLocalProject(pool: Pool, path: string, attrs: string[] | undefined): Promise<string> {
-  const name = `${basename(path).replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '') || 'root'}-${createHash('sha256').update(path).digest('hex').slice(0, 8)}`;
-  const repo = await pool.query<{ id: string }>(
-    `INSERT INTO repositories (forge, owner, name, clone_url) VALUES ('local', 'local', $1, $2)
-     ON CONFLICT (forge, lower(owner), lower(name)) DO UPDATE SET clone_url = excluded.clone_url, updated_at = now()
-     RETURNING id`,
-    [name, path],
-  );
-  const projectName = `local/${name}`;
-  await pool.query(
-    `INSERT INTO projects (repository_id, name, settings) VALUES ($1, $2, $3)
-     ON CONFLICT (name) DO UPDATE SET settings = excluded.settings, updated_at = now()`,
-    [repo.rows[0]!.id, projectName, attrs && attrs.length > 0 ? { attrs } : {}],
-  );
-  return projectName;
 }
 
 /** The ref local runs are recorded under unless told otherwise. */
@@ -54,15 +35,7 @@ export async function startLocalEval(options: {
   const sha = options.sha ?? createHash('sha1').update(randomUUID()).digest('hex');
   const push: PushEvent = { sha, source: { kind: 'path', url: options.path }, event: 'manual' };
   if (options.treeHash) push.treeHash = options.treeHash;
-  await options.client.workflow.signalWithStart<typeof refWorkflow, [PushEvent]>('refWorkflow', {
-    workflowId: refWorkflowId(projectName, ref),
-    taskQueue: COORDINATOR_QUEUE,
-    args: [{ projectName, ref }],
-    signal: pushSignal,
-    signalArgs: [push],
-    typedSearchAttributes: searchAttributePairs({ project: projectName, ref }) as never,
-    staticSummary: `${projectName} ${ref}`,
-  });
+  await signalPush(options.client, projectName, ref, push);
   return { evalId: await waitForEval(options.pool, projectName, sha), projectName, sha };
 }
 

@@ -30,12 +30,13 @@ export function duration() {
   });
 }
 
-/** A size in bytes, written "4G", "64MiB" or as bytes. */
-export function size() {
+/** A size in bytes, written "4G", "64MiB" or as bytes; `max` bounds it, named as written (e.g. "256K"). */
+export function size(max?: { bytes: number; written: string }) {
   return z.unknown().transform((value, ctx) => {
     const bytes = typeof value === 'string' || typeof value === 'number' ? parseSize(value) : undefined;
-    if (bytes !== undefined) return bytes;
-    ctx.issues.push({ code: 'custom', message: `expected ${SIZE_EXPECTATION}`, input: value });
+    if (bytes !== undefined && (max === undefined || bytes <= max.bytes)) return bytes;
+    const expected = bytes === undefined ? SIZE_EXPECTATION : `a size of at most ${max!.written}`;
+    ctx.issues.push({ code: 'custom', message: `expected ${expected}`, input: value });
     return z.NEVER;
   });
 }

@@ -21,7 +21,6 @@ export const SERVER_KEYS: ReadonlyArray<readonly [key: string, kind: KeyKind]> =
   ['api.host', 'string'],
   ['api.port', 'integer'],
   ['api.public-url', 'string'],
-  ['api.cookie-secret-file', 'path'],
   ['cache.url', 'location'],
   ['cache.signing-key-file', 'path'],
   ['cache.public-keys', 'list'],

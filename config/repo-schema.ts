@@ -17,6 +17,5 @@ export const repoConfigSchema = z
       .default(['checks']),
     'allow-ifd': z.boolean({ error: 'expected true or false' }).default(true),
     'eval-timeout': duration().optional(),
-    retention: duration().optional(),
   })
   .transform((value) => camelize(value));

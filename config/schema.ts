@@ -1,6 +1,7 @@
 /**
  * The server configuration schema. Keys are kebab-case as written in TOML; the
- * parsed result is camelCase (see config/types.ts). Defaults follow DESIGN §3.
+ * parsed result is camelCase (see config/types.ts). Defaults follow docs/architecture.md,
+ * "Build states and limits".
  */
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -90,7 +91,6 @@ export function serverConfigSchema(context: DefaultsContext) {
           host: text('a host name or IP address').default('127.0.0.1'),
           port: integer(0, 65535).default(8080),
           'public-url': url(['http', 'https']).optional(),
-          'cookie-secret-file': secretFile('api.cookie-secret-file').optional(),
         })
         .prefault({}),
       cache: z
@@ -121,7 +121,8 @@ export function serverConfigSchema(context: DefaultsContext) {
           'max-log-size': size().prefault('64M'),
           'eval-timeout': duration().prefault('1h'),
           attempts: integer(1, 100).default(3),
-          'log-tail': size().prefault('64K'),
+          // A builder without database access sends its tails through Temporal, whose payloads are small.
+          'log-tail': size({ bytes: 256 * 1024, written: '256K' }).prefault('64K'),
           'presigned-url-lifetime': duration().prefault('15m'),
         })
         .prefault({}),

@@ -6,8 +6,9 @@
  */
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
+import { signalPush } from '../temporal/push.ts';
 import { ForgeNotConfiguredError, ForgeRequestError } from './errors.ts';
-import { signalPush } from './signal.ts';
+import { forgePushEvent } from './git-source.ts';
 import { findProject, type ProjectRepository } from './store.ts';
 import type { Forges } from './types.ts';
 import type { Intent } from './webhooks.ts';
@@ -184,12 +185,6 @@ async function push(
   event: 'push' | 'pull_request',
 ): Promise<void> {
   // Bounded, so an unreachable Temporal holds up a pass for seconds, not for the client's whole retry budget.
-  await deps.client.connection.withDeadline(Date.now() + SIGNAL_DEADLINE_MS, () => signalPush(deps.client, {
-    projectName: project.projectName,
-    ref,
-    sha,
-    ...(treeHash ? { treeHash } : {}),
-    cloneUrl: project.cloneUrl,
-    event,
-  }));
+  const pushed = forgePushEvent({ cloneUrl: project.cloneUrl, ref, sha, ...(treeHash ? { treeHash } : {}), event });
+  await deps.client.connection.withDeadline(Date.now() + SIGNAL_DEADLINE_MS, () => signalPush(deps.client, project.projectName, ref, pushed));
 }

@@ -2,8 +2,9 @@
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
 import type { Logger } from '../lib/log.ts';
+import { signalPush } from '../temporal/push.ts';
+import { forgePushEvent } from './git-source.ts';
 import { asActivityFailure } from './retry.ts';
-import { signalPush } from './signal.ts';
 import { findProject } from './store.ts';
 import type { Forges } from './types.ts';
 
@@ -27,14 +28,13 @@ export function createForgePoller(deps: PollDeps): (projectName: string) => Prom
       const forge = deps.forges.get(project.forge);
       const repo = { owner: project.owner, name: project.name, installationId: project.installationId };
       const head = await forge.branchHead(repo, project.defaultBranch);
-      await signalPush(deps.client, {
+      const ref = `refs/heads/${project.defaultBranch}`;
+      await signalPush(
+        deps.client,
         projectName,
-        ref: `refs/heads/${project.defaultBranch}`,
-        sha: head.sha,
-        ...(head.treeHash ? { treeHash: head.treeHash } : {}),
-        cloneUrl: project.cloneUrl,
-        event: 'poll',
-      });
+        ref,
+        forgePushEvent({ cloneUrl: project.cloneUrl, ref, sha: head.sha, ...(head.treeHash ? { treeHash: head.treeHash } : {}), event: 'poll' }),
+      );
     } catch (error) {
       const failure = asActivityFailure(error);
       if (failure) throw failure;

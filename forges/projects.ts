@@ -2,7 +2,10 @@
  * Projects: which discovered repositories harmonia-ci builds, with their shares, PR trust and poll
  * interval. Shared by `harmonia-ci projects` and the `/api/projects` routes. Enabling a Gitea
  * repository registers its webhook; enabling with a poll interval starts the poll workflow.
+ * `harmonia-ci run` registers the directory it runs in as a `local` repository and project.
  */
+import { createHash } from 'node:crypto';
+import { basename } from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
 import { COORDINATOR_QUEUE } from '../workflows/definitions.ts';
@@ -135,6 +138,24 @@ export async function enableProject(deps: ProjectDeps, options: EnableOptions): 
   }
   if (project.pollIntervalMs !== null) await startPolling(deps, project.projectName);
   return project;
+}
+
+/** The project a local directory runs as: `local/<dir name>-<short hash of its path>`. */
+export async function ensureLocalProject(pool: Pool, path: string, attrs: string[] | undefined): Promise<string> {
+  const name = `${basename(path).replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '') || 'root'}-${createHash('sha256').update(path).digest('hex').slice(0, 8)}`;
+  const repo = await pool.query<{ id: string }>(
+    `INSERT INTO repositories (forge, owner, name, clone_url) VALUES ('local', 'local', $1, $2)
+     ON CONFLICT (forge, lower(owner), lower(name)) DO UPDATE SET clone_url = excluded.clone_url, updated_at = now()
+     RETURNING id`,
+    [name, path],
+  );
+  const projectName = `local/${name}`;
+  await pool.query(
+    `INSERT INTO projects (repository_id, name, settings) VALUES ($1, $2, $3)
+     ON CONFLICT (name) DO UPDATE SET settings = excluded.settings, updated_at = now()`,
+    [repo.rows[0]!.id, projectName, attrs && attrs.length > 0 ? { attrs } : {}],
+  );
+  return projectName;
 }
 
 /** Disables a project (by project name or `owner/name`), removing its Gitea webhook and stopping its polling. */

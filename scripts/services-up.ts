@@ -8,7 +8,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { applyTestEnvironmentDefaults, startTestServices } from '../test/harness/services.ts';
+import { applyTestEnvironmentDefaults, startTestServices } from '../test/helpers/services.ts';
 
 const log = {
   info: (message: string) => process.stderr.write(`services: ${message}\n`),

@@ -1,6 +1,7 @@
 /**
- * How close a workflow came to Temporal's per-run limits (DESIGN §2): its runs (a long-lived
- * workflow continues as new), and the most events and signals any one run held.
+ * How close a workflow came to Temporal's per-run limits (docs/architecture.md, "Workflows and
+ * signals"): its runs (a long-lived workflow continues as new), and the most events and signals
+ * any one run held.
  */
 import type { Client } from '@temporalio/client';
 

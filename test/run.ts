@@ -12,7 +12,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { PROJECT_ROOT } from '../lib/tools.ts';
-import { applyTestEnvironmentDefaults, startTestServices, type TestServices } from './harness/services.ts';
+import { applyTestEnvironmentDefaults, startTestServices, type TestServices } from './helpers/services.ts';
 
 const SIGNAL_EXIT_CODES: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
 

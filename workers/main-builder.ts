@@ -16,7 +16,7 @@ import type { BuilderActivities, HostActivities } from '../activities/types.ts';
 import type { ServerConfig } from '../config/types.ts';
 import type { Logger } from '../lib/log.ts';
 import { builderQueue } from '../workflows/definitions.ts';
-import { startNodeAgent } from './nodes.ts';
+import { startNodeAgent } from './node-agent.ts';
 import { createBuildQueueWorkers, createHostWorker, featureSubsets, runWorkers, type BuilderIdentity, type WorkerContext } from './roles.ts';
 import { builderActivitiesFor, createDaemonPool, type RunningRole } from './wiring.ts';
 

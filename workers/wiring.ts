@@ -115,6 +115,7 @@ export async function builderActivitiesFor(
       },
     }),
     logs: deps.logs,
+    logTailBytes: config.limits.logTail,
   });
   return { ...build, ...upload };
 }

@@ -35,6 +35,8 @@ export interface BuilderDeps {
   logs: BuildLogSink;
   /** Live tail refresh interval (default 2 s). */
   tailIntervalMs?: number;
+  /** Bytes of log the live tail keeps (`limits.log-tail`; default 64 KB). */
+  logTailBytes?: number;
   /** Where the full log of each build is kept for the upload (activities/builder/upload.ts); none kept without it. */
   stagingDir?: string;
   /** What is staged in memory, shared with the upload activities; logs go to files without it. */
@@ -90,7 +92,7 @@ async function runBuild(
     : workflowId
       ? context.client.workflow.getHandle(workflowId).signal(buildStartedSignal, deps.host).catch(() => undefined)
       : undefined;
-  const log = new LogTail();
+  const log = new LogTail(deps.logTailBytes);
   const full = deps.stagingDir ? new FullLog(buildLogPath(deps.stagingDir, drvPath), deps.staging) : undefined;
   let succeeded = false;
   let flushed = 0;

@@ -1,7 +1,7 @@
 /** Coordinator activities about evals: creating them from pushes, their status, the latest of a ref. */
 import { ApplicationFailure } from '@temporalio/common';
 import type { Pool } from 'pg';
-import { gitSourceUrl } from '../../forges/signal.ts';
+import { gitSourceUrl } from '../../forges/git-source.ts';
 import type { EvalSettings, EvalStatus, JobsetSource } from '../../workflows/types.ts';
 import type { CoordinatorActivities, StartEvalRequest, StartedEval } from '../types.ts';
 

@@ -9,7 +9,7 @@ import type { CoordinatorActivities } from '../types.ts';
 import { createBuildActivities } from './build-records.ts';
 import { createEvalActivities } from './evals.ts';
 import { createForgeStatusReporter } from './forge-status.ts';
-import { createNodeActivities } from './nodes.ts';
+import { createNodeActivities } from './node-records.ts';
 import { advanceEval, releaseEvalBuilds, resetBuilds } from './scheduler.ts';
 
 export interface CoordinatorDeps {

@@ -9,7 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { parsePrefixedHash, toNarHash } from '../../daemon/core/hash.ts';
 import { narInfoFingerprint, parseNarInfo, printNarInfo, type NarInfo } from '../../daemon/core/narinfo.ts';
 import { signFingerprint, type SecretKey } from '../../daemon/core/signing.ts';
-import { readText } from '../../cache/binary-cache.ts';
+import { readText } from '../../cache/backend-reader.ts';
 import { UploadMismatchError } from '../../cache/errors.ts';
 import { CACHE_INFO_KEY, cacheInfoText, CONTENT_TYPES, logKey, narInfoKey, narKey } from '../../cache/layout.ts';
 import type { CacheBackend, StoredObject } from '../../cache/types.ts';

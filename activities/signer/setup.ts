@@ -4,9 +4,9 @@
  */
 import type { ServerConfig } from '../../config/types.ts';
 import { parsePublicKey, type PublicKey } from '../../daemon/core/signing.ts';
-import { openBinaryCache, type BinaryCache } from '../../daemon/executor/binary-cache.ts';
+import { openBinaryCache, type BinaryCache } from '../../daemon/executor/cache-client.ts';
 import { pathToFileURL } from 'node:url';
-import { backendBinaryCache } from '../../cache/binary-cache.ts';
+import { backendBinaryCache } from '../../cache/backend-reader.ts';
 import { CacheError } from '../../cache/errors.ts';
 import { openCacheBackend } from '../../cache/open.ts';
 import type { CacheBackend } from '../../cache/types.ts';

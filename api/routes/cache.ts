@@ -8,7 +8,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { zstdDecompress } from '../../daemon/executor/zstd.ts';
-import { readText } from '../../cache/binary-cache.ts';
+import { readText } from '../../cache/backend-reader.ts';
 import { CACHE_INFO_KEY, cacheInfoText, classifyKey, CONTENT_TYPES } from '../../cache/layout.ts';
 import type { CacheBackend, ObjectStream } from '../../cache/types.ts';
 

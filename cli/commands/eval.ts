@@ -12,9 +12,8 @@ import { resolve } from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
 import { execa } from 'execa';
-import { COORDINATOR_QUEUE, pushSignal, reEvaluateSignal, refWorkflowId } from '../../workflows/definitions.ts';
-import type { refWorkflow } from '../../workflows/ref.ts';
-import { searchAttributePairs } from '../../workflows/search.ts';
+import { signalPush } from '../../temporal/push.ts';
+import { reEvaluateSignal, refWorkflowId } from '../../workflows/definitions.ts';
 import type { PushEvent } from '../../workflows/types.ts';
 import { CliError } from '../errors.ts';
 import { fullRef, print, signalWorkflow, withOperator, type OperatorOptions, type OpsReads } from '../operator.ts';
@@ -100,15 +99,7 @@ export function registerEval(program: Command): void {
         const ref = fullRef(options.ref);
         const push = await pushFor(target, ref, options.rev);
         const client = await temporal();
-        await client.workflow.signalWithStart<typeof refWorkflow, [PushEvent]>('refWorkflow', {
-          workflowId: refWorkflowId(options.project, ref),
-          taskQueue: COORDINATOR_QUEUE,
-          args: [{ projectName: options.project, ref }],
-          signal: pushSignal,
-          signalArgs: [push],
-          typedSearchAttributes: searchAttributePairs({ project: options.project, ref }) as never,
-          staticSummary: `${options.project} ${ref}`,
-        });
+        await signalPush(client, options.project, ref, push);
         const evalId = await waitForEval(reads, client, options.project, ref, push.sha, Number(options.wait) * 1000);
         process.stderr.write(`harmonia-ci: eval ${evalId} of ${options.project} ${ref} @ ${push.sha.slice(0, 12)}; \`harmonia-ci status ${evalId}\` follows it\n`);
         print(evalId);

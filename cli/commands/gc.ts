@@ -70,7 +70,7 @@ export function registerGc(program: Command): void {
     .option('--cache <dir|s3-url>', 'the cache (default cache.url, else <state-dir>/cache)')
     .option('--config <file>', 'server configuration file (default: $HARMONIA_CI_CONFIG)')
     .option('--state-dir <dir>', 'state directory (the embedded database when no database.url is set)')
-    .option('--retention <duration>', 'keep evals this long (a project setting `retention` wins)', '90d')
+    .option('--retention <duration>', 'keep evals this long', '90d')
     .option('--log-retention <duration>', 'keep build logs of evals this long', '30d')
     .option('--grace <duration>', 'never delete objects younger than this (uploads whose narinfo is still coming)', '24h')
     .option('--dry-run', 'report what would be deleted and change nothing', false)

@@ -4,7 +4,7 @@ import { createReadStream } from 'node:fs';
 import type { HashEncoding } from '../../daemon/core/hash.ts';
 import { formatHash, parseHashAlgorithm } from '../../daemon/core/hash.ts';
 import { NarError, NarFileError } from '../../daemon/nar/errors.ts';
-import { narHash } from '../../daemon/nar/hash.ts';
+import { narHash } from '../../daemon/nar/nar-hash.ts';
 import { formatNarListing, listNar } from '../../daemon/nar/listing.ts';
 import { writeNar } from '../../daemon/nar/pack.ts';
 import { unpackNar } from '../../daemon/nar/unpack.ts';

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import type { NodeSummary } from '../../api/ops-queries.ts';
-import { HEARTBEAT_INTERVAL_MS } from '../../workers/nodes.ts';
+import { HEARTBEAT_INTERVAL_MS } from '../../workers/node-agent.ts';
 import { formatDuration, formatTable } from '../format.ts';
 import { print, withOperator, type OperatorOptions } from '../operator.ts';
 

@@ -10,7 +10,7 @@ import type { Client } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import type { Command } from 'commander';
 import { temporalConnectionConfig } from '../../api/temporal-config.ts';
-import { NODE_NAME } from '../../activities/coordinator/nodes.ts';
+import { NODE_NAME } from '../../activities/coordinator/node-records.ts';
 import { loadServerConfig } from '../../config/server.ts';
 import type { ServerConfig } from '../../config/types.ts';
 import { resolveSocketPath } from '../../daemon/protocol/pool.ts';

@@ -8,7 +8,7 @@ import { stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { formatHash } from '../core/hash.ts';
-import { narHash } from '../nar/hash.ts';
+import { narHash } from '../nar/nar-hash.ts';
 import { EvaluationFailedError } from './errors.ts';
 import { nixString, runNix } from './nix.ts';
 import type { NixContext } from './nix.ts';

@@ -7,7 +7,7 @@ import { formatHash, hashEquals, type Hash } from '../core/hash.ts';
 import type { PublicKey } from '../core/signing.ts';
 import { DaemonError } from '../protocol/errors.ts';
 import type { DaemonPool } from '../protocol/pool.ts';
-import type { BinaryCache } from './binary-cache.ts';
+import type { BinaryCache } from './cache-client.ts';
 import { ExecutorError, FrankenbuildError } from './errors.ts';
 import { BuildRoots, removeStaleRoots } from './roots.ts';
 import { runBuild } from './run-build.ts';

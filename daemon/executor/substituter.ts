@@ -8,7 +8,7 @@ import { formatHash, hashEquals, type Hash } from '../core/hash.ts';
 import { narInfoFingerprint, type NarInfo } from '../core/narinfo.ts';
 import { verifyFingerprint, type PublicKey } from '../core/signing.ts';
 import type { DaemonPool } from '../protocol/pool.ts';
-import { narStream, type BinaryCache } from './binary-cache.ts';
+import { narStream, type BinaryCache } from './cache-client.ts';
 import { SubstitutionError } from './errors.ts';
 
 /** What substitution needs. */

@@ -1,7 +1,7 @@
 /** The NAR format layer: pack, parse/validate, unpack, hash and list Nix archives. */
 export { NarError, NarFileError } from './errors.ts';
-export { hashStream, narHash, tapHash } from './hash.ts';
-export type { NarDigest } from './hash.ts';
+export { hashStream, narHash, tapHash } from './nar-hash.ts';
+export type { NarDigest } from './nar-hash.ts';
 export { formatNarListing, listNar } from './listing.ts';
 export type { NarListingEntry, NarListingNode } from './listing.ts';
 export { NAR_CHUNK_SIZE, packNar, writeNar } from './pack.ts';

@@ -16,8 +16,8 @@ import {
   NAR_MAGIC,
   paddingLength,
 } from './format.ts';
-import type { NarDigest } from './hash.ts';
-import { tapHash } from './hash.ts';
+import type { NarDigest } from './nar-hash.ts';
+import { tapHash } from './nar-hash.ts';
 import { ByteReader } from './reader.ts';
 
 /** Entry names from the root to a node; the root itself is `[]`. */

@@ -9,8 +9,8 @@ import { constants } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { lstat, mkdir, open, rm, symlink } from 'node:fs/promises';
 import { NarFileError } from './errors.ts';
-import type { NarDigest } from './hash.ts';
-import { tapHash } from './hash.ts';
+import type { NarDigest } from './nar-hash.ts';
+import { tapHash } from './nar-hash.ts';
 import type { NarPath } from './parse.ts';
 import { parseNar } from './parse.ts';
 

@@ -14,7 +14,7 @@ import { NotFoundError, ServiceUnavailableError } from '../../api/errors.ts';
 import { loadServerConfig } from '../../config/server.ts';
 import { createLogger } from '../../lib/log.ts';
 import { connectTemporal } from '../../temporal/connection.ts';
-import { requireEnv } from '../harness/env.ts';
+import { requireEnv } from '../helpers/env.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 
 const TEMPORAL_UI = 'http://127.0.0.1:8233/?q="x"&y=<z>';

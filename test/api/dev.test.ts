@@ -16,7 +16,7 @@ import { ENV_ALIASES, envNameForKey, SERVER_KEYS } from '../../config/keys.ts';
 import { isPortOpen } from '../../lib/ports.ts';
 import { PROJECT_ROOT } from '../../lib/tools.ts';
 import { connectTemporal } from '../../temporal/connection.ts';
-import { requireEnv } from '../harness/env.ts';
+import { requireEnv } from '../helpers/env.ts';
 import { createEmptyDatabase } from '../helpers/database.ts';
 
 const BIN = join(PROJECT_ROOT, 'bin', 'harmonia-ci.mjs');

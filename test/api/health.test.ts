@@ -14,7 +14,7 @@ import type { ServerConfig } from '../../config/types.ts';
 import { createLogger } from '../../lib/log.ts';
 import { findFreePort } from '../../lib/ports.ts';
 import { connectTemporal } from '../../temporal/connection.ts';
-import { requireEnv } from '../harness/env.ts';
+import { requireEnv } from '../helpers/env.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 
 const log = createLogger({ level: 'silent' });

@@ -13,14 +13,14 @@ import { execa } from 'execa';
 import Fastify from 'fastify';
 import { installErrorHandlers } from '../../api/error-handler.ts';
 import { cacheRoutes } from '../../api/routes/cache.ts';
-import { readText } from '../../cache/binary-cache.ts';
+import { readText } from '../../cache/backend-reader.ts';
 import { LocalDirectoryBackend } from '../../cache/local.ts';
 import { S3Backend } from '../../cache/s3.ts';
 import type { CacheBackend } from '../../cache/types.ts';
 import { parseNarHash } from '../../daemon/core/hash.ts';
 import { parseNarInfo } from '../../daemon/core/narinfo.ts';
 import type { BuiltOutput } from '../../workflows/types.ts';
-import { requireTestS3 } from '../harness/env.ts';
+import { requireTestS3 } from '../helpers/env.ts';
 
 export const NIX_OPTIONS = ['--option', 'build-users-group', '', '--option', 'substituters', ''];
 export const NIX_COMMAND = ['--extra-experimental-features', 'nix-command'];

@@ -21,7 +21,7 @@ import { PROJECT_ROOT } from '../../lib/tools.ts';
 import { createSignerWorker, runWorkers } from '../../workers/roles.ts';
 import { ensureNamespace } from '../../temporal/namespace.ts';
 import { ensureSearchAttributes } from '../../temporal/search-attributes.ts';
-import { requireEnv, requireTestS3 } from '../harness/env.ts';
+import { requireEnv, requireTestS3 } from '../helpers/env.ts';
 import { createTestDatabase } from '../helpers/database.ts';
 import { startPipeline, waitForEvalWorkflow, writeJobset, type Pipeline } from '../pipeline/harness.ts';
 import { assertEveryNarInfoHasItsNar, nonce, runNix, s3Backend, serveCache, substitute, tempDir } from './helpers.ts';

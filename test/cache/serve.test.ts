@@ -17,7 +17,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildLogPath, createUploadActivities, prepareStaging } from '../../activities/builder/upload.ts';
 import { createSignerActivities, initialiseCache } from '../../activities/signer/index.ts';
 import { buildApp } from '../../api/app.ts';
-import { readText } from '../../cache/binary-cache.ts';
+import { readText } from '../../cache/backend-reader.ts';
 import { LocalDirectoryBackend } from '../../cache/local.ts';
 import { logKey, narInfoKey } from '../../cache/layout.ts';
 import { loadServerConfig } from '../../config/server.ts';
@@ -25,7 +25,7 @@ import { formatHash } from '../../daemon/core/hash.ts';
 import { generateKeyPair } from '../../daemon/core/signing.ts';
 import { createLogger } from '../../lib/log.ts';
 import { connectTemporal } from '../../temporal/connection.ts';
-import { requireEnv } from '../harness/env.ts';
+import { requireEnv } from '../helpers/env.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { buildOutputs, tempDir } from './helpers.ts';
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import { readText } from '../../cache/binary-cache.ts';
+import { readText } from '../../cache/backend-reader.ts';
 import { InvalidKeyError, UploadMismatchError } from '../../cache/errors.ts';
 import type { UploadSpec, UploadTarget } from '../../cache/types.ts';
 import { formatHash } from '../../daemon/core/hash.ts';

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ensureLocalProject } from '../../cli/run-progress.ts';
+import { ensureLocalProject } from '../../forges/projects.ts';
 import { startCliHarness, waitUntil, writeJobs, type CliHarness, type CliProcess } from './harness.ts';
 
 interface BuildRow {
@@ -57,7 +57,7 @@ describe('worker builder', { timeout: 120_000 }, () => {
     h = await startCliHarness();
     const workers = await h.startWorkers();
     project = await ensureLocalProject(h.db.pool, h.dir, undefined);
-    // No DATABASE_URL: a builder holds no database credentials (DESIGN §1).
+    // No DATABASE_URL: a builder holds no database credentials (docs/architecture.md, "Trust").
     builder = h.start(
       ['worker', 'builder', '--host', node, '--systems', 'x86_64-linux', '--features', '', '--max-jobs', '1', '--heartbeat-interval', '1'],
       { DATABASE_URL: '', HARMONIA_CI_CACHE_PUBLIC_KEYS: workers.cache!.publicKey },

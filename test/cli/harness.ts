@@ -17,7 +17,7 @@ import { createLogger } from '../../lib/log.ts';
 import { PROJECT_ROOT } from '../../lib/tools.ts';
 import { ensureNamespace } from '../../temporal/namespace.ts';
 import { ensureSearchAttributes } from '../../temporal/search-attributes.ts';
-import { requireEnv } from '../harness/env.ts';
+import { requireEnv } from '../helpers/env.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 
 const CLI = join(PROJECT_ROOT, 'bin', 'harmonia-ci.mjs');

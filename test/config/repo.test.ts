@@ -28,7 +28,6 @@ describe('parseRepoConfig', () => {
       `attrs = ["checks", "packages.x86_64-linux", 'hydraJobs."my-job"']
 allow-ifd = false
 eval-timeout = "20m"
-retention = "90d"
 `,
       SOURCE,
     );
@@ -36,7 +35,6 @@ retention = "90d"
       attrs: ['checks', 'packages.x86_64-linux', 'hydraJobs."my-job"'],
       allowIfd: false,
       evalTimeout: 20 * 60_000,
-      retention: 90 * 86_400_000,
     });
   });
 
@@ -44,7 +42,9 @@ retention = "90d"
     const message = rejection('attr = ["checks"]\nallow_ifd = true\nnotifications = "all"\n');
     assert.match(message, /nix-community\/harmonia@0123abc:\.harmonia-ci\.toml: attr: unknown key "attr"; did you mean "attrs"\?/);
     assert.match(message, /allow_ifd: unknown key "allow_ifd"; did you mean "allow-ifd"\?/);
-    assert.match(message, /notifications: unknown key "notifications"; known keys here: attrs, allow-ifd, eval-timeout, retention/);
+    assert.match(message, /notifications: unknown key "notifications"; known keys here: attrs, allow-ifd, eval-timeout$/m);
+    // Retention is the server's (`harmonia-ci gc --retention`): a repository cannot shorten it.
+    assert.match(rejection('retention = "90d"\n'), /retention: unknown key "retention"/);
   });
 
   it('names the key and the expected value for bad values', () => {
@@ -52,7 +52,7 @@ retention = "90d"
     assert.match(rejection('attrs = []\n'), /attrs: expected at least one attribute path/);
     assert.match(rejection('attrs = ["checks..x"]\n'), /attrs\[0\]: expected an attribute path such as "checks" or "packages.x86_64-linux", got "checks..x"/);
     assert.match(rejection('allow-ifd = "yes"\n'), /allow-ifd: expected true or false, got "yes"/);
-    assert.match(rejection('retention = "3 months"\n'), /retention: expected a duration such as "4h".*, got "3 months"/);
+    assert.match(rejection('eval-timeout = "3 months"\n'), /eval-timeout: expected a duration such as "4h".*, got "3 months"/);
     assert.match(rejection('eval-timeout = 0\n'), /eval-timeout: expected a duration/);
   });
 

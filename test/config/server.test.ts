@@ -33,7 +33,7 @@ async function configError(promise: Promise<unknown>): Promise<string> {
 }
 
 describe('defaults', () => {
-  it('follow DESIGN §3 with nothing configured', async () => {
+  it('follow docs/architecture.md (Build states and limits) with nothing configured', async () => {
     const config = await loadServerConfig({ env: {}, cwd: dir });
     assert.equal(config.stateDir, join(dir, '.state'));
     assert.equal(config.database.url, undefined, 'no URL: the embedded database');
@@ -74,7 +74,6 @@ tls = { cert-file = "tls/client.pem", key-file = "tls/client.key" }
 host = "0.0.0.0"
 port = 9000
 public-url = "https://ci.example.org"
-cookie-secret-file = "/run/secrets/cookie"
 [cache]
 url = "s3://nix-cache?endpoint=http://127.0.0.1:8333&region=us-east-1"
 signing-key-file = "keys/cache.sec"
@@ -103,7 +102,6 @@ pr-trust = "everyone"
     assert.equal(config.stateDir, join(dir, 'state'));
     assert.equal(config.temporal.tls?.certFile?.path, join(dir, 'tls/client.pem'));
     assert.equal(config.api.publicUrl, 'https://ci.example.org');
-    assert.equal(config.api.cookieSecretFile?.path, '/run/secrets/cookie');
     assert.deepEqual(config.cache.url, {
       kind: 's3',
       bucket: 'nix-cache',
@@ -234,6 +232,12 @@ describe('error messages', () => {
     assert.match(message, /temporal\.tls\.key-file: expected cert-file and key-file together/);
     const empty = await writeConfig('github-empty.toml', '[forges.github]\n');
     assert.match(await configError(loadServerConfig({ file: empty, env: {} })), /forges\.github\.app-id: expected app-id with private-key-file .* or token-file/);
+  });
+
+  it('keep the live log tail small enough to travel through Temporal', async () => {
+    const message = await configError(loadServerConfig({ env: { HARMONIA_CI_LIMITS_LOG_TAIL: '1M' }, cwd: dir }));
+    assert.match(message, /environment variable HARMONIA_CI_LIMITS_LOG_TAIL: expected a size of at most 256K, got "1M"/);
+    assert.equal((await loadServerConfig({ env: { HARMONIA_CI_LIMITS_LOG_TAIL: '256K' }, cwd: dir })).limits.logTail, 256 * 1024);
   });
 
   it('locate TOML syntax errors and unreadable files', async () => {

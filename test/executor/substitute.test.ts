@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseHash } from '../../daemon/core/hash.ts';
-import { openBinaryCache } from '../../daemon/executor/binary-cache.ts';
+import { openBinaryCache } from '../../daemon/executor/cache-client.ts';
 import { SubstitutionError, UnsupportedCompressionError } from '../../daemon/executor/errors.ts';
 import { instantiate, nixCli, nixCliResult, nonce, realise } from '../protocol/helpers.ts';
 import { generateKey, nixCopyToCache, requestFor, testExecutor } from './helpers.ts';

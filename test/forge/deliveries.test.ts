@@ -19,7 +19,7 @@ import { findFreePort } from '../../lib/ports.ts';
 import { ensureNamespace } from '../../temporal/namespace.ts';
 import { ensureSearchAttributes } from '../../temporal/search-attributes.ts';
 import { pushSignal } from '../../workflows/definitions.ts';
-import { requireEnv } from '../harness/env.ts';
+import { requireEnv } from '../helpers/env.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { eventually, githubExample, githubSignature } from './support.ts';
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { formatHash } from '../../daemon/core/hash.ts';
 import { NarFileError } from '../../daemon/nar/errors.ts';
-import { hashStream, narHash } from '../../daemon/nar/hash.ts';
+import { hashStream, narHash } from '../../daemon/nar/nar-hash.ts';
 import { packNar } from '../../daemon/nar/pack.ts';
 import type { TreeNode } from './helpers.ts';
 import { AWKWARD_NAMES, collect, nix, NIX_OPTIONS, nixDump, randomTree, scratchDir, writeTree } from './helpers.ts';

@@ -1,12 +1,13 @@
 /**
- * Fair sharing of builders between projects (DESIGN §3): builds waiting on a queue are dispatched
- * in proportion to their projects' scheduling shares, through Temporal's task-queue fairness keys.
- * Two projects queue the same number of builds while no builder runs, the first one first; then
- * one builder with one slot works through them.
+ * Fair sharing of builders between projects (docs/architecture.md, "Scheduler"): builds waiting
+ * on a queue are dispatched in proportion to their projects' scheduling shares, through Temporal's
+ * task-queue fairness keys. Two projects queue the same number of builds while no builder runs,
+ * the first one first; then one builder with one slot works through them.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ensureLocalProject, startLocalEval } from '../../cli/run-progress.ts';
+import { startLocalEval } from '../../cli/run-progress.ts';
+import { ensureLocalProject } from '../../forges/projects.ts';
 import { buildWorkflowId } from '../../workflows/definitions.ts';
 import { startPipeline, waitForEvalWorkflow, waitUntil, writeJobset, type Pipeline } from './harness.ts';
 

@@ -73,14 +73,14 @@ describe('pipeline: build limits', () => {
   let pipeline: Pipeline;
   before(async () => {
     pipeline = await startPipeline({
-      env: { HARMONIA_CI_LIMITS_MAX_SILENT: '2s', HARMONIA_CI_LIMITS_BUILD_TIMEOUT: '5s' },
+      env: { HARMONIA_CI_LIMITS_MAX_SILENT: '2s', HARMONIA_CI_LIMITS_BUILD_TIMEOUT: '5s', HARMONIA_CI_LIMITS_LOG_TAIL: '16' },
     });
   });
   after(async () => {
     await pipeline?.close();
   });
 
-  it('ends a silent build and an endless one as timed-out, without retrying either', async () => {
+  it('ends a silent build and an endless one as timed-out, without retrying either, keeping limits.log-tail of the log', async () => {
     const path = await writeJobset(pipeline.dir, {
       quiet: { script: 'echo about to go quiet; /bin/sleep 60' },
       chatty: { script: 'i=0; while [ $i -lt 120 ]; do echo tick $i; /bin/sleep 0.5; i=$((i+1)); done' },
@@ -97,6 +97,11 @@ describe('pipeline: build limits', () => {
     assert.match(chatty!.error!, /wall-clock limit of 5 s/);
     assert.equal(quiet!.attempts, 1);
     assert.equal(chatty!.attempts, 1);
+    const { rows } = await pipeline.db.pool.query<{ tail: string }>(
+      `SELECT t.tail FROM build_log_tails t JOIN build_jobs b ON b.id = t.build_id JOIN derivations d USING (drv_path) WHERE d.name = 'chatty'`,
+    );
+    assert.match(rows[0]!.tail, /tick \d+\n$/);
+    assert.ok(Buffer.byteLength(rows[0]!.tail) <= 16, `limits.log-tail keeps 16 bytes, the tail has ${JSON.stringify(rows[0]!.tail)}`);
   });
 });
 

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { requireEnv } from '../harness/env.ts';
+import { requireEnv } from '../helpers/env.ts';
 import { LOCAL_DAEMON_OPTIONS as NIX_TEST_OPTIONS } from '../../lib/nix-daemon.ts';
 
 /** The socket of the daemon started by test/run.ts. */

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { execa } from 'execa';
-import { requireEnv } from '../harness/env.ts';
+import { requireEnv } from '../helpers/env.ts';
 import { daemonAnswers, LOCAL_DAEMON_OPTIONS as NIX_TEST_OPTIONS } from '../../lib/nix-daemon.ts';
 
 const socketPath = requireEnv('NIX_DAEMON_SOCKET_PATH');

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
 import pg from 'pg';
-import { requireEnv } from '../harness/env.ts';
+import { requireEnv } from '../helpers/env.ts';
 
 describe('PostgreSQL', () => {
   it('runs parameterised queries and a transaction on a temporary table', async () => {

@@ -17,7 +17,7 @@ import { connectTemporal, connectTemporalWorker, loadTlsConfig } from '../../tem
 import { TemporalConnectionError, TemporalNamespaceError, TemporalTlsError } from '../../temporal/errors.ts';
 import { ensureNamespace } from '../../temporal/namespace.ts';
 import { ALL_SEARCH_ATTRIBUTES, ensureSearchAttributes, SEARCH_ATTRIBUTES } from '../../temporal/search-attributes.ts';
-import { requireEnv } from '../harness/env.ts';
+import { requireEnv } from '../helpers/env.ts';
 import { createRoundTripActivities } from './fixtures/round-trip-activities.ts';
 import type { roundTripWorkflow } from './fixtures/round-trip-workflow.ts';
 

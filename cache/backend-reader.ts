@@ -1,6 +1,6 @@
 /** A cache backend read as the executor's BinaryCache, so builders on the signer's machine substitute straight from it. */
 import { parseNarInfo, type NarInfo } from '../daemon/core/narinfo.ts';
-import type { BinaryCache } from '../daemon/executor/binary-cache.ts';
+import type { BinaryCache } from '../daemon/executor/cache-client.ts';
 import { SubstitutionError } from '../daemon/executor/errors.ts';
 import { narInfoKey } from './layout.ts';
 import type { CacheBackend } from './types.ts';
