@@ -1,11 +1,23 @@
 /**
- * Evals as the dashboard lists and heads them. Build progress comes from `countProgress`, the
- * count the eval workflow and the commit statuses use, so every view agrees on the numbers.
+ * Evals as the dashboard lists and heads them, and the version its live updates compare. Build
+ * progress comes from `countProgressOf`, the count the eval workflow and the commit statuses use,
+ * so every view agrees on the numbers; a page of evals costs one progress query, not one per eval.
  */
 import type { Pool } from 'pg';
-import { countProgress } from '../../activities/coordinator/advance.ts';
-import type { EvalProgress, EvalStatus } from '../../workflows/types.ts';
-import type { EvalFacts } from './state.ts';
+import type { EvalProgress, EvalStatus } from '../workflows/types.ts';
+import { countProgressOf } from './progress.ts';
+import { iso } from './time.ts';
+
+/** What decides an eval's overall state (api/dashboard/state.ts). */
+export interface EvalFacts {
+  status: EvalStatus;
+  error: string | null;
+  /** Attributes that evaluated to a derivation, and those that failed to evaluate. */
+  jobCount: number;
+  attrErrors: number;
+  progress: EvalProgress;
+  copiedFrom: string | null;
+}
 
 export interface EvalOverview extends EvalFacts {
   id: string;
@@ -51,8 +63,6 @@ const OVERVIEW_SELECT = `SELECT ev.id, p.name AS project, ev.ref, ev.commit_sha,
          r.forge, r.clone_url
     FROM evaluations ev JOIN projects p ON p.id = ev.project_id JOIN repositories r ON r.id = p.repository_id`;
 
-const iso = (value: Date | null): string | null => (value === null ? null : value.toISOString());
-
 /** `https://github.com/o/r/commit/<sha>` for forge repositories cloned over HTTP(S). */
 export function commitUrl(forge: string, cloneUrl: string, sha: string): string | null {
   if (forge !== 'github' && forge !== 'gitea') return null;
@@ -84,7 +94,9 @@ function toOverview(row: OverviewRow, progress: EvalProgress): EvalOverview {
 }
 
 async function withProgress(pool: Pool, rows: OverviewRow[]): Promise<EvalOverview[]> {
-  return Promise.all(rows.map(async (row) => toOverview(row, await countProgress(pool, String(row.id)))));
+  if (rows.length === 0) return [];
+  const progress = await countProgressOf(pool, rows.map((row) => String(row.id)));
+  return rows.map((row) => toOverview(row, progress.get(String(row.id))!));
 }
 
 /** Several evals by id, newest first. */
