@@ -5,8 +5,8 @@
  */
 import type { Pool } from 'pg';
 import type { EvalProgress, EvalStatus } from '../workflows/types.ts';
+import { EVAL_COLUMNS, toEvalRow, type EvalColumns, type EvalRow } from './evals.ts';
 import { countProgressOf } from './progress.ts';
-import { iso } from './time.ts';
 
 /** What decides an eval's overall state (api/dashboard/state.ts). */
 export interface EvalFacts {
@@ -19,45 +19,26 @@ export interface EvalFacts {
   copiedFrom: string | null;
 }
 
-export interface EvalOverview extends EvalFacts {
-  id: string;
-  project: string;
-  ref: string;
-  commit: string;
-  event: string;
+export interface EvalOverview extends EvalRow, EvalFacts {
   pullRequest: number | null;
   treeHash: string | null;
   workflowId: string | null;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
   /** Where the commit is on the forge; null for local checkouts. */
   commitUrl: string | null;
 }
 
-interface OverviewRow {
-  id: string;
-  project: string;
-  ref: string;
-  commit_sha: string;
-  event: string;
+interface OverviewRow extends EvalColumns {
   pull_request: number | null;
   tree_hash: string | null;
   workflow_id: string | null;
-  status: EvalStatus;
-  error: string | null;
   copied_from: string | null;
-  created_at: Date;
-  started_at: Date | null;
-  finished_at: Date | null;
   job_count: number;
   attr_errors: number;
   forge: string;
   clone_url: string;
 }
 
-const OVERVIEW_SELECT = `SELECT ev.id, p.name AS project, ev.ref, ev.commit_sha, ev.event, ev.pull_request, ev.tree_hash,
-         ev.workflow_id, ev.status, ev.error, ev.copied_from, ev.created_at, ev.started_at, ev.finished_at,
+const OVERVIEW_SELECT = `SELECT ${EVAL_COLUMNS}, ev.pull_request, ev.tree_hash, ev.workflow_id, ev.copied_from,
          (SELECT count(*)::int FROM eval_attrs a WHERE a.eval_id = ev.id AND a.error IS NULL) AS job_count,
          (SELECT count(*)::int FROM eval_attrs a WHERE a.eval_id = ev.id AND a.error IS NOT NULL) AS attr_errors,
          r.forge, r.clone_url
@@ -72,20 +53,11 @@ export function commitUrl(forge: string, cloneUrl: string, sha: string): string 
 
 function toOverview(row: OverviewRow, progress: EvalProgress): EvalOverview {
   return {
-    id: String(row.id),
-    project: row.project,
-    ref: row.ref,
-    commit: row.commit_sha,
-    event: row.event,
+    ...toEvalRow(row),
     pullRequest: row.pull_request,
     treeHash: row.tree_hash,
     workflowId: row.workflow_id,
-    status: row.status,
-    error: row.error,
     copiedFrom: row.copied_from === null ? null : String(row.copied_from),
-    createdAt: iso(row.created_at)!,
-    startedAt: iso(row.started_at),
-    finishedAt: iso(row.finished_at),
     jobCount: row.job_count,
     attrErrors: row.attr_errors,
     progress,

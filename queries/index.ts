@@ -4,14 +4,15 @@
  * (JSON routes, HTML pages, live updates, `status`, `logs`, `nodes`, `run`) reads it through the
  * modules here, so each thing has one row type and one query:
  *
- * - evals: `EvalSummary`/`EvalDetail` for operators (evals.ts), `EvalOverview` for the
- *   dashboard (eval-overviews.ts), and their build progress counted for a whole page at once
- *   (progress.ts);
- * - builds: `BuildRow`, the state of a build that every view shares, with `BuildSummary`,
- *   `BuildDetail` and `BuildLog` (builds.ts), and the dashboard's build page (build-page.ts);
- * - jobs: `EvalJob`, an eval's attributes with their builds (jobs.ts);
+ * - evals: `EvalRow`, which every eval view extends: `EvalSummary`/`EvalDetail` for operators
+ *   (evals.ts), `EvalOverview` for the dashboard (eval-overviews.ts); build progress is counted
+ *   for a whole page of evals in one statement (progress.ts);
+ * - builds: `BuildRow`, the state of a build, which `BuildSummary`, `BuildDetail`, the jobs'
+ *   `JobBuild` and the build page's `BuildRecordView` extend (builds.ts, build-page.ts);
+ * - jobs: `EvalJob`, an eval's attributes with their builds, of which `JobSummary` is the
+ *   operator's projection (jobs.ts);
  * - nodes: `NodeSummary` (nodes.ts);
- * - projects: `ProjectPage` (projects.ts).
+ * - projects: `ProjectSummary` and `ProjectPage` (projects.ts).
  *
  * Modules return plain JSON-ready objects (ISO times, string ids); the SQL stays in each module.
  */

@@ -1,7 +1,7 @@
 /**
  * The jobs of an eval: each attribute with its derivation, evaluation error, outputs and the
- * build that realises it. One query serves the dashboard's jobs table, its live updates and the
- * summary `harmonia-ci run` prints (cli/run-progress.ts).
+ * build that realises it. One query serves the dashboard's jobs table, its live updates, the jobs
+ * of `/api/evals/<id>` and `harmonia-ci status`, and the summary `harmonia-ci run` prints.
  */
 import type { Pool } from 'pg';
 import type { BuildStatus } from '../workflows/types.ts';
@@ -25,6 +25,21 @@ export interface EvalJob {
   build: JobBuild | null;
   /** Output name → store path, as far as known. */
   outputs: Record<string, string>;
+}
+
+/** A job as the operator views list it: its build's status only. */
+export interface JobSummary {
+  attr: string;
+  drvPath: string | null;
+  /** The evaluation error of the attribute. */
+  error: string | null;
+  /** Status of its build; null when nothing had to be built (cached) or it did not evaluate. */
+  build: BuildStatus | null;
+}
+
+/** The operator view of a job. */
+export function toJobSummary(job: EvalJob): JobSummary {
+  return { attr: job.attr, drvPath: job.drvPath, error: job.evalError, build: job.planned && job.build ? job.build.status : null };
 }
 
 /** A job's state in one word: its build status when planned, else `cached` or `eval-error`. */
