@@ -13,9 +13,11 @@ import type {
   PushEvent,
 } from '../workflows/types.ts';
 import type { UploadTarget } from '../cache/types.ts';
+import type { NarHash } from '../daemon/core/hash.ts';
 
 export interface StartEvalRequest {
-  projectId: string;
+  /** `projects.name`, e.g. `owner/repo`. */
+  projectName: string;
   ref: string;
   push: PushEvent;
   /** Evaluate again even though this commit was evaluated (re-evaluate): the eval's results are reset. */
@@ -79,14 +81,14 @@ export interface CoordinatorActivities extends NodeActivities {
    */
   pollProject(projectName: string): Promise<{ intervalMs: number | null }>;
   /** The latest eval of a ref, for rebuild-failed. */
-  latestEval(projectId: string, ref: string): Promise<{ evalId: string; sha: string; source: JobsetSource } | undefined>;
+  latestEval(projectName: string, ref: string): Promise<{ evalId: string; sha: string; source: JobsetSource } | undefined>;
 
+  /** What a build workflow finds when it begins: a settled result to repeat, or what its builder needs. */
+  beginBuild(drvPath: string): Promise<BuildStart>;
   /**
-   * What a build workflow finds when it starts, in one step: a result to repeat, or whether its
-   * inputs are done (or which failed) and, when they are, what the builder needs.
+   * Whether a build's inputs are done, or which failed: for build workflows that began before
+   * the eval alone gated on inputs (activities/coordinator/scheduler.ts).
    */
-  beginBuild(drvPath: string, rebuild: boolean): Promise<BuildStart>;
-  /** The first failed input among the derivations this one waits for, if any. */
   checkBuildInputs(drvPath: string): Promise<{ ready: boolean; rootCause?: string }>;
   recordBuild(update: BuildRecord): Promise<void>;
   /**
@@ -94,6 +96,8 @@ export interface CoordinatorActivities extends NodeActivities {
    * skipped: it reads results from PostgreSQL). Returns the evals told.
    */
   finishBuild(update: BuildRecord, result: BuildResult, subscribers: string[]): Promise<string[]>;
+  /** Tells evals that subscribed after the result was recorded; returns the evals told. */
+  announceBuild(result: BuildResult, subscribers: string[]): Promise<string[]>;
   /** What a builder needs besides the `.drv`: input paths and their canonical NAR hashes. */
   describeBuildInputs(drvPath: string): Promise<BuildInputs>;
 }
@@ -101,19 +105,15 @@ export interface CoordinatorActivities extends NodeActivities {
 export interface BuildStart {
   /** A settled result a new run repeats instead of building again. */
   result?: BuildResult;
-  /** Every input derivation has succeeded. */
-  ready?: boolean;
-  /** The failed derivation at the root of an input's failure. */
-  rootCause?: string;
-  /** What the builder needs, when ready. */
+  /** What the builder needs, when the build is to run. */
   inputs?: BuildInputs;
 }
 
 export interface BuildInputs {
   /** Output paths the derivation uses from its input derivations. */
   inputPaths: string[];
-  /** Canonical NAR hash (`sha256:…`) of each input path already uploaded once. */
-  canonicalNarHashes: Record<string, string>;
+  /** Canonical NAR hash of each input path already uploaded once. */
+  canonicalNarHashes: Record<string, NarHash>;
 }
 
 export interface BuildRecord {
@@ -166,7 +166,7 @@ export interface BuildOutcome {
   host: string;
   error?: string;
   outputs: BuiltOutput[];
-  /** The outputs (and log) compressed for upload, staged on `host` right after the build. */
+  /** The outputs (and log) compressed for upload, staged on `host` right after the build: set when it succeeded. */
   staged?: StagedUpload;
   /**
    * Set when the builder runs beside a signer in one process (the single-machine default): it
@@ -213,8 +213,6 @@ export interface PublishOutcome {
 
 /** Activities on a builder's own host queue: work that must happen where the outputs were built. */
 export interface HostActivities {
-  /** Packs each output's NAR through zstd into a staged file in one pass, hashing both; compresses the log. */
-  stageOutputs(request: { drvPath: string; system: string; outputs: BuiltOutput[] }): Promise<StagedUpload>;
   /**
    * Uploads staged files to their targets and removes the staging. An expired target fails with
    * the non-retryable type UPLOAD_EXPIRED (workflows/definitions.ts), and the workflow asks the signer for fresh ones.

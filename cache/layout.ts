@@ -3,7 +3,7 @@
  * the HTTP server (compatible with niks3 and harmonia): `nix-cache-info`, `<hash>.narinfo`,
  * `nar/<narhash>.nar.zst`, `log/<drv name>` (zstd).
  */
-import { formatHash, type Hash } from '../daemon/core/hash.ts';
+import type { NarHash } from '../daemon/core/hash.ts';
 import { DEFAULT_STORE_DIR, parseStorePath } from '../daemon/core/store-path.ts';
 
 export const CACHE_INFO_KEY = 'nix-cache-info';
@@ -30,8 +30,8 @@ export function narInfoKey(storePath: string, storeDir = DEFAULT_STORE_DIR): str
 }
 
 /** `nar/<nar hash in base32>.nar.zst`: the NAR's own hash names it, so equal NARs share one object. */
-export function narKey(narHash: Hash): string {
-  return `nar/${formatHash(narHash, 'base32', false)}.nar.zst`;
+export function narKey(narHash: NarHash): string {
+  return `nar/${narHash.slice(narHash.indexOf(':') + 1)}.nar.zst`;
 }
 
 /** `log/<drv base name>`, where `nix log` looks for a build log. */

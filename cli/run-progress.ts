@@ -57,7 +57,7 @@ export async function startLocalEval(options: {
   await options.client.workflow.signalWithStart<typeof refWorkflow, [PushEvent]>('refWorkflow', {
     workflowId: refWorkflowId(projectName, ref),
     taskQueue: COORDINATOR_QUEUE,
-    args: [{ projectId: projectName, ref }],
+    args: [{ projectName, ref }],
     signal: pushSignal,
     signalArgs: [push],
     typedSearchAttributes: searchAttributePairs({ project: projectName, ref }) as never,

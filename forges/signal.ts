@@ -37,7 +37,7 @@ export async function signalPush(client: Client, push: ForgePush): Promise<void>
   await client.workflow.signalWithStart<typeof refWorkflow, [PushEvent]>('refWorkflow', {
     workflowId: refWorkflowId(push.projectName, push.ref),
     taskQueue: COORDINATOR_QUEUE,
-    args: [{ projectId: push.projectName, ref: push.ref }],
+    args: [{ projectName: push.projectName, ref: push.ref }],
     signal: pushSignal,
     signalArgs: [event],
     typedSearchAttributes: searchAttributePairs({ project: push.projectName, ref: push.ref }) as never,

@@ -9,9 +9,8 @@ import type { Client } from '@temporalio/client';
 import type { BuildLogSink } from '../activities/builder/index.ts';
 import type { NodeHeartbeat } from '../activities/types.ts';
 import type { Logger } from '../lib/log.ts';
-import { COORDINATOR_QUEUE } from '../workflows/definitions.ts';
+import { COORDINATOR_QUEUE, nodeHeartbeatSignal, nodeLogTailSignal, nodeStatusQuery, nodeWorkflowId } from '../workflows/definitions.ts';
 import type { nodeWorkflow, NodeWorkflowInput } from '../workflows/node.ts';
-import { nodeHeartbeatSignal, nodeLogTailSignal, nodeStatusQuery, nodeWorkflowId } from '../workflows/node.ts';
 
 export const HEARTBEAT_INTERVAL_MS = 15_000;
 export const STATUS_INTERVAL_MS = 2_000;

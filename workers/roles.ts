@@ -122,7 +122,7 @@ export async function createHostWorker(ctx: WorkerContext, activities: HostActiv
     connection: ctx.connection,
     namespace: ctx.namespace,
     taskQueue: hostQueue(identity.host),
-    activities: { stageOutputs: activities.stageOutputs, uploadOutputs: activities.uploadOutputs },
+    activities: { uploadOutputs: activities.uploadOutputs },
     maxConcurrentActivityTaskExecutions: identity.maxJobs,
     identity: `${identity.host}:${hostQueue(identity.host)}`,
     ...(identity.shutdownGraceMs === undefined ? {} : { shutdownGraceTime: identity.shutdownGraceMs }),

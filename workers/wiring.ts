@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import type { Pool } from 'pg';
 import { createBuilderActivities, type BuildLogSink } from '../activities/builder/index.ts';
 import { Semaphore } from '../lib/semaphore.ts';
@@ -19,6 +20,8 @@ import { createExecutor } from '../daemon/executor/executor.ts';
 import { DaemonPool } from '../daemon/protocol/pool.ts';
 import { createForges } from '../forges/index.ts';
 import type { Logger } from '../lib/log.ts';
+import { UPLOAD_EXPIRED } from '../workflows/definitions.ts';
+import { publishStaged } from '../workflows/publish-sequence.ts';
 
 /** A role's workers running in this process. */
 export interface RunningRole {
@@ -42,6 +45,7 @@ export function coordinatorActivitiesFor(
     client: deps.client,
     defaults: { attrs: [], allowIfd: true, evalTimeoutMs: config.limits.evalTimeout, systems: config.builder.systems },
     ...(deps.builderHeartbeatTimeoutMs === undefined ? {} : { builderHeartbeatTimeoutMs: deps.builderHeartbeatTimeoutMs }),
+    buildAttempts: config.limits.attempts,
     forges: createForges(config.forges),
     publicUrl: config.api.publicUrl,
     log: deps.log,
@@ -83,13 +87,19 @@ export async function builderActivitiesFor(
     staging,
     stage: upload.stageOutputs,
     ...(deps.recordStart ? { recordStart: deps.recordStart } : {}),
-    // A signer in this process: publish from here, through the same targets a remote host would get.
+    // A signer in this process: publish from here, through the same sequence and targets a remote host gets.
     ...(signer
       ? {
-          async publish(staged: StagedUpload) {
-            await upload.uploadOutputs({ drvPath: staged.drvPath, plan: await signer.prepareUpload(staged) });
-            return signer.publish(staged);
-          },
+          publish: (staged: StagedUpload) =>
+            publishStaged(
+              {
+                targets: signer.prepareUpload,
+                upload: upload.uploadOutputs,
+                publish: signer.publish,
+                isExpired: (error) => error instanceof ApplicationFailure && error.type === UPLOAD_EXPIRED,
+              },
+              staged,
+            ),
         }
       : {}),
     executor: await createExecutor({

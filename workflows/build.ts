@@ -1,10 +1,12 @@
 /**
  * buildWorkflow — `build/<drv hash>`: one per derivation, shared by every eval that needs it.
  *
- * Policy: repeat a final result rather than build twice; end as dep-failed (naming the root
- * cause) when an input failed; retry infrastructure faults (a builder that vanished, an upload
- * that broke) up to MAX_ATTEMPTS with backoff, but never a build that failed by itself; give up
- * a build nobody wants any more unless it is already running — its output is useful in the cache.
+ * Policy: repeat a final result rather than build twice; retry infrastructure faults (a builder
+ * that vanished, an upload that broke) up to `maxAttempts` with backoff, but never a build that
+ * failed by itself; give up a build nobody wants any more unless it is already running — its
+ * output is useful in the cache. When it may start, and who hears of its end, is the
+ * scheduler's (activities/coordinator/scheduler.ts): an eval starts a build only once its
+ * inputs have succeeded, and the result reaches the evals through a coordinator activity.
  */
 import {
   ActivityCancellationType,
@@ -12,6 +14,7 @@ import {
   condition,
   getExternalWorkflowHandle,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -19,7 +22,7 @@ import {
   sleep,
 } from '@temporalio/workflow';
 import type { Priority } from '@temporalio/common';
-import type { BuilderActivities, CoordinatorActivities } from '../activities/types.ts';
+import type { BuilderActivities, BuildStart, CoordinatorActivities } from '../activities/types.ts';
 import {
   buildFinishedSignal,
   buildStartedSignal,
@@ -29,14 +32,19 @@ import {
   subscribeSignal,
   unsubscribeSignal,
 } from './definitions.ts';
-import { uploadAndPublish } from './publish.ts';
+import { publishFromHost } from './publish.ts';
 import { setWorkflowSearchAttributes } from './search.ts';
 import type { BuildResult, BuildStatus, BuildWorkflowInput } from './types.ts';
 
 /** Task-queue priority of manual rebuilds: before the default (3). */
 const URGENT_PRIORITY_KEY = 1;
-/** Attempts for infrastructure faults, the first one included. */
+/** Attempts for infrastructure faults, the first one included, unless the input says (`limits.attempts`). */
 export const MAX_ATTEMPTS = 3;
+/**
+ * Runs that began before this patch waited for their inputs themselves and told late
+ * subscribers by signal from the workflow; replaying them keeps that path (LegacyPath below).
+ */
+export const SCHEDULER_DECIDES = 'scheduler-decides';
 /** The builder enforces the build's own wall clock; this only bounds a builder gone silent. */
 const BUILDER_HEARTBEAT_TIMEOUT = '2 minutes';
 const BUILD_ACTIVITY_TIMEOUT = '5 hours';
@@ -51,6 +59,7 @@ const control = proxyLocalActivities<CoordinatorActivities>({
 });
 
 export async function buildWorkflow(input: BuildWorkflowInput): Promise<BuildResult> {
+  const schedulerDecides = patched(SCHEDULER_DECIDES);
   const subscribers = new Set(input.subscribers);
   let unwanted = false;
   let current: BuildResult = { drvPath: input.drvPath, status: 'pending' };
@@ -94,7 +103,7 @@ export async function buildWorkflow(input: BuildWorkflowInput): Promise<BuildRes
     return result;
   };
 
-  const result = await runBuild(input, {
+  const result = await runBuild(input, schedulerDecides, {
     show,
     finish,
     isUnwanted: () => unwanted,
@@ -104,7 +113,7 @@ export async function buildWorkflow(input: BuildWorkflowInput): Promise<BuildRes
     },
   });
   // A result repeated from PostgreSQL was told to nobody yet; subscribers may also have arrived meanwhile.
-  await notifySubscribers(subscribers, told, result);
+  await notifySubscribers(subscribers, told, result, schedulerDecides);
   return result;
 }
 
@@ -117,23 +126,19 @@ interface BuildHooks {
   resetStart(): void;
 }
 
-async function runBuild(input: BuildWorkflowInput, hooks: BuildHooks): Promise<BuildResult> {
+async function runBuild(input: BuildWorkflowInput, schedulerDecides: boolean, hooks: BuildHooks): Promise<BuildResult> {
   const { drvPath } = input;
-  const begun = await control.beginBuild(drvPath, input.rebuild === true);
+  const maxAttempts = input.maxAttempts ?? MAX_ATTEMPTS;
+  const begun = await control.beginBuild(drvPath);
   if (begun.result) {
     hooks.show(begun.result.status);
     return begun.result;
   }
-
-  // Evals start a build once its inputs are done; a build started otherwise waits for them here.
-  let inputs: { ready?: boolean; rootCause?: string } = begun;
-  while (!inputs.ready && !inputs.rootCause) {
-    if (hooks.isUnwanted()) return hooks.finish({ drvPath, status: 'cancelled' });
-    await sleep(INPUT_POLL_INTERVAL);
-    inputs = await control.checkBuildInputs(drvPath);
-  }
-  if (inputs.rootCause) {
-    return hooks.finish({ drvPath, status: 'dep-failed', rootCause: inputs.rootCause });
+  let buildInputs = begun.inputs;
+  if (!schedulerDecides) {
+    const waited = await LegacyPath.waitForInputs(drvPath, begun, hooks);
+    if ('status' in waited) return waited;
+    buildInputs = waited;
   }
 
   const builder = proxyActivities<BuilderActivities>({
@@ -146,27 +151,26 @@ async function runBuild(input: BuildWorkflowInput, hooks: BuildHooks): Promise<B
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   });
 
-  const buildInputs = begun.inputs ?? (await control.describeBuildInputs(drvPath));
   let lastFault = '';
-  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
     if (hooks.isUnwanted()) return hooks.finish({ drvPath, status: 'cancelled' }, attempt);
     const waiting = `waiting for a ${builderQueue(input.system, input.requiredSystemFeatures)} builder`;
-    hooks.show('pending', attempt > 1 ? `${waiting} (attempt ${attempt} of ${MAX_ATTEMPTS})` : waiting);
+    hooks.show('pending', attempt > 1 ? `${waiting} (attempt ${attempt} of ${maxAttempts})` : waiting);
     hooks.resetStart();
     const announced = condition(() => hooks.startedOn() !== undefined).then(async () => {
       const host = hooks.startedOn()!;
-      hooks.show('building', `on ${host}${attempt > 1 ? `, attempt ${attempt} of ${MAX_ATTEMPTS}` : ''}`);
+      hooks.show('building', `on ${host}${attempt > 1 ? `, attempt ${attempt} of ${maxAttempts}` : ''}`);
       await control.recordBuild({ drvPath, status: 'building', attempt, builder: host });
     });
     const scope = new CancellationScope();
     void condition(() => hooks.isUnwanted()).then(() => scope.cancel());
     let outcome;
     try {
-      outcome = await scope.run(() => builder.buildDerivation({ drvPath, ...buildInputs }));
+      outcome = await scope.run(() => builder.buildDerivation({ drvPath, ...buildInputs! }));
     } catch (error) {
       if (isCancellation(error)) return hooks.finish({ drvPath, status: 'cancelled' }, attempt);
       lastFault = describeFault(error);
-      await backoff(attempt);
+      await backoff(attempt, maxAttempts);
       continue;
     }
     // The builder announces itself before it builds: keep the records in that order.
@@ -184,26 +188,19 @@ async function runBuild(input: BuildWorkflowInput, hooks: BuildHooks): Promise<B
     let published;
     try {
       [published] = await Promise.all([
-        uploadAndPublish({
-          drvPath,
-          system: input.system,
-          host: outcome.host,
-          outputs: outcome.outputs,
-          ...(outcome.staged ? { staged: outcome.staged } : {}),
-          ...(input.heartbeatTimeoutMs === undefined ? {} : { heartbeatTimeoutMs: input.heartbeatTimeoutMs }),
-        }),
+        publishFromHost(outcome.staged!, { host: outcome.host, heartbeatTimeoutMs: input.heartbeatTimeoutMs }),
         control.recordBuild({ drvPath, status: 'uploading', attempt, builder: outcome.host }),
       ]);
     } catch (error) {
       lastFault = `upload from ${outcome.host} failed: ${describeFault(error)}`;
-      await backoff(attempt);
+      await backoff(attempt, maxAttempts);
       continue;
     }
     return hooks.finish({ drvPath, status: 'succeeded', outputs: published.outputs }, attempt);
   }
   return hooks.finish(
-    { drvPath, status: 'failed', error: `gave up after ${MAX_ATTEMPTS} attempts; last fault: ${lastFault}` },
-    MAX_ATTEMPTS,
+    { drvPath, status: 'failed', error: `gave up after ${maxAttempts} attempts; last fault: ${lastFault}` },
+    maxAttempts,
   );
 }
 
@@ -218,8 +215,8 @@ function buildPriority(input: BuildWorkflowInput): Priority {
   };
 }
 
-async function backoff(attempt: number): Promise<void> {
-  if (attempt < MAX_ATTEMPTS) await sleep(`${5 * 2 ** (attempt - 1)} seconds`);
+async function backoff(attempt: number, maxAttempts: number): Promise<void> {
+  if (attempt < maxAttempts) await sleep(`${5 * 2 ** (attempt - 1)} seconds`);
 }
 
 function describeFault(error: unknown): string {
@@ -228,15 +225,42 @@ function describeFault(error: unknown): string {
   return cause instanceof Error ? `${error.message}: ${cause.message}` : error.message;
 }
 
-/** Tells every interested eval not told yet; one that has gone away is no reason to fail. */
-async function notifySubscribers(subscribers: Set<string>, told: Set<string>, result: BuildResult): Promise<void> {
+/** Tells every interested eval not told yet, through the scheduler; one that has gone away is no reason to fail. */
+async function notifySubscribers(subscribers: Set<string>, told: Set<string>, result: BuildResult, schedulerDecides: boolean): Promise<void> {
   // Subscribers may arrive while we are telling the others: loop until none is left out.
   for (;;) {
     const pending = [...subscribers].filter((id) => !told.has(id));
     if (pending.length === 0) return;
+    for (const id of pending) told.add(id);
+    if (schedulerDecides) await control.announceBuild(result, pending);
+    else await LegacyPath.signalEvals(pending, result);
+  }
+}
+
+/**
+ * What runs that began before SCHEDULER_DECIDES did, kept so their histories replay: they
+ * checked their inputs themselves every INPUT_POLL_INTERVAL, and signalled late subscribers from
+ * the workflow. New runs never take this path.
+ */
+const LegacyPath = {
+  async waitForInputs(
+    drvPath: string,
+    begun: BuildStart & { ready?: boolean; rootCause?: string },
+    hooks: BuildHooks,
+  ): Promise<BuildResult | NonNullable<BuildStart['inputs']>> {
+    let inputs: { ready?: boolean; rootCause?: string } = begun;
+    while (!inputs.ready && !inputs.rootCause) {
+      if (hooks.isUnwanted()) return hooks.finish({ drvPath, status: 'cancelled' });
+      await sleep(INPUT_POLL_INTERVAL);
+      inputs = await control.checkBuildInputs(drvPath);
+    }
+    if (inputs.rootCause) return hooks.finish({ drvPath, status: 'dep-failed', rootCause: inputs.rootCause });
+    return begun.inputs ?? (await control.describeBuildInputs(drvPath));
+  },
+
+  async signalEvals(evalWorkflowIds: string[], result: BuildResult): Promise<void> {
     await Promise.all(
-      pending.map(async (id) => {
-        told.add(id);
+      evalWorkflowIds.map(async (id) => {
         try {
           await getExternalWorkflowHandle(id).signal(buildFinishedSignal, result);
         } catch {
@@ -244,5 +268,5 @@ async function notifySubscribers(subscribers: Set<string>, told: Set<string>, re
         }
       }),
     );
-  }
-}
+  },
+};

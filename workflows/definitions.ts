@@ -4,13 +4,14 @@
  * does what `harmonia-ci cancel` does.
  */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { NodeHeartbeat } from '../activities/types.ts';
 import type { BuildResult, EvalProgress, PushEvent } from './types.ts';
 
 /** A new commit on the ref (refWorkflow). */
 export const pushSignal = defineSignal<[PushEvent]>('push');
 /** Cancel an eval and its exclusive builds (evalWorkflow), or a build that has not started (buildWorkflow). */
 export const cancelSignal = defineSignal<[]>('cancel');
-/** Build a derivation again (refWorkflow: the drv path; buildWorkflow: no argument). */
+/** Build a derivation again in the ref's latest eval (refWorkflow; the argument is the drv path). */
 export const rebuildSignal = defineSignal<[string?]>('rebuild');
 /** Put every failed and dep-failed build of the ref's latest eval back to pending (refWorkflow). */
 export const rebuildFailedSignal = defineSignal<[]>('rebuild-failed');
@@ -35,8 +36,18 @@ export const SIGNALS_BEFORE_CONTINUE = 4000;
 export const evalProgressQuery = defineQuery<EvalProgress | undefined>('progress');
 export const buildStatusQuery = defineQuery<BuildResult>('status');
 
-export const refWorkflowId = (projectId: string, ref: string): string => `ref/${projectId}/${ref}`;
+/** A builder's periodic registration (nodeWorkflow). */
+export const nodeHeartbeatSignal = defineSignal<[NodeHeartbeat]>('heartbeat');
+/** Stop (true, the default) or resume (false) taking builds on the node (nodeWorkflow). */
+export const nodeDrainSignal = defineSignal<[boolean?]>('drain');
+/** The current tail of a build log running on the node; the latest one per derivation wins (nodeWorkflow). */
+export const nodeLogTailSignal = defineSignal<[{ drvPath: string; text: string }]>('log-tail');
+/** What the builder polls: `draining` is undefined until the node workflow knows it. */
+export const nodeStatusQuery = defineQuery<{ draining?: boolean }>('node-status');
+
+export const refWorkflowId = (projectName: string, ref: string): string => `ref/${projectName}/${ref}`;
 export const evalWorkflowId = (evalId: string): string => `eval/${evalId}`;
+export const nodeWorkflowId = (name: string): string => `node/${name}`;
 /** `build/<hash part>` of `/nix/store/<hash part>-<name>.drv`. */
 export function buildWorkflowId(drvPath: string): string {
   const base = drvPath.slice(drvPath.lastIndexOf('/') + 1);

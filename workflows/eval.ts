@@ -22,7 +22,7 @@ import {
 import type { CoordinatorActivities, EvaluatorActivities } from '../activities/types.ts';
 import { buildFinishedSignal, cancelSignal, COORDINATOR_QUEUE, EVAL_QUEUE, evalProgressQuery, SIGNALS_BEFORE_CONTINUE } from './definitions.ts';
 import { setWorkflowSearchAttributes } from './search.ts';
-import type { EvalProgress, EvalWorkflowInput } from './types.ts';
+import { projectNameOf, type EvalProgress, type EvalWorkflowInput } from './types.ts';
 
 /** Most build workflows one eval keeps open at once. */
 export const WINDOW = 256;
@@ -62,8 +62,6 @@ export async function evalWorkflow(input: EvalWorkflowInput): Promise<EvalProgre
       if (input.mode === 'evaluate') {
         const ok = await evaluate(input);
         if (!ok) return emptyProgress();
-      } else if (input.rebuild && input.rebuild.length > 0) {
-        await control.resetBuilds(input.evalId, input.rebuild);
       }
 
       // Reports run beside the loop: a forge outage delays statuses, never builds.
@@ -77,7 +75,7 @@ export async function evalWorkflow(input: EvalWorkflowInput): Promise<EvalProgre
         if (progress.done) break;
         await condition(() => wake, POLL_INTERVAL);
         if (signals >= SIGNALS_BEFORE_CONTINUE || workflowInfo().continueAsNewSuggested) {
-          await continueAsNew<typeof evalWorkflow>({ ...input, mode: 'resume', rebuild: undefined });
+          await continueAsNew<typeof evalWorkflow>({ ...input, mode: 'resume' });
         }
       }
       await reporter.flush();
@@ -156,7 +154,7 @@ function describe(input: EvalWorkflowInput, p: EvalProgress): string {
   if (p.failed + p.timedOut > 0) parts.push(`${p.failed + p.timedOut} failed`);
   if (p.depFailed > 0) parts.push(`${p.depFailed} dep-failed`);
   if (p.building > 0) parts.push(`${p.building} building`);
-  return `**${input.projectId}** ${input.ref} @ ${input.sha.slice(0, 12)}: ${parts.join(', ')}`;
+  return `**${projectNameOf(input)}** ${input.ref} @ ${input.sha.slice(0, 12)}: ${parts.join(', ')}`;
 }
 
 function emptyProgress(): EvalProgress {

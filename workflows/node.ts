@@ -1,7 +1,7 @@
 /**
  * nodeWorkflow — `node/<name>`: one builder host as the coordinator sees it.
  *
- * A builder holds no database credentials (DESIGN §1), so what it has to tell PostgreSQL travels
+ * A builder holds no database credentials (docs/architecture.md, "Roles"), so what it has to tell PostgreSQL travels
  * through this workflow: a `heartbeat` signal every ~15 s (registration: systems, features, max
  * jobs, version) and `log-tail` signals with the live tails of its builds; coordinator
  * activities write them. Signals are fire-and-forget and wait out a coordinator restart, so a
@@ -17,26 +17,13 @@
 import {
   condition,
   continueAsNew,
-  defineQuery,
-  defineSignal,
   proxyActivities,
   setCurrentDetails,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { CoordinatorActivities, NodeHeartbeat } from '../activities/types.ts';
-import { COORDINATOR_QUEUE } from './definitions.ts';
-
-/** A builder's periodic registration. */
-export const nodeHeartbeatSignal = defineSignal<[NodeHeartbeat]>('heartbeat');
-/** Stop (true, the default) or resume (false) taking builds on the node. */
-export const nodeDrainSignal = defineSignal<[boolean?]>('drain');
-/** The current tail of a build log running on the node (the latest one per derivation wins). */
-export const nodeLogTailSignal = defineSignal<[{ drvPath: string; text: string }]>('log-tail');
-/** What the builder polls: `draining` is undefined until the workflow knows it. */
-export const nodeStatusQuery = defineQuery<{ draining?: boolean }>('node-status');
-
-export const nodeWorkflowId = (name: string): string => `node/${name}`;
+import { COORDINATOR_QUEUE, nodeDrainSignal, nodeHeartbeatSignal, nodeLogTailSignal, nodeStatusQuery } from './definitions.ts';
 
 export interface NodeWorkflowInput {
   name: string;

@@ -31,7 +31,7 @@ import {
 } from './definitions.ts';
 import { evalWorkflow } from './eval.ts';
 import { searchAttributePairs, setWorkflowSearchAttributes } from './search.ts';
-import type { EvalWorkflowInput, PushEvent, RefWorkflowInput } from './types.ts';
+import { projectNameOf, type EvalWorkflowInput, type PushEvent, type RefWorkflowInput } from './types.ts';
 
 /** How many handled shas to remember (a force push back to an old sha is evaluated again after that). */
 const REMEMBERED_SHAS = 200;
@@ -49,7 +49,8 @@ type RefAction =
   | { kind: 're-evaluate' };
 
 export async function refWorkflow(input: RefWorkflowInput): Promise<void> {
-  const { projectId, ref } = input;
+  const { ref } = input;
+  const projectName = projectNameOf(input);
   const handled = input.handledShas ?? [];
   const actions: RefAction[] = (input.pending ?? []).map((push) => ({ kind: 'push', push }));
   let runningEvalId: string | undefined;
@@ -68,7 +69,7 @@ export async function refWorkflow(input: RefWorkflowInput): Promise<void> {
   setHandler(reEvaluateSignal, () => {
     actions.push({ kind: 're-evaluate' });
   });
-  setWorkflowSearchAttributes({ project: projectId, ref });
+  setWorkflowSearchAttributes({ project: projectName, ref });
 
   for (;;) {
     await condition(() => actions.length > 0);
@@ -80,22 +81,22 @@ export async function refWorkflow(input: RefWorkflowInput): Promise<void> {
       if (handled.length > REMEMBERED_SHAS) handled.splice(0, handled.length - REMEMBERED_SHAS);
       // The new eval exists before the old one is cancelled, so the old one reports "superseded".
       const previous = runningEvalId;
-      runningEvalId = await startEval(projectId, ref, action.push);
+      runningEvalId = await startEval(projectName, ref, action.push);
       if (previous && previous !== runningEvalId && !isMergeQueueRef(ref)) await cancelEval(previous);
     } else if (action.kind === 'rebuild') {
-      const latest = await control.latestEval(projectId, ref);
-      if (latest) runningEvalId = await resumeEval(projectId, ref, latest, action.drvPaths);
+      const latest = await control.latestEval(projectName, ref);
+      if (latest) runningEvalId = await resumeEval(projectName, ref, latest, action.drvPaths);
     } else {
-      const latest = await control.latestEval(projectId, ref);
+      const latest = await control.latestEval(projectName, ref);
       if (latest) {
         if (runningEvalId) await cancelEval(runningEvalId);
-        runningEvalId = await startEval(projectId, ref, { sha: latest.sha, source: latest.source, event: 're-evaluate' }, true);
+        runningEvalId = await startEval(projectName, ref, { sha: latest.sha, source: latest.source, event: 're-evaluate' }, true);
       }
     }
-    setCurrentDetails(`**${projectId}** ${ref}: latest eval ${runningEvalId ?? 'none'}`);
+    setCurrentDetails(`**${projectName}** ${ref}: latest eval ${runningEvalId ?? 'none'}`);
 
     if (actions.length === 0 && (processed >= EVENTS_BEFORE_CONTINUE || workflowInfo().continueAsNewSuggested)) {
-      await continueAsNew<typeof refWorkflow>({ projectId, ref, handledShas: handled, pending: [] });
+      await continueAsNew<typeof refWorkflow>({ projectName, ref, handledShas: handled, pending: [] });
     }
   }
 }
@@ -108,8 +109,8 @@ async function cancelEval(evalId: string): Promise<void> {
   }
 }
 
-async function startEval(projectId: string, ref: string, push: PushEvent, fresh = false): Promise<string | undefined> {
-  const started = await control.createEval({ projectId, ref, push, fresh });
+async function startEval(projectName: string, ref: string, push: PushEvent, fresh = false): Promise<string | undefined> {
+  const started = await control.createEval({ projectName, ref, push, fresh });
   if (started.existed) return undefined;
   if (started.skippedBecauseOf) {
     // A skipped eval has no workflow of its own: its commit gets the statuses of its twin's results.
@@ -118,7 +119,7 @@ async function startEval(projectId: string, ref: string, push: PushEvent, fresh 
   }
   const evalInput: EvalWorkflowInput = {
     evalId: started.evalId,
-    projectId,
+    projectName,
     ref,
     sha: push.sha,
     source: push.source,
@@ -130,7 +131,7 @@ async function startEval(projectId: string, ref: string, push: PushEvent, fresh 
 }
 
 async function resumeEval(
-  projectId: string,
+  projectName: string,
   ref: string,
   latest: { evalId: string; sha: string; source: PushEvent['source'] },
   drvPaths: string[] | 'failed',
@@ -139,7 +140,7 @@ async function resumeEval(
   if (reset > 0) {
     const settings = { attrs: [], allowIfd: true, evalTimeoutMs: 0, systems: [] };
     await startEvalWorkflow(
-      { evalId: latest.evalId, projectId, ref, sha: latest.sha, source: latest.source, settings, mode: 'resume' },
+      { evalId: latest.evalId, projectName, ref, sha: latest.sha, source: latest.source, settings, mode: 'resume' },
       latest.sha,
       true,
     );
@@ -172,13 +173,13 @@ async function startEvalChild(evalInput: EvalWorkflowInput, sha: string): Promis
       parentClosePolicy: ParentClosePolicy.ABANDON,
       workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
       typedSearchAttributes: searchAttributePairs({
-        project: evalInput.projectId,
+        project: evalInput.projectName,
         ref: evalInput.ref,
         commit: sha,
         evalId: evalInput.evalId,
         status: 'queued',
       }) as never,
-      staticSummary: `${evalInput.projectId} ${evalInput.ref} @ ${sha.slice(0, 12)} (${evalInput.mode})`,
+      staticSummary: `${evalInput.projectName} ${evalInput.ref} @ ${sha.slice(0, 12)} (${evalInput.mode})`,
     });
   }
 }

@@ -12,6 +12,7 @@
  * - signer: the only role holding the signing key; it publishes narinfo to the cache.
  * - cache: the binary cache (S3 or a local directory) holding NARs and narinfo.
  */
+import type { NarHash } from '../daemon/core/hash.ts';
 
 export type EvalStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'skipped';
 
@@ -48,7 +49,10 @@ export interface PushEvent {
 }
 
 export interface RefWorkflowInput {
-  projectId: string;
+  /** `projects.name`, e.g. `owner/repo`. */
+  projectName: string;
+  /** The same name, as runs recorded before it was called projectName carry it. */
+  projectId?: string;
   ref: string;
   /** State carried over continue-as-new. */
   handledShas?: string[];
@@ -66,15 +70,21 @@ export interface EvalSettings {
 
 export interface EvalWorkflowInput {
   evalId: string;
-  projectId: string;
+  /** `projects.name`, e.g. `owner/repo`. */
+  projectName: string;
+  /** The same name, as runs recorded before it was called projectName carry it. */
+  projectId?: string;
   ref: string;
   sha: string;
   source: JobsetSource;
   settings: EvalSettings;
   /** `evaluate` runs the evaluator first; `resume` continues with what PostgreSQL holds. */
   mode: 'evaluate' | 'resume';
-  /** With mode `resume`: derivations to put back to pending first (manual rebuild). */
-  rebuild?: string[];
+}
+
+/** The project name of a ref or eval workflow input, also from runs recorded before the field's rename. */
+export function projectNameOf(input: { projectName?: string; projectId?: string }): string {
+  return input.projectName ?? input.projectId ?? '';
 }
 
 export interface BuildWorkflowInput {
@@ -84,8 +94,8 @@ export interface BuildWorkflowInput {
   requiredSystemFeatures: string[];
   /** Evals to tell about the result (workflow ids). */
   subscribers: string[];
-  /** Set by a manual rebuild: build even when an earlier run failed. */
-  rebuild?: boolean;
+  /** Attempts for infrastructure faults, the first one included (`limits.attempts`, default 3). */
+  maxAttempts?: number;
   /** A builder silent this long is presumed dead and the build goes elsewhere (default 2 min). */
   heartbeatTimeoutMs?: number;
   /**
@@ -101,7 +111,7 @@ export interface BuildWorkflowInput {
 export interface BuiltOutput {
   name: string;
   path: string;
-  narHash: string;
+  narHash: NarHash;
   narSize: number;
   references: string[];
 }

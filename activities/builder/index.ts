@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { Context } from '@temporalio/activity';
 import { parseDerivation } from '../../daemon/core/derivation.ts';
-import { formatHash, parsePrefixedHash } from '../../daemon/core/hash.ts';
+import { parsePrefixedHash, toNarHash } from '../../daemon/core/hash.ts';
 import type { Executor } from '../../daemon/executor/executor.ts';
 import type { BuildOutcome as ExecutorOutcome } from '../../daemon/executor/types.ts';
 import { buildStartedSignal } from '../../workflows/definitions.ts';
@@ -44,11 +44,15 @@ export interface BuilderDeps {
    * otherwise the build workflow is told by signal (and records it).
    */
   recordStart?: (drvPath: string) => Promise<void>;
-  /** Stages a successful build's outputs and log for upload at once, on this host (no extra task). */
-  stage?: (request: { drvPath: string; system: string; outputs: BuiltOutput[] }) => Promise<StagedUpload>;
   /**
-   * Set when a signer runs in this process (the single-machine default): the builder publishes
-   * what it staged itself, sparing the build workflow three round trips through task queues.
+   * Stages a successful build's outputs and log for upload at once, on this host, where they are
+   * (activities/builder/upload.ts): the first step of publishing, whoever does the rest.
+   */
+  stage: (request: { drvPath: string; system: string; outputs: BuiltOutput[] }) => Promise<StagedUpload>;
+  /**
+   * Set when a signer runs in this process (the single-machine default): the builder runs the
+   * publish sequence (workflows/publish-sequence.ts) itself, sparing the build workflow three
+   * round trips through task queues.
    */
   publish?: (staged: StagedUpload) => Promise<PublishOutcome>;
 }
@@ -119,7 +123,6 @@ async function runBuild(
     if (!succeeded) return outcome;
     // The upload sends the log of a successful build to the cache; any other log goes at once.
     await full?.close();
-    if (!deps.stage) return outcome;
     outcome.staged = await deps.stage({ drvPath, system: drv.platform, outputs: outcome.outputs });
     if (deps.publish) outcome.published = await deps.publish(outcome.staged);
     return outcome;
@@ -139,7 +142,7 @@ function describeOutcome(result: ExecutorOutcome): Omit<BuildOutcome, 'host'> {
         outputs: result.outputs.map((o) => ({
           name: o.name,
           path: o.path,
-          narHash: formatHash(o.narHash, 'base32'),
+          narHash: toNarHash(o.narHash),
           narSize: o.narSize,
           references: o.references,
         })),

@@ -11,7 +11,7 @@ import { copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ApplicationFailure } from '@temporalio/common';
-import { formatHash, hashEquals, parsePrefixedHash } from '../../daemon/core/hash.ts';
+import { toNarHash } from '../../daemon/core/hash.ts';
 import { packNar, tapHash } from '../../daemon/nar/index.ts';
 import { zstdCompress } from '../../daemon/executor/zstd.ts';
 import { logKey, narKey } from '../../cache/layout.ts';
@@ -109,13 +109,13 @@ async function* only(chunk: Uint8Array): AsyncGenerator<Uint8Array> {
 }
 
 async function stageOutput(staging: Staging, dir: string, output: BuiltOutput): Promise<StagedFile> {
-  const expected = parsePrefixedHash(output.narHash);
-  const nar = tapHash(packNar(output.path), expected.algorithm);
-  const file = await staging.write(join(dir, basename(narKey(expected))), zstdCompress(nar.stream));
+  const nar = tapHash(packNar(output.path), 'sha256');
+  const file = await staging.write(join(dir, basename(narKey(output.narHash))), zstdCompress(nar.stream));
   const digest = nar.digest();
-  if (digest.narSize !== output.narSize || !hashEquals(digest.hash, expected)) {
+  const packed = toNarHash(digest.hash);
+  if (digest.narSize !== output.narSize || packed !== output.narHash) {
     throw new Error(
-      `${output.path} on this builder packs to ${digest.narSize} bytes hashing to ${formatHash(digest.hash, 'base32')}, but the store ` +
+      `${output.path} on this builder packs to ${digest.narSize} bytes hashing to ${packed}, but the store ` +
         `registered ${output.narSize} bytes hashing to ${output.narHash}: the store is corrupt here; check it with 'nix-store --verify --check-contents'`,
     );
   }
@@ -155,7 +155,13 @@ async function uploadToUrl(key: string, source: string | Buffer, target: Extract
   throw new Error(`PUT of ${key} (${size} bytes) was refused with ${response.status} ${response.statusText}: ${text.slice(0, 300)}`);
 }
 
-export function createUploadActivities(deps: UploadDeps): HostActivities {
+/** A builder's uploads: staging right after a build (in the build activity), and the host-queue upload. */
+export interface HostUploads extends HostActivities {
+  /** Packs each output's NAR through zstd into a staged file in one pass, hashing both; compresses the log. */
+  stageOutputs(request: { drvPath: string; system: string; outputs: BuiltOutput[] }): Promise<StagedUpload>;
+}
+
+export function createUploadActivities(deps: UploadDeps): HostUploads {
   const staging = deps.staging ?? new Staging();
   const stagingOf = (drvPath: string): string => join(deps.stagingDir, basename(drvPath));
 

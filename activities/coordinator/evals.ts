@@ -1,29 +1,15 @@
-/** Coordinator activities about evals: creating them from pushes, their status, rebuilds, release. */
-import type { Client } from '@temporalio/client';
+/** Coordinator activities about evals: creating them from pushes, their status, the latest of a ref. */
 import { ApplicationFailure } from '@temporalio/common';
 import type { Pool } from 'pg';
 import { gitSourceUrl } from '../../forges/signal.ts';
-import { unsubscribeSignal } from '../../workflows/definitions.ts';
 import type { EvalSettings, EvalStatus, JobsetSource } from '../../workflows/types.ts';
 import type { CoordinatorActivities, StartEvalRequest, StartedEval } from '../types.ts';
-import { REBUILD_PRIORITY } from './advance.ts';
 
-type EvalActivities = Pick<
-  CoordinatorActivities,
-  'createEval' | 'setEvalStatus' | 'resetBuilds' | 'releaseEvalBuilds' | 'latestEval'
->;
+type EvalActivities = Pick<CoordinatorActivities, 'createEval' | 'setEvalStatus' | 'latestEval'>;
 
 const FORGE_EVENTS = new Set(['push', 'pull_request', 'merge_group', 'poll']);
 
-export function createEvalActivities({
-  pool,
-  client,
-  defaults,
-}: {
-  pool: Pool;
-  client: Client;
-  defaults: EvalSettings;
-}): EvalActivities {
+export function createEvalActivities({ pool, defaults }: { pool: Pool; defaults: EvalSettings }): EvalActivities {
   return {
     createEval: (request) => createEval(pool, defaults, request),
 
@@ -40,65 +26,13 @@ export function createEvalActivities({
       if (status === 'failed') await pool.query('DELETE FROM eval_attrs WHERE eval_id = $1', [evalId]);
     },
 
-    async resetBuilds(evalId, drvPaths) {
-      const { rowCount } = await pool.query(
-        `WITH chosen AS (
-           SELECT b.id, b.drv_path FROM evaluation_builds e JOIN build_jobs b ON b.id = e.build_id
-            WHERE e.eval_id = $1 AND b.status IN ('failed', 'timed-out', 'cancelled')
-              AND ($2::text[] IS NULL OR b.drv_path = ANY($2::text[]))
-         ), affected AS (
-           SELECT id FROM chosen
-           UNION
-           SELECT b.id FROM evaluation_builds e JOIN build_jobs b ON b.id = e.build_id
-            WHERE e.eval_id = $1 AND b.status = 'dep-failed'
-              AND ($2::text[] IS NULL OR b.dep_failed_drv_path IN (SELECT drv_path FROM chosen))
-         ), reset AS (
-           UPDATE build_jobs b
-              SET status = 'pending', dep_failed_drv_path = NULL, error = NULL, exit_code = NULL, workflow_id = NULL,
-                  finished_at = NULL, priority = greatest(priority, $3), updated_at = now()
-            WHERE b.id IN (SELECT id FROM affected)
-           RETURNING b.id
-         )
-         UPDATE evaluation_builds SET subscribed_at = NULL
-          WHERE eval_id = $1 AND build_id IN (SELECT id FROM reset)`,
-        [evalId, drvPaths === 'failed' ? null : drvPaths, REBUILD_PRIORITY],
-      );
-      return rowCount ?? 0;
-    },
-
-    async releaseEvalBuilds(evalId, evalWorkflowId) {
-      // Builds this eval planned but never started will not happen for it; another eval that still
-      // wants one revives it on its next pass (advanceEval).
-      await pool.query(
-        `UPDATE build_jobs b SET status = 'cancelled', finished_at = now(), updated_at = now()
-           FROM evaluation_builds e
-          WHERE e.eval_id = $1 AND e.build_id = b.id AND b.status = 'pending' AND b.workflow_id IS NULL`,
-        [evalId],
-      );
-      const { rows } = await pool.query<{ workflow_id: string }>(
-        `SELECT DISTINCT b.workflow_id FROM evaluation_builds e JOIN build_jobs b ON b.id = e.build_id
-          WHERE e.eval_id = $1 AND e.subscribed_at IS NOT NULL AND b.workflow_id IS NOT NULL
-            AND b.status IN ('pending', 'building', 'uploading')`,
-        [evalId],
-      );
-      await Promise.all(
-        rows.map(async ({ workflow_id }) => {
-          try {
-            await client.workflow.getHandle(workflow_id).signal(unsubscribeSignal, evalWorkflowId);
-          } catch {
-            // The build already ended.
-          }
-        }),
-      );
-    },
-
-    async latestEval(projectId, ref) {
+    async latestEval(projectName, ref) {
       const { rows } = await pool.query<{ id: string; commit_sha: string; clone_url: string; forge: string }>(
         `SELECT ev.id, ev.commit_sha, r.clone_url, r.forge
            FROM evaluations ev JOIN projects p ON p.id = ev.project_id JOIN repositories r ON r.id = p.repository_id
           WHERE p.name = $1 AND ev.ref = $2 AND ev.status <> 'skipped'
           ORDER BY ev.created_at DESC, ev.id DESC LIMIT 1`,
-        [projectId, ref],
+        [projectName, ref],
       );
       const row = rows[0];
       if (!row) return undefined;
@@ -115,12 +49,12 @@ async function createEval(pool: Pool, defaults: EvalSettings, request: StartEval
   const { push } = request;
   const project = await pool.query<{ id: string; settings: Partial<EvalSettings> }>(
     'SELECT id, settings FROM projects WHERE name = $1',
-    [request.projectId],
+    [request.projectName],
   );
   const row = project.rows[0];
   if (!row) {
     throw ApplicationFailure.nonRetryable(
-      `project ${request.projectId} does not exist; create it with \`harmonia-ci projects enable\``,
+      `project ${request.projectName} does not exist; create it with \`harmonia-ci projects enable\``,
       'UnknownProject',
     );
   }

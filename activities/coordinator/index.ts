@@ -6,11 +6,11 @@ import type { Forges } from '../../forges/types.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { EvalSettings } from '../../workflows/types.ts';
 import type { CoordinatorActivities } from '../types.ts';
-import { advanceEval } from './advance.ts';
-import { createBuildActivities } from './builds.ts';
+import { createBuildActivities } from './build-records.ts';
 import { createEvalActivities } from './evals.ts';
 import { createForgeStatusReporter } from './forge-status.ts';
 import { createNodeActivities } from './nodes.ts';
+import { advanceEval, releaseEvalBuilds, resetBuilds } from './scheduler.ts';
 
 export interface CoordinatorDeps {
   pool: Pool;
@@ -19,6 +19,8 @@ export interface CoordinatorDeps {
   defaults: EvalSettings;
   /** How long a silent builder is trusted before its build goes elsewhere. */
   builderHeartbeatTimeoutMs?: number;
+  /** Attempts of a build for infrastructure faults (`limits.attempts`). */
+  buildAttempts?: number;
   /** Configured forges, for commit statuses and polling (none: forge projects get no statuses). */
   forges?: Forges;
   /** Base of the dashboard links in commit statuses (`api.public-url`). */
@@ -31,7 +33,10 @@ export function createCoordinatorActivities(deps: CoordinatorDeps): CoordinatorA
     ...createEvalActivities(deps),
     ...createBuildActivities(deps),
     ...createNodeActivities(deps),
-    advanceEval: (request) => advanceEval(deps.pool, deps.client, request, deps.builderHeartbeatTimeoutMs),
+    advanceEval: (request) =>
+      advanceEval(deps.pool, deps.client, request, { heartbeatTimeoutMs: deps.builderHeartbeatTimeoutMs, maxAttempts: deps.buildAttempts }),
+    resetBuilds: (evalId, drvPaths) => resetBuilds(deps.pool, evalId, drvPaths),
+    releaseEvalBuilds: (evalId, evalWorkflowId) => releaseEvalBuilds(deps.pool, deps.client, evalId, evalWorkflowId),
     reportEvalStatus: createForgeStatusReporter(deps),
     pollProject: createForgePoller(deps),
   };

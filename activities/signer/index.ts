@@ -6,7 +6,7 @@
  */
 import { stepHeartbeat } from '../heartbeat.ts';
 import { ApplicationFailure } from '@temporalio/common';
-import { formatHash, hashEquals, parsePrefixedHash } from '../../daemon/core/hash.ts';
+import { parsePrefixedHash, toNarHash } from '../../daemon/core/hash.ts';
 import { narInfoFingerprint, parseNarInfo, printNarInfo, type NarInfo } from '../../daemon/core/narinfo.ts';
 import { signFingerprint, type SecretKey } from '../../daemon/core/signing.ts';
 import { readText } from '../../cache/binary-cache.ts';
@@ -16,7 +16,7 @@ import type { CacheBackend, StoredObject } from '../../cache/types.ts';
 import type { BuiltOutput } from '../../workflows/types.ts';
 import type { PublishOutcome, SignerActivities, StagedOutput, StagedUpload, UploadPlan } from '../types.ts';
 
-/** DESIGN §3: presigned URLs live 15 minutes. */
+/** Presigned upload targets live 15 minutes unless `limits.presigned-url-lifetime` says otherwise. */
 export const DEFAULT_UPLOAD_LIFETIME_MS = 15 * 60_000;
 
 /** Failure type of a publish whose NAR is not in the cache as announced; the build workflow uploads again. */
@@ -43,14 +43,14 @@ async function readNarInfo(backend: CacheBackend, storePath: string): Promise<Na
 
 /** The output as an existing narinfo describes it; its hash is canonical. */
 function asPublished(output: BuiltOutput, info: NarInfo): BuiltOutput {
-  return { ...output, narHash: formatHash(info.narHash, 'base32'), narSize: info.narSize, references: info.references };
+  return { ...output, narHash: toNarHash(info.narHash), narSize: info.narSize, references: info.references };
 }
 
 export function createSignerActivities(deps: SignerDeps): SignerActivities {
   const { backend, secretKey } = deps;
   const lifetimeMs = deps.uploadLifetimeMs ?? DEFAULT_UPLOAD_LIFETIME_MS;
 
-  const narSpec = (output: StagedOutput) => ({ key: narKey(parsePrefixedHash(output.narHash)), size: output.file.size, sha256: output.file.sha256 });
+  const narSpec = (output: StagedOutput) => ({ key: narKey(output.narHash), size: output.file.size, sha256: output.file.sha256 });
 
   /** Signs and writes the narinfo of an output whose NAR is stored as `stored`; the first narinfo wins. */
   async function writeNarInfo(staged: StagedUpload, output: StagedOutput, stored: StoredObject): Promise<NarInfo | undefined> {
@@ -97,7 +97,7 @@ export function createSignerActivities(deps: SignerDeps): SignerActivities {
     async publish(staged: StagedUpload): Promise<PublishOutcome> {
       const outcome: PublishOutcome = { outputs: [], differing: [] };
       const settle = (output: StagedOutput, existing: NarInfo): void => {
-        if (!hashEquals(existing.narHash, parsePrefixedHash(output.narHash))) outcome.differing.push(output.path);
+        if (toNarHash(existing.narHash) !== output.narHash) outcome.differing.push(output.path);
         outcome.outputs.push(asPublished(stripFile(output), existing));
       };
       for (const output of staged.outputs) {

@@ -5,8 +5,8 @@
  * `temporal workflow signal --workflow-id node/<node> --name drain --input true` (false undoes).
  */
 import type { Command } from 'commander';
-import { COORDINATOR_QUEUE } from '../../workflows/definitions.ts';
-import { nodeDrainSignal, nodeWorkflowId, type nodeWorkflow } from '../../workflows/node.ts';
+import { COORDINATOR_QUEUE, nodeDrainSignal, nodeWorkflowId } from '../../workflows/definitions.ts';
+import type { nodeWorkflow } from '../../workflows/node.ts';
 import { CliError } from '../errors.ts';
 import { print, withOperator, type OperatorOptions, type OpsReads } from '../operator.ts';
 

@@ -103,7 +103,7 @@ export function registerEval(program: Command): void {
         await client.workflow.signalWithStart<typeof refWorkflow, [PushEvent]>('refWorkflow', {
           workflowId: refWorkflowId(options.project, ref),
           taskQueue: COORDINATOR_QUEUE,
-          args: [{ projectId: options.project, ref }],
+          args: [{ projectName: options.project, ref }],
           signal: pushSignal,
           signalArgs: [push],
           typedSearchAttributes: searchAttributePairs({ project: options.project, ref }) as never,

@@ -182,3 +182,20 @@ export function formatHash(hash: Hash, encoding: HashEncoding, withPrefix = true
 export function hashEquals(a: Hash, b: Hash): boolean {
   return a.algorithm === b.algorithm && a.digest.length === b.digest.length && a.digest.every((byte, i) => byte === b.digest[i]);
 }
+
+/**
+ * A NAR hash in the one form it travels in between roles and lives in PostgreSQL and narinfo
+ * (`sha256:<nix base32>`): compared as a string, turned into bytes only where bytes are needed.
+ */
+export type NarHash = string & { readonly __narHash: never };
+
+/** The NAR hash form of a SHA-256 digest. */
+export function toNarHash(hash: Hash): NarHash {
+  if (hash.algorithm !== 'sha256') throw new HashError(`a NAR hash is SHA-256, not ${hash.algorithm}`);
+  return formatHash(hash, 'base32') as NarHash;
+}
+
+/** Checks a NAR hash from outside (any form Nix accepts) and returns it in the one form. */
+export function parseNarHash(text: string): NarHash {
+  return toNarHash(parsePrefixedHash(text));
+}

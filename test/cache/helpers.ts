@@ -14,7 +14,7 @@ import { readText } from '../../cache/binary-cache.ts';
 import { LocalDirectoryBackend } from '../../cache/local.ts';
 import { S3Backend } from '../../cache/s3.ts';
 import type { CacheBackend } from '../../cache/types.ts';
-import { formatHash, parseHash } from '../../daemon/core/hash.ts';
+import { parseNarHash } from '../../daemon/core/hash.ts';
 import { parseNarInfo } from '../../daemon/core/narinfo.ts';
 import type { BuiltOutput } from '../../workflows/types.ts';
 import { requireTestS3 } from '../harness/env.ts';
@@ -74,7 +74,7 @@ export async function pathInfos(paths: string[]): Promise<BuiltOutput[]> {
   }>;
   return paths.map((path) => {
     const info = json.find((entry) => entry.path === path)!;
-    return { name: 'out', path, narHash: formatHash(parseHash(info.narHash), 'base32'), narSize: info.narSize, references: info.references };
+    return { name: 'out', path, narHash: parseNarHash(info.narHash), narSize: info.narSize, references: info.references };
   });
 }
 

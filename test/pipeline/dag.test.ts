@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { buildWorkflowId } from '../../workflows/definitions.ts';
 import { startPipeline, writeJobset, type Pipeline } from './harness.ts';
+import { schedulerViolations } from './invariants.ts';
 
 describe('pipeline: DAG', () => {
   let pipeline: Pipeline;
@@ -33,6 +34,7 @@ describe('pipeline: DAG', () => {
     assert.equal(order[0], 'a');
     assert.equal(order.at(-1), 'd');
     assert.deepEqual([...order].sort(), ['a', 'b', 'c', 'd']);
+    assert.deepEqual(await schedulerViolations(pipeline.db.pool, [summary.eval.id]), []);
     const dOut = await readFile(summary.jobs.find((j) => j.attr === 'd')!.outputs.out!, 'utf8');
     assert.match(dOut, /^b=\/nix\/store\/.*-b$/m);
     assert.match(dOut, /^c=\/nix\/store\/.*-c$/m);
@@ -59,6 +61,13 @@ describe('pipeline: DAG', () => {
       rows.map((r) => [r.name, r.dep_failed_drv_path]),
       [['broken', null], ['middle', brokenDrv], ['top', brokenDrv]],
     );
+    assert.deepEqual(await schedulerViolations(pipeline.db.pool, [summary.eval.id]), []);
+    // The invariants' check does catch a root cause that is not a failure of its own.
+    const baseDrv = summary.jobs.find((j) => j.attr === 'base')!.drvPath;
+    await pipeline.db.pool.query('UPDATE build_jobs SET dep_failed_drv_path = $1 WHERE dep_failed_drv_path = $2', [baseDrv, brokenDrv]);
+    const broken = await schedulerViolations(pipeline.db.pool, [summary.eval.id]);
+    await pipeline.db.pool.query('UPDATE build_jobs SET dep_failed_drv_path = $2 WHERE dep_failed_drv_path = $1', [baseDrv, brokenDrv]);
+    assert.deepEqual(broken.map((v) => v.invariant), Array(2).fill('a dep-failed build names a root cause that failed by itself'));
     // A build that failed by itself is not retried.
     assert.equal(rows.find((r) => r.name === 'broken')!.attempts, 1);
     const history = pipeline.client.workflow.getHandle(buildWorkflowId(brokenDrv!)).fetchHistory();

@@ -9,6 +9,7 @@ import { startLocalEval } from '../../cli/run-progress.ts';
 import { locateTemporalCli } from '../../lib/tools.ts';
 import { buildWorkflowId, refWorkflowId } from '../../workflows/definitions.ts';
 import { startPipeline, waitForEvalWorkflow, waitUntil, writeJobset, type Pipeline } from './harness.ts';
+import { schedulerViolations } from './invariants.ts';
 
 async function buildRow(pipeline: Pipeline, name: string) {
   const { rows } = await pipeline.db.pool.query<{ status: string; node: string | null; attempts: number; error: string | null }>(
@@ -132,5 +133,6 @@ describe('pipeline: rebuild-failed from the temporal tool', () => {
     const flaky = await buildRow(pipeline, 'flaky');
     assert.equal(flaky?.status, 'succeeded');
     await waitForEvalWorkflow(pipeline.client, pipeline.db.pool, first.eval.id);
+    assert.deepEqual(await schedulerViolations(pipeline.db.pool, [first.eval.id]), []);
   });
 });

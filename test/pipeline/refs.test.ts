@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { startLocalEval } from '../../cli/run-progress.ts';
 import { buildWorkflowId } from '../../workflows/definitions.ts';
 import { startPipeline, waitForEvalWorkflow, waitUntil, writeJobset, type Pipeline } from './harness.ts';
+import { schedulerViolations } from './invariants.ts';
 
 async function buildActivityCount(pipeline: Pipeline, drvPath: string): Promise<number> {
   let count = 0;
@@ -75,6 +76,7 @@ describe('pipeline: refs and sharing', () => {
     assert.equal(byName.new_only?.status, 'succeeded');
     assert.equal(byName.old_only?.status, 'cancelled');
     assert.equal(byName.old_only?.attempts, 0);
+    assert.deepEqual(await schedulerViolations(pipeline.db.pool, [first.evalId, second.evalId]), []);
   });
 
   it('never supersedes on a merge-queue ref', async () => {

@@ -1,13 +1,14 @@
 /**
  * Records the workflow histories the replay test (test/replay/replay.test.ts) replays:
  *
- *   node --import tsx test/replay/capture.ts
+ *   node --import tsx test/replay/capture.ts [tag]
  *
  * Runs a small jobset through the embedded stack (a DAG with a failure, so the ref, eval and
  * build workflows take their main paths) and saves one history per case under
  * test/replay/histories/. Capture again only when a workflow change is meant to be incompatible
  * with running workflows (and then say so in the change); otherwise guard the change with
- * `patched()` and keep the old histories.
+ * `patched()` and keep the old histories; a tag (e.g. the patch id) saves the new path's
+ * histories beside them as `<case>.<tag>.json`, so both paths stay guarded.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -25,6 +26,7 @@ import { buildWorkflowId, evalWorkflowId, refWorkflowId } from '../../workflows/
 import { writeJobset } from '../pipeline/harness.ts';
 
 const HISTORIES = fileURLToPath(new URL('./histories/', import.meta.url));
+const tag = process.argv[2];
 
 const dir = await mkdtemp(join(tmpdir(), 'harmonia-capture-'));
 const log = createLogger({ level: 'error' });
@@ -56,7 +58,7 @@ try {
   const cli = locateTemporalCli();
   for (const [name, workflowId] of Object.entries(cases)) {
     const { stdout } = await execa(cli, ['workflow', 'show', '--workflow-id', workflowId, '--output', 'json', '--address', stack.temporalAddress, '--namespace', stack.namespace]);
-    await writeFile(join(HISTORIES, `${name}.json`), stdout.endsWith('\n') ? stdout : `${stdout}\n`);
+    await writeFile(join(HISTORIES, tag ? `${name}.${tag}.json` : `${name}.json`), stdout.endsWith('\n') ? stdout : `${stdout}\n`);
     process.stderr.write(`saved ${name} (${workflowId})\n`);
   }
 } finally {

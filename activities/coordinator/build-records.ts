@@ -1,43 +1,27 @@
-/** Coordinator activities a build workflow calls: where it stands, whether it may start, what happened. */
+/**
+ * Coordinator activities that keep a build's record: where it stands when its workflow begins,
+ * each state it passes, its final result. Every build begins and ends here, many at once, so
+ * both are batched: one statement per flush. What may start and who is told is the
+ * scheduler's (scheduler.ts).
+ */
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
 import { Batcher } from '../../lib/batcher.ts';
-import { buildFinishedSignal } from '../../workflows/definitions.ts';
-import type { BuildInputs, BuildRecord, CoordinatorActivities } from '../types.ts';
+import type { NarHash } from '../../daemon/core/hash.ts';
+import type { BuildRecord, BuildStart, CoordinatorActivities } from '../types.ts';
 import type { BuildResult, BuildStatus, BuiltOutput } from '../../workflows/types.ts';
+import { announceBuildResult, checkBuildInputs, describeBuildInputs, inputOutputs, toBuildInputs } from './scheduler.ts';
 
 /** Results a new run of a build workflow repeats instead of building again. */
 const SETTLED: readonly BuildStatus[] = ['succeeded', 'failed', 'dep-failed', 'timed-out'];
-const FAILED_INPUT: readonly BuildStatus[] = ['failed', 'dep-failed', 'timed-out'];
 
-type BuildActivities = Pick<CoordinatorActivities, 'beginBuild' | 'checkBuildInputs' | 'recordBuild' | 'finishBuild' | 'describeBuildInputs'>;
+type BuildActivities = Pick<
+  CoordinatorActivities,
+  'beginBuild' | 'checkBuildInputs' | 'recordBuild' | 'finishBuild' | 'announceBuild' | 'describeBuildInputs'
+>;
 
 export function createBuildActivities({ pool, client }: { pool: Pool; client: Client }): BuildActivities {
-  const checkBuildInputs = async (drvPath: string): Promise<{ ready: boolean; rootCause?: string }> => {
-    const { rows } = await pool.query<{ drv_path: string; status: BuildStatus; dep_failed_drv_path: string | null }>(
-      `SELECT ib.drv_path, ib.status, ib.dep_failed_drv_path
-         FROM derivation_inputs di JOIN build_jobs ib ON ib.drv_path = di.input_drv_path
-        WHERE di.drv_path = $1 AND ib.status <> 'succeeded'
-        ORDER BY ib.drv_path`,
-      [drvPath],
-    );
-    return readiness(rows);
-  };
-  const describeBuildInputs = async (drvPath: string): Promise<BuildInputs> => {
-    const { rows } = await pool.query<{ out_path: string; nar_hash: string | null }>(
-      `SELECT o.out_path, o.nar_hash
-         FROM derivation_inputs di
-         JOIN derivation_outputs o ON o.drv_path = di.input_drv_path AND o.output_name = ANY(di.output_names)
-        WHERE di.drv_path = $1 AND o.out_path IS NOT NULL
-        ORDER BY o.out_path`,
-      [drvPath],
-    );
-    return toBuildInputs(rows);
-  };
-  // Every build starts and ends here, many at once: batched, one round trip per flush.
-  const begin = new Batcher((requests: Array<{ drvPath: string; rebuild: boolean }>) => beginBatch(pool, requests), {
-    key: (request) => request.drvPath,
-  });
+  const begin = new Batcher((drvPaths: string[]) => beginBatch(pool, drvPaths), { key: (drvPath) => drvPath });
   const records = new Batcher(async (updates: BuildRecord[]) => {
     await recordBatch(pool, updates);
     return updates.map(() => undefined);
@@ -45,44 +29,29 @@ export function createBuildActivities({ pool, client }: { pool: Pool; client: Cl
   const recordBuild = (update: BuildRecord): Promise<void> => records.submit(update);
 
   return {
-    checkBuildInputs,
-    describeBuildInputs,
+    checkBuildInputs: (drvPath) => checkBuildInputs(pool, drvPath),
+    describeBuildInputs: (drvPath) => describeBuildInputs(pool, drvPath),
     recordBuild,
 
     async finishBuild(update, result, subscribers) {
       await recordBuild(update);
-      // An eval that finished or was cancelled meanwhile reads results from PostgreSQL anyway.
-      await Promise.all(subscribers.map((id) => client.workflow.getHandle(id).signal(buildFinishedSignal, result).catch(() => undefined)));
-      return subscribers;
+      return announceBuildResult(client, result, subscribers);
     },
 
-    async beginBuild(drvPath, rebuild) {
-      const row = await begin.submit({ drvPath, rebuild });
-      if (row.status && SETTLED.includes(row.status) && !rebuild) {
+    announceBuild: (result, subscribers) => announceBuildResult(client, result, subscribers),
+
+    async beginBuild(drvPath): Promise<BuildStart> {
+      const row = await begin.submit(drvPath);
+      if (row.status && SETTLED.includes(row.status)) {
         const result: BuildResult = { drvPath, status: row.status };
         if (row.dep_failed_drv_path) result.rootCause = row.dep_failed_drv_path;
         if (row.error) result.error = row.error;
         if (row.status === 'succeeded') result.outputs = toOutputs(row.outputs ?? []);
         return { result };
       }
-      const inputs = readiness(row.waiting ?? []);
-      return inputs.ready ? { ...inputs, inputs: toBuildInputs(row.inputs ?? []) } : inputs;
+      return { inputs: toBuildInputs(row.inputs ?? []) };
     },
   };
-}
-
-/** Whether a build may start, from its input builds that have not succeeded: none, or one that failed (the root cause). */
-function readiness(waiting: Array<{ drv_path: string; status: BuildStatus; dep_failed_drv_path: string | null }>): { ready: boolean; rootCause?: string } {
-  const failed = waiting.find((input) => FAILED_INPUT.includes(input.status));
-  if (failed) return { ready: false, rootCause: failed.dep_failed_drv_path ?? failed.drv_path };
-  return { ready: waiting.length === 0 };
-}
-
-/** What a builder needs from the input outputs: their paths, and canonical NAR hashes where known. */
-function toBuildInputs(rows: Array<{ out_path: string; nar_hash: string | null }>): BuildInputs {
-  const canonicalNarHashes: Record<string, string> = {};
-  for (const row of rows) if (row.nar_hash) canonicalNarHashes[row.out_path] = row.nar_hash;
-  return { inputPaths: rows.map((row) => row.out_path), canonicalNarHashes };
 }
 
 interface BeginRow {
@@ -90,49 +59,37 @@ interface BeginRow {
   status: BuildStatus | null;
   dep_failed_drv_path: string | null;
   error: string | null;
-  /** Input builds not succeeded yet. */
-  waiting: Array<{ drv_path: string; status: BuildStatus; dep_failed_drv_path: string | null }> | null;
   /** Output paths used from the inputs, with their canonical NAR hashes when known. */
   inputs: Array<{ out_path: string; nar_hash: string | null }> | null;
   outputs: OutputRow[] | null;
 }
 
 /**
- * Where each build stands, its inputs' state and its outputs, in one statement; a build that is
- * not settled (or is rebuilt) is put back to pending on the way.
+ * Where each build stands, its inputs and its outputs, in one statement; a build that is not
+ * settled is put back to pending on the way (a new run of its workflow builds it).
  */
-async function beginBatch(pool: Pool, requests: Array<{ drvPath: string; rebuild: boolean }>): Promise<BeginRow[]> {
+async function beginBatch(pool: Pool, drvPaths: string[]): Promise<BeginRow[]> {
   const { rows } = await pool.query<BeginRow>(
-    `WITH request AS (
-       SELECT * FROM unnest($1::text[], $2::boolean[]) AS r(drv_path, rebuild)
-     ), current AS (
-       SELECT r.drv_path, r.rebuild, b.id, b.status, b.dep_failed_drv_path, b.error
-         FROM request r LEFT JOIN build_jobs b ON b.drv_path = r.drv_path
+    `WITH current AS (
+       SELECT r.drv_path, b.id, b.status, b.dep_failed_drv_path, b.error
+         FROM unnest($1::text[]) AS r(drv_path) LEFT JOIN build_jobs b ON b.drv_path = r.drv_path
      ), reset AS (
        UPDATE build_jobs b
           SET status = 'pending', dep_failed_drv_path = NULL, error = NULL, exit_code = NULL,
               finished_at = NULL, updated_at = now()
          FROM current c
-        WHERE b.id = c.id AND (c.rebuild OR NOT c.status = ANY($3::text[]))
+        WHERE b.id = c.id AND NOT c.status = ANY($2::text[])
      )
      SELECT c.drv_path, c.status, c.dep_failed_drv_path, c.error,
-            (SELECT json_agg(w ORDER BY w.drv_path) FROM (
-               SELECT ib.drv_path, ib.status, ib.dep_failed_drv_path
-                 FROM derivation_inputs di JOIN build_jobs ib ON ib.drv_path = di.input_drv_path
-                WHERE di.drv_path = c.drv_path AND ib.status <> 'succeeded') w) AS waiting,
-            (SELECT json_agg(i ORDER BY i.out_path) FROM (
-               SELECT o.out_path, o.nar_hash
-                 FROM derivation_inputs di
-                 JOIN derivation_outputs o ON o.drv_path = di.input_drv_path AND o.output_name = ANY(di.output_names)
-                WHERE di.drv_path = c.drv_path AND o.out_path IS NOT NULL) i) AS inputs,
+            (SELECT json_agg(i ORDER BY i.out_path) FROM (${inputOutputs('c.drv_path')}) i) AS inputs,
             (SELECT json_agg(o ORDER BY o.output_name) FROM (
                SELECT output_name, out_path, nar_hash, nar_size, "references"
                  FROM derivation_outputs WHERE drv_path = c.drv_path) o) AS outputs
        FROM current c`,
-    [requests.map((r) => r.drvPath), requests.map((r) => r.rebuild), SETTLED],
+    [drvPaths, SETTLED],
   );
   const byPath = new Map(rows.map((row) => [row.drv_path, row]));
-  return requests.map((r) => byPath.get(r.drvPath)!);
+  return drvPaths.map((drvPath) => byPath.get(drvPath)!);
 }
 
 /**
@@ -205,7 +162,7 @@ function toOutputs(rows: OutputRow[]): BuiltOutput[] {
     .map((row) => ({
       name: row.output_name,
       path: row.out_path!,
-      narHash: row.nar_hash ?? '',
+      narHash: (row.nar_hash ?? '') as NarHash,
       narSize: Number(row.nar_size ?? 0),
       references: row.references ?? [],
     }));

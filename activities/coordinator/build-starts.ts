@@ -1,0 +1,94 @@
+/**
+ * Starting build workflows for the scheduler (scheduler.ts decides which): one per derivation
+ * across all evals, by signal-with-start, so an eval that needs a build another eval started
+ * subscribes to it instead of starting a second one.
+ */
+import type { Client } from '@temporalio/client';
+import type { Pool } from 'pg';
+import type { buildWorkflow } from '../../workflows/build.ts';
+import { buildWorkflowId, COORDINATOR_QUEUE, subscribeSignal } from '../../workflows/definitions.ts';
+import { searchAttributePairs } from '../../workflows/search.ts';
+
+/** Workflow starts in flight at once from one pass. */
+const START_CONCURRENCY = 16;
+
+/** A build the scheduler found ready, with what its workflow needs to be started. */
+export interface BuildCandidate {
+  id: string;
+  drv_path: string;
+  name: string;
+  system: string;
+  required_system_features: string[];
+  /** The eval's project and its scheduling shares (fair sharing of builders). */
+  project: string;
+  scheduling_shares: number;
+  priority: number;
+}
+
+export interface StartOptions {
+  evalId: string;
+  evalWorkflowId: string;
+  /** A builder silent this long is presumed dead (default: the build workflow's). */
+  heartbeatTimeoutMs?: number | undefined;
+  /** Attempts for infrastructure faults (`limits.attempts`). */
+  maxAttempts?: number | undefined;
+  /** Builds at or above this priority are manual rebuilds: dispatched before all others. */
+  urgentFrom: number;
+}
+
+/** Fairness weight of a project: its shares relative to the default 100, within Temporal's range. */
+export function fairnessWeight(shares: number): number {
+  return Math.min(1000, Math.max(0.001, shares / 100));
+}
+
+/** Starts (or joins) each build's workflow with the eval as a subscriber, and records both. */
+export async function startBuilds(pool: Pool, client: Client, options: StartOptions, candidates: BuildCandidate[]): Promise<void> {
+  const { evalId, evalWorkflowId, heartbeatTimeoutMs, maxAttempts } = options;
+  const queue = [...candidates];
+  const started: Array<{ id: string; workflowId: string }> = [];
+  const worker = async (): Promise<void> => {
+    for (let next = queue.shift(); next; next = queue.shift()) {
+      const workflowId = buildWorkflowId(next.drv_path);
+      await client.workflow.signalWithStart<typeof buildWorkflow, [string]>('buildWorkflow', {
+        workflowId,
+        taskQueue: COORDINATOR_QUEUE,
+        args: [
+          {
+            drvPath: next.drv_path,
+            drvName: next.name,
+            system: next.system,
+            requiredSystemFeatures: next.required_system_features,
+            subscribers: [evalWorkflowId],
+            ...(heartbeatTimeoutMs ? { heartbeatTimeoutMs } : {}),
+            ...(maxAttempts ? { maxAttempts } : {}),
+            // Fairness keys are at most 64 bytes.
+            fairness: { key: Buffer.from(next.project).subarray(0, 64).toString(), weight: fairnessWeight(next.scheduling_shares) },
+            ...(next.priority >= options.urgentFrom ? { urgent: true } : {}),
+          },
+        ],
+        signal: subscribeSignal,
+        signalArgs: [evalWorkflowId],
+        typedSearchAttributes: searchAttributePairs({ drvName: next.name, system: next.system, status: 'pending' }) as never,
+        staticSummary: `build ${next.name} (${next.system})`,
+      });
+      started.push({ id: next.id, workflowId });
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.min(START_CONCURRENCY, queue.length) }, worker));
+  } finally {
+    if (started.length > 0) {
+      const ids = started.map((s) => s.id);
+      await pool.query(
+        'UPDATE evaluation_builds SET subscribed_at = now() WHERE eval_id = $1 AND build_id = ANY($2::bigint[])',
+        [evalId, ids],
+      );
+      await pool.query(
+        `UPDATE build_jobs b SET workflow_id = u.workflow_id
+           FROM unnest($1::bigint[], $2::text[]) AS u(id, workflow_id)
+          WHERE b.id = u.id AND b.workflow_id IS NULL`,
+        [ids, started.map((s) => s.workflowId)],
+      );
+    }
+  }
+}

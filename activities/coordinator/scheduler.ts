@@ -1,0 +1,214 @@
+/**
+ * The scheduler: the one place that decides when a build may start, what its builder gets as
+ * inputs, when it is dep-failed and because of what, which builds go back to pending on a rebuild
+ * or are withdrawn when their eval goes away, and that tells evals a build has finished.
+ * (docs/architecture.md, "Scheduler".)
+ *
+ * The eval gates on inputs, not the build. Each pass of an eval's wavefront (`advanceEval`)
+ * starts the build workflows of derivations whose input builds have all succeeded, at most
+ * `window` open at once, so the Temporal server never holds thousands of idle build workflows
+ * waiting on their inputs. The build workflow does not check again: `succeeded` is final (a
+ * rebuild resets failed, timed-out and cancelled builds only), so inputs found succeeded stay so.
+ * The plan lives in PostgreSQL, so every pass is idempotent and a lost wake-up only delays.
+ *
+ * Invariants (test/pipeline/invariants.ts checks them after pipeline tests):
+ * 1. Every build an unfinished eval needs is running, queued, or will be started: it has a build
+ *    workflow the eval subscribed to, or it is pending without one and a later pass of the eval
+ *    starts it once its inputs have succeeded, or marks it dep-failed once one has failed.
+ * 2. A finished eval has no build it still waits for: an eval ends succeeded or failed only when
+ *    none of its builds is pending, building or uploading (`countProgress`). A cancelled eval
+ *    may leave a running build it shared: that one finishes for the cache.
+ * 3. A build is dep-failed only when an input failed, timed out or is dep-failed itself, and it
+ *    names as root cause a build that failed on its own.
+ * 4. Every result reaches each subscribed eval: by signal (`announceBuildResult`), and in any
+ *    case from PostgreSQL on the eval's next pass, at most its poll interval later.
+ * 5. One build workflow per derivation across all evals (signal-with-start, `startBuilds`).
+ */
+import type { Client } from '@temporalio/client';
+import type { Pool } from 'pg';
+import type { NarHash } from '../../daemon/core/hash.ts';
+import { buildFinishedSignal, unsubscribeSignal } from '../../workflows/definitions.ts';
+import type { BuildResult, BuildStatus, EvalProgress } from '../../workflows/types.ts';
+import { countProgress } from '../../queries/progress.ts';
+import type { AdvanceEvalRequest, BuildInputs } from '../types.ts';
+import { startBuilds, type BuildCandidate } from './build-starts.ts';
+
+/** Build states that fail the builds depending on them. */
+export const FAILED_STATUSES: readonly BuildStatus[] = ['failed', 'dep-failed', 'timed-out'];
+
+/** build_jobs.priority of a manual rebuild: it goes before everything else waiting. */
+export const REBUILD_PRIORITY = 1000;
+
+/**
+ * The input builds of derivation `drv` (an SQL expression) that have not succeeded, each with the
+ * root cause it passes on if it failed: itself, or the root cause it names.
+ */
+function unfinishedInputs(drv: string): string {
+  return `SELECT ib.drv_path, ib.status,
+                 CASE WHEN ib.status = 'dep-failed' THEN ib.dep_failed_drv_path ELSE ib.drv_path END AS root_cause
+            FROM derivation_inputs di JOIN build_jobs ib ON ib.drv_path = di.input_drv_path
+           WHERE di.drv_path = ${drv} AND ib.status <> 'succeeded'`;
+}
+
+/** The output paths derivation `drv` (an SQL expression) uses from its inputs, with canonical NAR hashes where known. */
+export function inputOutputs(drv: string): string {
+  return `SELECT o.out_path, o.nar_hash
+            FROM derivation_inputs di
+            JOIN derivation_outputs o ON o.drv_path = di.input_drv_path AND o.output_name = ANY(di.output_names)
+           WHERE di.drv_path = ${drv} AND o.out_path IS NOT NULL`;
+}
+
+/** What a builder needs from the input outputs: their paths, and canonical NAR hashes where known. */
+export function toBuildInputs(rows: Array<{ out_path: string; nar_hash: string | null }>): BuildInputs {
+  const canonicalNarHashes: Record<string, NarHash> = {};
+  // Written by recordBuild from a builder's NarHash, so already in the one form.
+  for (const row of rows) if (row.nar_hash) canonicalNarHashes[row.out_path] = row.nar_hash as NarHash;
+  return { inputPaths: rows.map((row) => row.out_path), canonicalNarHashes };
+}
+
+/** One pass of an eval's wavefront: revive, propagate failures, start what is ready, count. */
+export async function advanceEval(
+  pool: Pool,
+  client: Client,
+  request: AdvanceEvalRequest,
+  options: { heartbeatTimeoutMs?: number | undefined; maxAttempts?: number | undefined } = {},
+): Promise<EvalProgress> {
+  const { evalId, evalWorkflowId, window } = request;
+
+  // A build cancelled because its other evals went away is wanted again by this one.
+  await pool.query(
+    `UPDATE build_jobs b SET status = 'pending', workflow_id = NULL, finished_at = NULL, updated_at = now()
+       FROM evaluation_builds e
+      WHERE e.eval_id = $1 AND e.build_id = b.id AND e.subscribed_at IS NULL AND b.status = 'cancelled'`,
+    [evalId],
+  );
+  await propagateDepFailures(pool, evalId);
+
+  const open = await pool.query<{ count: string }>(
+    `SELECT count(*) FROM evaluation_builds e JOIN build_jobs b ON b.id = e.build_id
+      WHERE e.eval_id = $1 AND e.subscribed_at IS NOT NULL AND b.status IN ('pending', 'building', 'uploading')`,
+    [evalId],
+  );
+  const room = window - Number(open.rows[0]!.count);
+  if (room > 0) {
+    const { rows } = await pool.query<BuildCandidate>(
+      `SELECT b.id, b.drv_path, d.name, d.system, d.required_system_features, b.priority, p.name AS project, p.scheduling_shares
+         FROM evaluation_builds e
+         JOIN evaluations v ON v.id = e.eval_id
+         JOIN projects p ON p.id = v.project_id
+         JOIN build_jobs b ON b.id = e.build_id
+         JOIN derivations d ON d.drv_path = b.drv_path
+        WHERE e.eval_id = $1 AND e.subscribed_at IS NULL AND b.status IN ('pending', 'building', 'uploading')
+          AND NOT EXISTS (${unfinishedInputs('b.drv_path')})
+        ORDER BY b.priority DESC, b.id
+        LIMIT $2`,
+      [evalId, room],
+    );
+    await startBuilds(pool, client, { evalId, evalWorkflowId, ...options, urgentFrom: REBUILD_PRIORITY }, rows);
+  }
+  return countProgress(pool, evalId);
+}
+
+/** Marks the eval's unstarted builds whose inputs failed as dep-failed, naming the root cause, until nothing changes. */
+async function propagateDepFailures(pool: Pool, evalId: string): Promise<void> {
+  for (;;) {
+    const { rowCount } = await pool.query(
+      `UPDATE build_jobs b
+          SET status = 'dep-failed', dep_failed_drv_path = f.root_cause, finished_at = now(), updated_at = now()
+         FROM (SELECT DISTINCT ON (pb.id) pb.id, w.root_cause
+                 FROM evaluation_builds e
+                 JOIN build_jobs pb ON pb.id = e.build_id
+                 CROSS JOIN LATERAL (${unfinishedInputs('pb.drv_path')}) w
+                WHERE e.eval_id = $1 AND pb.status = 'pending' AND pb.workflow_id IS NULL
+                  AND w.status = ANY($2::text[])
+                ORDER BY pb.id, w.drv_path) f
+        WHERE b.id = f.id`,
+      [evalId, FAILED_STATUSES],
+    );
+    if (!rowCount) return;
+  }
+}
+
+/**
+ * Whether a build may start, for build workflows that began before the eval alone gated on
+ * inputs (workflows/build.ts keeps their path for replay): none unfinished, or the first failed
+ * input's root cause.
+ */
+export async function checkBuildInputs(pool: Pool, drvPath: string): Promise<{ ready: boolean; rootCause?: string }> {
+  const { rows } = await pool.query<{ status: BuildStatus; root_cause: string }>(
+    `SELECT w.status, w.root_cause FROM (${unfinishedInputs('$1')}) w ORDER BY w.drv_path`,
+    [drvPath],
+  );
+  const failed = rows.find((row) => FAILED_STATUSES.includes(row.status));
+  return failed ? { ready: false, rootCause: failed.root_cause } : { ready: rows.length === 0 };
+}
+
+/** What a builder needs besides the `.drv`: input paths and their canonical NAR hashes. */
+export async function describeBuildInputs(pool: Pool, drvPath: string): Promise<BuildInputs> {
+  const { rows } = await pool.query<{ out_path: string; nar_hash: string | null }>(
+    `SELECT i.out_path, i.nar_hash FROM (${inputOutputs('$1')}) i ORDER BY i.out_path`,
+    [drvPath],
+  );
+  return toBuildInputs(rows);
+}
+
+/**
+ * Puts an eval's failed, timed-out and cancelled builds (all, or those named) and the builds
+ * dep-failed because of them back to pending, at rebuild priority; returns how many.
+ */
+export async function resetBuilds(pool: Pool, evalId: string, drvPaths: string[] | 'failed'): Promise<number> {
+  const { rowCount } = await pool.query(
+    `WITH chosen AS (
+       SELECT b.id, b.drv_path FROM evaluation_builds e JOIN build_jobs b ON b.id = e.build_id
+        WHERE e.eval_id = $1 AND b.status IN ('failed', 'timed-out', 'cancelled')
+          AND ($2::text[] IS NULL OR b.drv_path = ANY($2::text[]))
+     ), affected AS (
+       SELECT id FROM chosen
+       UNION
+       SELECT b.id FROM evaluation_builds e JOIN build_jobs b ON b.id = e.build_id
+        WHERE e.eval_id = $1 AND b.status = 'dep-failed'
+          AND ($2::text[] IS NULL OR b.dep_failed_drv_path IN (SELECT drv_path FROM chosen))
+     ), reset AS (
+       UPDATE build_jobs b
+          SET status = 'pending', dep_failed_drv_path = NULL, error = NULL, exit_code = NULL, workflow_id = NULL,
+              finished_at = NULL, priority = greatest(priority, $3), updated_at = now()
+        WHERE b.id IN (SELECT id FROM affected)
+       RETURNING b.id
+     )
+     UPDATE evaluation_builds SET subscribed_at = NULL
+      WHERE eval_id = $1 AND build_id IN (SELECT id FROM reset)`,
+    [evalId, drvPaths === 'failed' ? null : drvPaths, REBUILD_PRIORITY],
+  );
+  return rowCount ?? 0;
+}
+
+/**
+ * An eval went away: builds it planned but nobody started will not happen for it (another eval
+ * that still wants one revives it on its next pass), and the build workflows it subscribed to
+ * are told; one nobody wants any more is withdrawn unless a builder has it.
+ */
+export async function releaseEvalBuilds(pool: Pool, client: Client, evalId: string, evalWorkflowId: string): Promise<void> {
+  await pool.query(
+    `UPDATE build_jobs b SET status = 'cancelled', finished_at = now(), updated_at = now()
+       FROM evaluation_builds e
+      WHERE e.eval_id = $1 AND e.build_id = b.id AND b.status = 'pending' AND b.workflow_id IS NULL`,
+    [evalId],
+  );
+  const { rows } = await pool.query<{ workflow_id: string }>(
+    `SELECT DISTINCT b.workflow_id FROM evaluation_builds e JOIN build_jobs b ON b.id = e.build_id
+      WHERE e.eval_id = $1 AND e.subscribed_at IS NOT NULL AND b.workflow_id IS NOT NULL
+        AND b.status IN ('pending', 'building', 'uploading')`,
+    [evalId],
+  );
+  await Promise.all(rows.map(({ workflow_id }) => client.workflow.getHandle(workflow_id).signal(unsubscribeSignal, evalWorkflowId).catch(() => undefined)));
+}
+
+/**
+ * Tells evals a build has ended; returns the evals told. An eval that finished or was cancelled
+ * meanwhile is skipped: it reads results from PostgreSQL anyway.
+ */
+export async function announceBuildResult(client: Client, result: BuildResult, evalWorkflowIds: string[]): Promise<string[]> {
+  await Promise.all(evalWorkflowIds.map((id) => client.workflow.getHandle(id).signal(buildFinishedSignal, result).catch(() => undefined)));
+  return evalWorkflowIds;
+}
+
