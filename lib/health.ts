@@ -27,7 +27,7 @@ export interface HealthReport {
 export const CHECK_TIMEOUT_MS = 3000;
 
 /** Node's multi-address connect errors are AggregateErrors with an empty message. */
-export function describeError(error: unknown): string {
+function describeError(error: unknown): string {
   if (error instanceof AggregateError && error.errors.length > 0) {
     return [...new Set(error.errors.map(describeError))].join('; ');
   }
