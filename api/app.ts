@@ -24,7 +24,7 @@ import { webhookRoutes } from './routes/webhook.ts';
 import { landingRoutes } from './routes/landing.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
 import { opsRoutes } from './routes/ops.ts';
-import { temporalConnectionConfig } from './temporal-config.ts';
+import { temporalConnectionConfig } from '../temporal/settings.ts';
 
 /** Already-open dependencies; each one given here is used and left open. */
 export interface ApiDeps {

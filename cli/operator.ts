@@ -12,9 +12,9 @@
 import type { Client } from '@temporalio/client';
 import type { SignalDefinition } from '@temporalio/common';
 import type { Pool } from 'pg';
-import * as queries from '../api/ops-queries.ts';
-import type { BuildDetail, BuildLog, EvalDetail, EvalFilter, EvalSummary, NodeSummary } from '../api/ops-queries.ts';
-import { temporalConnectionConfig } from '../api/temporal-config.ts';
+import * as queries from '../queries/index.ts';
+import type { BuildDetail, BuildLog, EvalDetail, EvalFilter, EvalSummary, NodeSummary } from '../queries/index.ts';
+import { temporalConnectionConfig } from '../temporal/settings.ts';
 import { loadServerConfig } from '../config/server.ts';
 import type { ServerConfig } from '../config/types.ts';
 import { createPool } from '../db/pool.ts';

@@ -4,7 +4,7 @@ import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
 import { evalWorkflowId } from '../workflows/definitions.ts';
 import type { BuildStatus, EvalStatus, PushEvent } from '../workflows/types.ts';
-import { readEvalJobs } from '../api/dashboard/jobs.ts';
+import { findEvalOfCommit, listEvalBuildsWithTails, readEvalJobs, readEvalStatus, type BuildWithTail } from '../queries/index.ts';
 import { ensureLocalProject } from '../forges/projects.ts';
 import { signalPush } from '../temporal/push.ts';
 import { CliError } from './errors.ts';
@@ -48,8 +48,7 @@ export async function waitForEvalWorkflow(client: Client, pool: Pool, evalId: st
       return;
     } catch (error) {
       if ((error as Error).name !== 'WorkflowNotFoundError') return;
-      const { rows } = await pool.query<{ status: string }>('SELECT status FROM evaluations WHERE id = $1', [evalId]);
-      if (rows[0]?.status === 'skipped') return;
+      if ((await readEvalStatus(pool, evalId))?.status === 'skipped') return;
       if (Date.now() > deadline) throw new Error(`eval ${evalId} never started`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -60,24 +59,11 @@ export async function waitForEvalWorkflow(client: Client, pool: Pool, evalId: st
 export async function waitForEval(pool: Pool, projectName: string, sha: string, timeoutMs = 60_000): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const { rows } = await pool.query<{ id: string }>(
-      'SELECT e.id FROM evaluations e JOIN projects p ON p.id = e.project_id WHERE p.name = $1 AND e.commit_sha = $2',
-      [projectName, sha],
-    );
-    if (rows[0]) return String(rows[0].id);
+    const evalId = await findEvalOfCommit(pool, projectName, sha);
+    if (evalId) return evalId;
     await sleep(100);
   }
   throw new CliError(`no eval was created within ${timeoutMs / 1000} s; is the coordinator worker running? (see the Temporal Web UI)`);
-}
-
-interface BuildRow {
-  drv_path: string;
-  name: string;
-  status: BuildStatus;
-  dep_failed_drv_path: string | null;
-  error: string | null;
-  seconds: number | null;
-  tail: string | null;
 }
 
 const MARK: Partial<Record<BuildStatus, string>> = {
@@ -108,8 +94,7 @@ export async function watchEval(options: {
         return;
       } catch (error) {
         if ((error as Error).name !== 'WorkflowNotFoundError') return;
-        const evaluation = await pool.query<{ status: EvalStatus }>('SELECT status FROM evaluations WHERE id = $1', [evalId]);
-        if (evaluation.rows[0]?.status === 'skipped') return;
+        if ((await readEvalStatus(pool, evalId))?.status === 'skipped') return;
         if (Date.now() > deadline) {
           throw new CliError(`the workflow ${evalWorkflowId(evalId)} did not start within a minute; look at the ref workflow in the Temporal Web UI`);
         }
@@ -125,11 +110,11 @@ export async function watchEval(options: {
   let lastLine = '';
   for (;;) {
     const isLast = closed;
-    const rows = await readBuilds(pool, evalId);
+    const rows = await listEvalBuildsWithTails(pool, evalId);
     for (const row of rows) {
-      names.set(row.drv_path, row.name);
-      if (seen.get(row.drv_path) === row.status || row.status === 'pending' || row.status === 'uploading') continue;
-      seen.set(row.drv_path, row.status);
+      names.set(row.drvPath, row.name);
+      if (seen.get(row.drvPath) === row.status || row.status === 'pending' || row.status === 'uploading') continue;
+      seen.set(row.drvPath, row.status);
       say(`  ${MARK[row.status] ?? '·'} ${row.status.padEnd(10)} ${row.name}${describe(row, names)}`);
       if (row.status === 'failed' || row.status === 'timed-out') {
         for (const line of (row.tail ?? '').trimEnd().split('\n').slice(-5)) if (line) say(`      | ${line}`);
@@ -146,16 +131,15 @@ export async function watchEval(options: {
   return summary;
 }
 
-function describe(row: BuildRow, names: Map<string, string>): string {
-  if (row.status === 'dep-failed' && row.dep_failed_drv_path) {
-    return ` (because ${names.get(row.dep_failed_drv_path) ?? row.dep_failed_drv_path} failed)`;
-  }
+function describe(row: BuildWithTail, names: Map<string, string>): string {
+  const root = row.rootCause?.drvPath;
+  if (row.status === 'dep-failed' && root) return ` (because ${names.get(root) ?? root} failed)`;
   if (row.status === 'succeeded' && row.seconds !== null) return ` (${row.seconds.toFixed(1)} s)`;
   if ((row.status === 'failed' || row.status === 'timed-out') && row.error) return `: ${row.error.split('\n')[0]}`;
   return '';
 }
 
-function progressLine(rows: BuildRow[]): string {
+function progressLine(rows: BuildWithTail[]): string {
   const count = (s: BuildStatus) => rows.filter((r) => r.status === s).length;
   const done = rows.length - count('pending') - count('building') - count('uploading');
   const parts = [`${done}/${rows.length} builds done`];
@@ -166,25 +150,9 @@ function progressLine(rows: BuildRow[]): string {
   return `[${parts.join(' · ')}]`;
 }
 
-async function readBuilds(pool: Pool, evalId: string): Promise<BuildRow[]> {
-  const { rows } = await pool.query<BuildRow>(
-    `SELECT b.drv_path, d.name, b.status, b.dep_failed_drv_path, b.error, t.tail,
-            extract(epoch FROM b.finished_at - b.started_at)::float8 AS seconds
-       FROM evaluation_builds e
-       JOIN build_jobs b ON b.id = e.build_id
-       JOIN derivations d ON d.drv_path = b.drv_path
-       LEFT JOIN build_log_tails t ON t.build_id = b.id
-      WHERE e.eval_id = $1
-      ORDER BY b.id`,
-    [evalId],
-  );
-  return rows;
-}
-
 /** Every job of an eval with its final status, from PostgreSQL. */
 export async function readRunSummary(pool: Pool, evalId: string): Promise<RunSummary> {
-  const evaluation = await pool.query<{ status: EvalStatus; error: string | null }>('SELECT status, error FROM evaluations WHERE id = $1', [evalId]);
-  const ev = evaluation.rows[0]!;
+  const ev = (await readEvalStatus(pool, evalId))!;
   const summary: RunSummary = { eval: { id: evalId, status: ev.status }, jobs: [] };
   if (ev.error) summary.eval.error = ev.error;
   for (const row of await readEvalJobs(pool, evalId)) {

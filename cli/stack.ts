@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
-import { temporalConnectionConfig } from '../api/temporal-config.ts';
+import { temporalConnectionConfig } from '../temporal/settings.ts';
 import type { ServerConfig } from '../config/types.ts';
 import { openDatabase, type Database } from '../db/open.ts';
 import { resolveSocketPath } from '../daemon/protocol/pool.ts';

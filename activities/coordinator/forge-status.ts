@@ -12,7 +12,7 @@ import { describeStatuses, type DesiredStatus } from '../../forges/statuses.ts';
 import type { Forges, RepositoryRef } from '../../forges/types.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { EvalStatus } from '../../workflows/types.ts';
-import { countProgress } from './scheduler.ts';
+import { countProgress } from '../../queries/progress.ts';
 
 /** Sends an eval's commit statuses; local projects have no forge and get none. */
 export type ForgeStatusReporter = (evalId: string) => Promise<void>;

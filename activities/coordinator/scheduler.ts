@@ -29,6 +29,7 @@ import type { Pool } from 'pg';
 import type { NarHash } from '../../daemon/core/hash.ts';
 import { buildFinishedSignal, unsubscribeSignal } from '../../workflows/definitions.ts';
 import type { BuildResult, BuildStatus, EvalProgress } from '../../workflows/types.ts';
+import { countProgress } from '../../queries/progress.ts';
 import type { AdvanceEvalRequest, BuildInputs } from '../types.ts';
 import { startBuilds, type BuildCandidate } from './build-starts.ts';
 
@@ -211,34 +212,3 @@ export async function announceBuildResult(client: Client, result: BuildResult, e
   return evalWorkflowIds;
 }
 
-/** An eval's builds by state; `done` when none can change any more. */
-export async function countProgress(pool: Pool, evalId: string): Promise<EvalProgress> {
-  const { rows } = await pool.query<Record<string, string>>(
-    `SELECT count(*) FILTER (WHERE b.status = 'succeeded') AS succeeded,
-            count(*) FILTER (WHERE b.status = 'failed') AS failed,
-            count(*) FILTER (WHERE b.status = 'dep-failed') AS dep_failed,
-            count(*) FILTER (WHERE b.status = 'cancelled') AS cancelled,
-            count(*) FILTER (WHERE b.status = 'timed-out') AS timed_out,
-            count(*) FILTER (WHERE b.status IN ('building', 'uploading')) AS building,
-            count(*) FILTER (WHERE b.status = 'pending') AS pending,
-            count(*) AS planned,
-            (SELECT cached_jobs FROM evaluations WHERE id = $1) AS cached
-       FROM evaluation_builds e JOIN build_jobs b ON b.id = e.build_id
-      WHERE e.eval_id = $1`,
-    [evalId],
-  );
-  const row = rows[0]!;
-  const n = (key: string): number => Number(row[key] ?? 0);
-  return {
-    total: n('planned') + n('cached'),
-    cached: n('cached'),
-    succeeded: n('succeeded'),
-    failed: n('failed'),
-    depFailed: n('dep_failed'),
-    cancelled: n('cancelled'),
-    timedOut: n('timed_out'),
-    building: n('building'),
-    pending: n('pending'),
-    done: n('building') + n('pending') === 0,
-  };
-}

@@ -5,19 +5,9 @@
  */
 import { describeStatuses } from '../../forges/statuses.ts';
 import { BUILD_CONTEXT } from '../../forges/types.ts';
-import type { EvalProgress, EvalStatus } from '../../workflows/types.ts';
+import type { EvalFacts } from '../../queries/eval-overviews.ts';
 
 export type EvalState = 'queued' | 'evaluating' | 'building' | 'succeeded' | 'failed' | 'cancelled';
-
-export interface EvalFacts {
-  status: EvalStatus;
-  error: string | null;
-  /** Attributes that evaluated to a derivation, and those that failed to evaluate. */
-  jobCount: number;
-  attrErrors: number;
-  progress: EvalProgress;
-  copiedFrom: string | null;
-}
 
 /** The overall state of an eval: evaluation first, then its builds. */
 export function evalState(facts: EvalFacts): EvalState {

@@ -7,10 +7,20 @@
 import type { FastifyInstance } from 'fastify';
 import type { CacheBackend } from '../../cache/types.ts';
 import { FINAL_BUILD_STATUSES } from '../../workflows/types.ts';
-import { fullLogHref, readBuildLogVersion, readBuildPage, readLogTail, resolveBuildKey } from '../dashboard/builds.ts';
+import {
+  type EvalVersion,
+  evalVersionKey,
+  fullLogHref,
+  parseEvalVersion,
+  readBuildLogVersion,
+  readBuildPage,
+  readEvalJobs,
+  readEvalOverview,
+  readEvalVersion,
+  readLogTail,
+  resolveBuildKey,
+} from '../../queries/index.ts';
 import { clientVersion, type EventStreams, type Poll } from '../dashboard/event-stream.ts';
-import { evalVersionKey, parseEvalVersion, readEvalOverview, readEvalVersion, type EvalVersion } from '../dashboard/evals.ts';
-import { readEvalJobs } from '../dashboard/jobs.ts';
 import { evalFinished } from '../dashboard/state.ts';
 import { errorResponses } from '../error-handler.ts';
 import { NotFoundError } from '../errors.ts';

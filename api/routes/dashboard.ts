@@ -7,11 +7,19 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { CacheBackend } from '../../cache/types.ts';
 import { FINAL_BUILD_STATUSES } from '../../workflows/types.ts';
-import { fullLogHref, readBuildLogVersion, readBuildPage } from '../dashboard/builds.ts';
+import {
+  evalVersionKey,
+  fullLogHref,
+  listEvalPage,
+  listProjects,
+  readBuildLogVersion,
+  readBuildPage,
+  readEvalJobs,
+  readEvalOverview,
+  readEvalVersion,
+  readProjectPage,
+} from '../../queries/index.ts';
 import { EventStreams } from '../dashboard/event-stream.ts';
-import { evalVersionKey, listEvalPage, readEvalOverview, readEvalVersion } from '../dashboard/evals.ts';
-import { readEvalJobs } from '../dashboard/jobs.ts';
-import { listProjects, readProjectPage } from '../dashboard/projects.ts';
 import { evalFinished } from '../dashboard/state.ts';
 import { errorResponses } from '../error-handler.ts';
 import { renderBuildBody } from '../views/build.ts';

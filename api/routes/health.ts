@@ -1,7 +1,7 @@
 /** `GET /healthz`: every component's state; 200 only when all required ones are ok. */
 import type { FastifyInstance } from 'fastify';
 import { errorResponses } from '../error-handler.ts';
-import { checkHealth } from '../health.ts';
+import { checkHealth } from '../health-report.ts';
 
 const componentSchema = {
   type: 'object',

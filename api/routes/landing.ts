@@ -1,6 +1,6 @@
 /** `GET /` and `GET /ci/`: the entry points a person opens in a browser. */
 import type { FastifyInstance } from 'fastify';
-import { listEvalPage } from '../dashboard/evals.ts';
+import { listEvalPage } from '../../queries/index.ts';
 import { errorResponses } from '../error-handler.ts';
 import { renderLandingPage } from '../views/landing.ts';
 import { EVALS_PER_PAGE } from './dashboard.ts';

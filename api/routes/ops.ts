@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import { errorResponses } from '../error-handler.ts';
 import { BadRequestError, NotFoundError } from '../errors.ts';
-import { buildHashPart, listEvals, listNodes, readBuild, readBuildLog, readEval, type EvalFilter } from '../ops-queries.ts';
+import { buildHashPart, listEvals, listNodes, readBuild, readBuildLog, readEval, type EvalFilter } from '../../queries/index.ts';
 
 const STATUSES = ['pending', 'building', 'uploading', 'succeeded', 'failed', 'dep-failed', 'cancelled', 'timed-out'];
 const string = { type: 'string' } as const;

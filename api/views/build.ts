@@ -3,7 +3,7 @@
  * the live log tail and the evals that include it. The header and the log are what the live
  * stream replaces.
  */
-import type { BuildPage } from '../dashboard/builds.ts';
+import type { BuildPage } from '../../queries/index.ts';
 import type { BuildStatus } from '../../workflows/types.ts';
 import {
   buildHref,

@@ -5,8 +5,7 @@
  * reload.
  */
 import { createHash } from 'node:crypto';
-import { jobState, type EvalJob, type JobState } from '../dashboard/jobs.ts';
-import type { EvalOverview } from '../dashboard/evals.ts';
+import { type EvalJob, type EvalOverview, type JobState, jobState } from '../../queries/index.ts';
 import { describeProgress, evalFinished, evalState } from '../dashboard/state.ts';
 import type { EvalProgress } from '../../workflows/types.ts';
 import {

@@ -1,5 +1,5 @@
 /** The `/ci/` landing page: recent evals across projects and a live components panel. */
-import type { EvalPage } from '../dashboard/evals.ts';
+import type { EvalPage } from '../../queries/index.ts';
 import { renderEvalList } from './evals.ts';
 import { html, raw } from './html.ts';
 import { renderPage } from './layout.ts';

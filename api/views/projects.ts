@@ -1,11 +1,9 @@
 /** The projects index and one project's page: its refs with their latest evals, and recent evals. */
-import type { EvalPage } from '../dashboard/evals.ts';
-import type { ProjectPage, ProjectSummary } from '../dashboard/projects.ts';
+import type { EvalOverview, EvalPage, ProjectPage, ProjectSummary } from '../../queries/index.ts';
 import { describeProgress, evalState } from '../dashboard/state.ts';
 import { evalHref, projectHref, refLabel, statePill, timeAgo } from './format.ts';
 import { html, type SafeHtml } from './html.ts';
 import { progressBar, renderEvalList } from './evals.ts';
-import type { EvalOverview } from '../dashboard/evals.ts';
 
 function latestCells(ev: EvalOverview | null): SafeHtml {
   if (!ev) return html`<td colspan="4" class="muted">no evals yet</td>`;

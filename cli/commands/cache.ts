@@ -2,15 +2,12 @@
  * `harmonia-ci cache serve`: the binary cache routes alone, over a local directory or an S3 bucket,
  * for a machine that serves the cache without the rest of the API.
  */
-import type { AddressInfo } from 'node:net';
 import type { Command } from 'commander';
-import Fastify, { type FastifyBaseLogger } from 'fastify';
-import { installErrorHandlers } from '../../api/error-handler.ts';
-import { cacheRoutes } from '../../api/routes/cache.ts';
+import type { FastifyBaseLogger } from 'fastify';
+import { startCacheServer, type CacheServer } from '../../api/cache-server.ts';
 import { loadServerConfig } from '../../config/server.ts';
 import { createLogger } from '../../lib/log.ts';
 import { applyCacheFlags, cacheErrorsAsCliErrors, openConfiguredCache, type CacheFlags } from '../cache-options.ts';
-import { CliError } from '../errors.ts';
 import { withSetupErrorsAsCliErrors } from './dev.ts';
 
 interface ServeOptions extends CacheFlags {
@@ -27,29 +24,22 @@ async function serve(options: ServeOptions): Promise<void> {
   const config = await loadServerConfig({ env, file: options.config });
   const log = createLogger({ level: config.log.level, name: 'cache' });
   const backend = await openConfiguredCache(config);
-  const app = Fastify({ loggerInstance: log as FastifyBaseLogger, return503OnClosing: true });
+  let server: CacheServer;
   try {
     await backend.check();
-    installErrorHandlers(app);
-    await app.register(cacheRoutes, { backend });
-    await app.listen({ host: config.api.host, port: config.api.port });
+    server = await startCacheServer({ backend, host: config.api.host, port: config.api.port, log: log as FastifyBaseLogger });
   } catch (error) {
-    await app.close();
     await backend.close();
-    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      throw new CliError(`port ${config.api.port} on ${config.api.host} is already in use: choose another with --port`);
-    }
     throw error;
   }
-  const { port } = app.server.address() as AddressInfo;
   const host = config.api.host.includes(':') ? `[${config.api.host}]` : config.api.host;
-  process.stdout.write(`serving ${backend.description} at http://${host}:${port}\n`);
+  process.stdout.write(`serving ${backend.description} at http://${host}:${server.port}\n`);
   await new Promise<void>((resolve) => {
     const stop = (): void => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
-  await app.close();
+  await server.close();
   await backend.close();
 }
 

@@ -6,7 +6,9 @@
  */
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { checkDatabase, checkTemporal, type ComponentHealth, type HealthReport } from '../../api/health.ts';
+import { checkDatabase } from '../../db/health.ts';
+import type { ComponentHealth, HealthReport } from '../../lib/health.ts';
+import { checkTemporal } from '../../temporal/health.ts';
 import { startApiServer } from '../../api/server.ts';
 import { ApiSetupError } from '../../api/errors.ts';
 import { ConfigError, SecretFileError } from '../../config/errors.ts';

@@ -4,7 +4,7 @@
  * ends. The build is named by its `.drv` path, the hash part of it, or its workflow id.
  */
 import type { Command } from 'commander';
-import type { BuildLog } from '../../api/ops-queries.ts';
+import type { BuildLog } from '../../queries/index.ts';
 import { FINAL_BUILD_STATUSES } from '../../workflows/types.ts';
 import { CliError } from '../errors.ts';
 import { buildArgument, withOperator, type OperatorOptions, type OpsReads } from '../operator.ts';

@@ -3,7 +3,7 @@
  * how many builds run on each, when each was last heard from, and which are draining.
  */
 import type { Command } from 'commander';
-import type { NodeSummary } from '../../api/ops-queries.ts';
+import type { NodeSummary } from '../../queries/index.ts';
 import { HEARTBEAT_INTERVAL_MS } from '../../workers/node-agent.ts';
 import { formatDuration, formatTable } from '../format.ts';
 import { print, withOperator, type OperatorOptions } from '../operator.ts';

@@ -1,7 +1,7 @@
 /** `harmonia-ci projects list|sync|enable|disable`: which forge repositories are built, and how. */
 import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
-import { temporalConnectionConfig } from '../../api/temporal-config.ts';
+import { temporalConnectionConfig } from '../../temporal/settings.ts';
 import { ConfigError, loadServerConfig, parseDuration } from '../../config/index.ts';
 import type { ServerConfig } from '../../config/types.ts';
 import { openDatabase } from '../../db/open.ts';

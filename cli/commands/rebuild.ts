@@ -7,7 +7,7 @@
  *   temporal workflow signal --workflow-id 'ref/<project>/<ref>' --name rebuild-failed
  */
 import type { Command } from 'commander';
-import type { BuildDetail } from '../../api/ops-queries.ts';
+import type { BuildDetail } from '../../queries/index.ts';
 import { rebuildFailedSignal, rebuildSignal, refWorkflowId } from '../../workflows/definitions.ts';
 import { CliError } from '../errors.ts';
 import { print, requireBuild, requireEval, signalWorkflow, withOperator, type OperatorOptions, type OpsReads } from '../operator.ts';

@@ -3,7 +3,7 @@
  * builds with statuses, durations and, for dep-failed builds, the failure at the root.
  */
 import type { Command } from 'commander';
-import type { BuildCounts, EvalDetail, EvalSummary, JobSummary } from '../../api/ops-queries.ts';
+import type { BuildCounts, EvalDetail, EvalSummary, JobSummary } from '../../queries/index.ts';
 import { CliError } from '../errors.ts';
 import { firstLine, formatAge, formatDuration, formatTable, secondsBetween } from '../format.ts';
 import { print, requireEval, withOperator, type OperatorOptions } from '../operator.ts';

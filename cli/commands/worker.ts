@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { NativeConnection } from '@temporalio/worker';
 import type { Command } from 'commander';
-import { temporalConnectionConfig } from '../../api/temporal-config.ts';
+import { temporalConnectionConfig } from '../../temporal/settings.ts';
 import { NODE_NAME } from '../../activities/coordinator/node-records.ts';
 import { loadServerConfig } from '../../config/server.ts';
 import type { ServerConfig } from '../../config/types.ts';

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
 import pg from 'pg';
 import { buildApp } from '../../api/app.ts';
-import type { HealthReport } from '../../api/health.ts';
+import type { HealthReport } from '../../lib/health.ts';
 import { loadServerConfig } from '../../config/server.ts';
 import type { ServerConfig } from '../../config/types.ts';
 import { createLogger } from '../../lib/log.ts';

@@ -5,14 +5,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { execa } from 'execa';
-import Fastify from 'fastify';
-import { installErrorHandlers } from '../../api/error-handler.ts';
-import { cacheRoutes } from '../../api/routes/cache.ts';
+import { startCacheServer } from '../../api/cache-server.ts';
 import { readText } from '../../cache/backend-reader.ts';
 import { LocalDirectoryBackend } from '../../cache/local.ts';
 import { S3Backend } from '../../cache/s3.ts';
@@ -108,11 +105,8 @@ export async function s3Backend(): Promise<TestBackend & { bucket: string; url: 
 
 /** The cache routes alone on a loopback port, as `harmonia-ci cache serve` runs them. */
 export async function serveCache(backend: CacheBackend): Promise<{ url: string; close(): Promise<void> }> {
-  const app = Fastify({ logger: false });
-  installErrorHandlers(app);
-  await app.register(cacheRoutes, { backend });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  return { url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, close: () => app.close() };
+  const server = await startCacheServer({ backend, host: '127.0.0.1', port: 0 });
+  return { url: `http://127.0.0.1:${server.port}`, close: () => server.close() };
 }
 
 /** `nix-store -r` into a throwaway chroot store that has never held the paths, from `url` only. */

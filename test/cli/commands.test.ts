@@ -11,7 +11,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
-import type { EvalDetail, EvalSummary } from '../../api/ops-queries.ts';
+import type { EvalDetail, EvalSummary } from '../../queries/index.ts';
 import { startApiServer, type ApiServer } from '../../api/server.ts';
 import type { RunSummary } from '../../cli/run-progress.ts';
 import { loadServerConfig } from '../../config/server.ts';

@@ -1,7 +1,7 @@
 /** The pure parts of the operator commands: following a sliding log tail, naming builds, tables. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { buildHashPart } from '../../api/ops-queries.ts';
+import { buildHashPart } from '../../queries/index.ts';
 import { newLogText } from '../../cli/commands/logs.ts';
 import { describeCounts } from '../../cli/commands/status.ts';
 import { fullRef } from '../../cli/operator.ts';

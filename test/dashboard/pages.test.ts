@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { RunSummary } from '../../cli/run-progress.ts';
-import { listEvalPage } from '../../api/dashboard/evals.ts';
+import { listEvalPage } from '../../queries/index.ts';
 import { HOSTILE, startDashboard, TEMPORAL_UI, writeMixedJobset, type Dashboard } from './support.ts';
 
 const hashOf = (drvPath: string): string => drvPath.slice(drvPath.lastIndexOf('/') + 1).slice(0, 32);

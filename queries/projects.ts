@@ -1,6 +1,6 @@
 /** A project as its dashboard page shows it: the repository, and each ref with its latest eval. */
 import type { Pool } from 'pg';
-import { readEvalOverviews, type EvalOverview } from './evals.ts';
+import { readEvalOverviews, type EvalOverview } from './eval-overviews.ts';
 
 export interface ProjectRef {
   ref: string;

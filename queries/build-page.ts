@@ -3,29 +3,23 @@
  * evals that include it, the builds its failure took down, and the live log tail.
  */
 import type { Pool } from 'pg';
-import { logKey } from '../../cache/layout.ts';
-import type { CacheBackend } from '../../cache/types.ts';
-import { FINAL_BUILD_STATUSES, type BuildStatus } from '../../workflows/types.ts';
-import { buildHashPart } from '../ops-queries.ts';
+import { logKey } from '../cache/layout.ts';
+import type { CacheBackend } from '../cache/types.ts';
+import { FINAL_BUILD_STATUSES, type BuildStatus } from '../workflows/types.ts';
+import { BUILD_COLUMNS, BUILD_ROOT_JOIN, buildHashPart, toBuildRow, type BuildColumns, type BuildRow } from './builds.ts';
+import { iso } from './time.ts';
 
-export interface BuildRecordView {
+/** The build row with what only its own page shows. */
+export interface BuildRecordView extends BuildRow {
   id: string;
-  status: BuildStatus;
-  attempts: number;
   priority: number;
-  node: string | null;
   workflowId: string | null;
-  error: string | null;
   exitCode: number | null;
   outputSize: number | null;
   logSize: number | null;
   logTruncated: boolean;
   createdAt: string;
-  startedAt: string | null;
   uploadStartedAt: string | null;
-  finishedAt: string | null;
-  seconds: number | null;
-  rootCause: { drvPath: string; name: string } | null;
 }
 
 export interface BuildOutputView {
@@ -63,33 +57,24 @@ export interface BuildPage {
 
 const EVALS_SHOWN = 50;
 const DEPENDENTS_SHOWN = 20;
-const iso = (value: Date | null): string | null => (value === null ? null : value.toISOString());
 const num = (value: string | number | null): number | null => (value === null ? null : Number(value));
 
-interface DerivationRow {
+/** The build columns are null when the derivation never had a build. */
+type DerivationRow = { [K in keyof BuildColumns]: BuildColumns[K] | null } & {
   drv_path: string;
   name: string;
   system: string;
   required_system_features: string[];
   id: string | null;
-  status: BuildStatus | null;
-  attempts: number;
   priority: number;
-  node: string | null;
   workflow_id: string | null;
-  error: string | null;
   exit_code: number | null;
   output_size: string | null;
   log_size: string | null;
   log_truncated: boolean;
   created_at: Date;
-  started_at: Date | null;
   upload_started_at: Date | null;
-  finished_at: Date | null;
-  seconds: number | null;
-  root_drv: string | null;
-  root_name: string | null;
-}
+};
 
 /** The derivation path of a build given as its `build_jobs.id`, `.drv` path, hash part or `build/<hash>`. */
 export async function resolveBuildKey(pool: Pool, key: string): Promise<string | undefined> {
@@ -109,13 +94,11 @@ export async function readBuildPage(pool: Pool, key: string): Promise<BuildPage 
   if (!drvPath) return undefined;
   const { rows } = await pool.query<DerivationRow>(
     `SELECT d.drv_path, d.name, d.system, d.required_system_features,
-            b.id, b.status, b.attempts, b.priority, b.node, b.workflow_id, b.error, b.exit_code, b.output_size, b.log_size,
-            b.log_truncated, b.created_at, b.started_at, b.upload_started_at, b.finished_at,
-            extract(epoch FROM b.finished_at - b.started_at)::float8 AS seconds,
-            b.dep_failed_drv_path AS root_drv, r.name AS root_name
+            b.id, ${BUILD_COLUMNS}, b.priority, b.workflow_id, b.exit_code, b.output_size, b.log_size,
+            b.log_truncated, b.created_at, b.upload_started_at
        FROM derivations d
        LEFT JOIN build_jobs b ON b.drv_path = d.drv_path
-       LEFT JOIN derivations r ON r.drv_path = b.dep_failed_drv_path
+       ${BUILD_ROOT_JOIN}
       WHERE d.drv_path = $1`,
     [drvPath],
   );
@@ -143,23 +126,16 @@ export async function readBuildPage(pool: Pool, key: string): Promise<BuildPage 
 
 function toBuildRecord(row: DerivationRow): BuildRecordView {
   return {
+    ...toBuildRow(row as BuildColumns),
     id: String(row.id),
-    status: row.status!,
-    attempts: row.attempts,
     priority: row.priority,
-    node: row.node,
     workflowId: row.workflow_id,
-    error: row.error,
     exitCode: row.exit_code,
     outputSize: num(row.output_size),
     logSize: num(row.log_size),
     logTruncated: row.log_truncated,
     createdAt: iso(row.created_at)!,
-    startedAt: iso(row.started_at),
     uploadStartedAt: iso(row.upload_started_at),
-    finishedAt: iso(row.finished_at),
-    seconds: row.seconds,
-    rootCause: row.root_drv ? { drvPath: row.root_drv, name: row.root_name ?? row.root_drv } : null,
   };
 }
 

@@ -1,24 +1,15 @@
 /**
  * The jobs of an eval: each attribute with its derivation, evaluation error, outputs and the
- * build that realises it. One query serves the dashboard's jobs table, its live updates and the
- * summary `harmonia-ci run` prints (cli/run-progress.ts).
+ * build that realises it. One query serves the dashboard's jobs table, its live updates, the jobs
+ * of `/api/evals/<id>` and `harmonia-ci status`, and the summary `harmonia-ci run` prints.
  */
 import type { Pool } from 'pg';
-import type { BuildStatus } from '../../workflows/types.ts';
+import type { BuildStatus } from '../workflows/types.ts';
+import { BUILD_COLUMNS, BUILD_ROOT_JOIN, toBuildRow, type BuildColumns, type BuildRow } from './builds.ts';
 
 /** The build of a job's derivation, shared with every other eval that needs it. */
-export interface JobBuild {
+export interface JobBuild extends BuildRow {
   id: string;
-  status: BuildStatus;
-  node: string | null;
-  attempts: number;
-  startedAt: string | null;
-  finishedAt: string | null;
-  /** Wall-clock seconds from start to finish; null until both are known. */
-  seconds: number | null;
-  error: string | null;
-  /** For dep-failed: the derivation whose own failure is the cause. */
-  rootCause: { drvPath: string; name: string } | null;
   /** Database time of the last change, as PostgreSQL text (microseconds kept). */
   updatedAt: string;
 }
@@ -36,6 +27,21 @@ export interface EvalJob {
   outputs: Record<string, string>;
 }
 
+/** A job as the operator views list it: its build's status only. */
+export interface JobSummary {
+  attr: string;
+  drvPath: string | null;
+  /** The evaluation error of the attribute. */
+  error: string | null;
+  /** Status of its build; null when nothing had to be built (cached) or it did not evaluate. */
+  build: BuildStatus | null;
+}
+
+/** The operator view of a job. */
+export function toJobSummary(job: EvalJob): JobSummary {
+  return { attr: job.attr, drvPath: job.drvPath, error: job.evalError, build: job.planned && job.build ? job.build.status : null };
+}
+
 /** A job's state in one word: its build status when planned, else `cached` or `eval-error`. */
 export type JobState = BuildStatus | 'cached' | 'eval-error';
 
@@ -46,43 +52,20 @@ export function jobState(job: EvalJob): JobState {
   return job.build.status;
 }
 
-interface JobRow {
+/** The build columns are null when the derivation never had a build. */
+type JobRow = { [K in keyof BuildColumns]: BuildColumns[K] | null } & {
   attr: string;
   drv_path: string | null;
   error: string | null;
   planned: boolean;
   build_id: string | null;
-  status: BuildStatus | null;
-  node: string | null;
-  attempts: number | null;
-  started_at: Date | null;
-  finished_at: Date | null;
-  seconds: number | null;
-  build_error: string | null;
-  root_drv: string | null;
-  root_name: string | null;
   updated_at: string | null;
   outputs: Record<string, string> | null;
-}
-
-const iso = (value: Date | null): string | null => (value === null ? null : value.toISOString());
+};
 
 function toJob(row: JobRow): EvalJob {
   const build: JobBuild | null =
-    row.build_id === null
-      ? null
-      : {
-          id: String(row.build_id),
-          status: row.status!,
-          node: row.node,
-          attempts: row.attempts ?? 0,
-          startedAt: iso(row.started_at),
-          finishedAt: iso(row.finished_at),
-          seconds: row.seconds,
-          error: row.build_error,
-          rootCause: row.root_drv ? { drvPath: row.root_drv, name: row.root_name ?? row.root_drv } : null,
-          updatedAt: row.updated_at!,
-        };
+    row.build_id === null ? null : { id: String(row.build_id), ...toBuildRow(row as BuildColumns), updatedAt: row.updated_at! };
   return { attr: row.attr, drvPath: row.drv_path, evalError: row.error, planned: row.planned, build, outputs: row.outputs ?? {} };
 }
 
@@ -99,15 +82,13 @@ export interface ReadJobsOptions {
 export async function readEvalJobs(pool: Pool, evalId: string, options: ReadJobsOptions = {}): Promise<EvalJob[]> {
   const { rows } = await pool.query<JobRow>(
     `SELECT a.attr, a.drv_path, a.error, (eb.build_id IS NOT NULL) AS planned,
-            b.id AS build_id, b.status, b.node, b.attempts, b.started_at, b.finished_at, b.error AS build_error,
-            extract(epoch FROM b.finished_at - b.started_at)::float8 AS seconds,
-            b.dep_failed_drv_path AS root_drv, r.name AS root_name, b.updated_at::text AS updated_at,
+            b.id AS build_id, ${BUILD_COLUMNS}, b.updated_at::text AS updated_at,
             (SELECT json_object_agg(o.output_name, o.out_path) FROM derivation_outputs o
               WHERE o.drv_path = a.drv_path AND o.out_path IS NOT NULL) AS outputs
        FROM eval_attrs a
        LEFT JOIN build_jobs b ON b.drv_path = a.drv_path
        LEFT JOIN evaluation_builds eb ON eb.eval_id = a.eval_id AND eb.build_id = b.id
-       LEFT JOIN derivations r ON r.drv_path = b.dep_failed_drv_path
+       ${BUILD_ROOT_JOIN}
       WHERE a.eval_id = $1 AND ($2::timestamptz IS NULL OR b.updated_at > $2::timestamptz - interval '2 seconds')
       ORDER BY a.attr`,
     [evalId, options.changedSince ?? null],

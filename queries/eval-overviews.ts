@@ -1,57 +1,48 @@
 /**
- * Evals as the dashboard lists and heads them. Build progress comes from `countProgress`, the
- * count the eval workflow and the commit statuses use, so every view agrees on the numbers.
+ * Evals as the dashboard lists and heads them, and the version its live updates compare. Build
+ * progress comes from `countProgressOf`, the count the eval workflow and the commit statuses use,
+ * so every view agrees on the numbers; a page of evals costs one progress query, not one per eval.
  */
 import type { Pool } from 'pg';
-import { countProgress } from '../../activities/coordinator/scheduler.ts';
-import type { EvalProgress, EvalStatus } from '../../workflows/types.ts';
-import type { EvalFacts } from './state.ts';
+import type { EvalProgress, EvalStatus } from '../workflows/types.ts';
+import { EVAL_COLUMNS, toEvalRow, type EvalColumns, type EvalRow } from './evals.ts';
+import { countProgressOf } from './progress.ts';
 
-export interface EvalOverview extends EvalFacts {
-  id: string;
-  project: string;
-  ref: string;
-  commit: string;
-  event: string;
+/** What decides an eval's overall state (api/dashboard/state.ts). */
+export interface EvalFacts {
+  status: EvalStatus;
+  error: string | null;
+  /** Attributes that evaluated to a derivation, and those that failed to evaluate. */
+  jobCount: number;
+  attrErrors: number;
+  progress: EvalProgress;
+  copiedFrom: string | null;
+}
+
+export interface EvalOverview extends EvalRow, EvalFacts {
   pullRequest: number | null;
   treeHash: string | null;
   workflowId: string | null;
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
   /** Where the commit is on the forge; null for local checkouts. */
   commitUrl: string | null;
 }
 
-interface OverviewRow {
-  id: string;
-  project: string;
-  ref: string;
-  commit_sha: string;
-  event: string;
+interface OverviewRow extends EvalColumns {
   pull_request: number | null;
   tree_hash: string | null;
   workflow_id: string | null;
-  status: EvalStatus;
-  error: string | null;
   copied_from: string | null;
-  created_at: Date;
-  started_at: Date | null;
-  finished_at: Date | null;
   job_count: number;
   attr_errors: number;
   forge: string;
   clone_url: string;
 }
 
-const OVERVIEW_SELECT = `SELECT ev.id, p.name AS project, ev.ref, ev.commit_sha, ev.event, ev.pull_request, ev.tree_hash,
-         ev.workflow_id, ev.status, ev.error, ev.copied_from, ev.created_at, ev.started_at, ev.finished_at,
+const OVERVIEW_SELECT = `SELECT ${EVAL_COLUMNS}, ev.pull_request, ev.tree_hash, ev.workflow_id, ev.copied_from,
          (SELECT count(*)::int FROM eval_attrs a WHERE a.eval_id = ev.id AND a.error IS NULL) AS job_count,
          (SELECT count(*)::int FROM eval_attrs a WHERE a.eval_id = ev.id AND a.error IS NOT NULL) AS attr_errors,
          r.forge, r.clone_url
     FROM evaluations ev JOIN projects p ON p.id = ev.project_id JOIN repositories r ON r.id = p.repository_id`;
-
-const iso = (value: Date | null): string | null => (value === null ? null : value.toISOString());
 
 /** `https://github.com/o/r/commit/<sha>` for forge repositories cloned over HTTP(S). */
 export function commitUrl(forge: string, cloneUrl: string, sha: string): string | null {
@@ -62,20 +53,11 @@ export function commitUrl(forge: string, cloneUrl: string, sha: string): string 
 
 function toOverview(row: OverviewRow, progress: EvalProgress): EvalOverview {
   return {
-    id: String(row.id),
-    project: row.project,
-    ref: row.ref,
-    commit: row.commit_sha,
-    event: row.event,
+    ...toEvalRow(row),
     pullRequest: row.pull_request,
     treeHash: row.tree_hash,
     workflowId: row.workflow_id,
-    status: row.status,
-    error: row.error,
     copiedFrom: row.copied_from === null ? null : String(row.copied_from),
-    createdAt: iso(row.created_at)!,
-    startedAt: iso(row.started_at),
-    finishedAt: iso(row.finished_at),
     jobCount: row.job_count,
     attrErrors: row.attr_errors,
     progress,
@@ -84,7 +66,9 @@ function toOverview(row: OverviewRow, progress: EvalProgress): EvalOverview {
 }
 
 async function withProgress(pool: Pool, rows: OverviewRow[]): Promise<EvalOverview[]> {
-  return Promise.all(rows.map(async (row) => toOverview(row, await countProgress(pool, String(row.id)))));
+  if (rows.length === 0) return [];
+  const progress = await countProgressOf(pool, rows.map((row) => String(row.id)));
+  return rows.map((row) => toOverview(row, progress.get(String(row.id))!));
 }
 
 /** Several evals by id, newest first. */

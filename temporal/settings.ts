@@ -1,6 +1,6 @@
 /** From the `[temporal]` section of the server configuration to connection settings. */
 import type { TemporalConfig } from '../config/types.ts';
-import type { TemporalConnectionConfig } from '../temporal/connection.ts';
+import type { TemporalConnectionConfig } from './connection.ts';
 
 /** Connection settings for `address` (the configured one, or a dev server's), reading the API key file if any. */
 export async function temporalConnectionConfig(temporal: TemporalConfig, address: string): Promise<TemporalConnectionConfig> {
