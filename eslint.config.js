@@ -24,7 +24,7 @@ export default tseslint.config(
         {
           paths: nodeBuiltins.map((name) => ({ name, message: 'Workflow code must be deterministic: no Node built-ins.' })),
           patterns: [
-            { group: ['../activities/*', '../daemon/*', '../db/*', '../api/*', '../queries/*', '../forges/*', '../cache/*'], , allowTypeImports: true, message: 'Workflows import activity types only (import type).' },
+            { group: ['../activities/*', '../daemon/*', '../db/*', '../api/*', '../queries/*', '../forges/*', '../cache/*'], allowTypeImports: true, message: 'Workflows import activity types only (import type).' },
           ],
         },
       ],
