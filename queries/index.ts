@@ -12,7 +12,8 @@
  * - jobs: `EvalJob`, an eval's attributes with their builds, of which `JobSummary` is the
  *   operator's projection (jobs.ts);
  * - nodes: `NodeSummary` (nodes.ts);
- * - projects: `ProjectSummary` and `ProjectPage` (projects.ts).
+ * - projects: `ProjectSummary` and `ProjectPage` (projects.ts); the repositories they are built
+ *   from, `RepositoryListing` (repositories.ts).
  *
  * Modules return plain JSON-ready objects (ISO times, string ids); the SQL stays in each module.
  */
@@ -24,3 +25,4 @@ export * from './jobs.ts';
 export * from './nodes.ts';
 export * from './progress.ts';
 export * from './projects.ts';
+export * from './repositories.ts';

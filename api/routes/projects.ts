@@ -7,7 +7,8 @@ import type { FastifyInstance } from 'fastify';
 import type { ServerConfig } from '../../config/types.ts';
 import { parseDuration } from '../../config/units.ts';
 import { ForgeNotConfiguredError, ProjectError } from '../../forges/errors.ts';
-import { disableProject, enableProject, listProjects, parsePrTrust, syncRepositories, type ProjectDeps } from '../../forges/projects.ts';
+import { disableProject, enableProject, parsePrTrust, syncRepositories, type ProjectDeps } from '../../forges/projects.ts';
+import { listRepositories } from '../../queries/repositories.ts';
 import type { ProjectRepository } from '../../forges/store.ts';
 import type { ForgeKind, Forges } from '../../forges/types.ts';
 import { errorResponses } from '../error-handler.ts';
@@ -75,7 +76,7 @@ export async function projectRoutes(app: FastifyInstance, { config, forges }: Pr
   app.get(
     '/api/projects',
     { schema: { description: 'Known repositories and their projects.', response: { 200: { type: 'array', items: listingSchema }, ...errorResponses } } },
-    async () => listProjects(app.db),
+    async () => listRepositories(app.db),
   );
 
   app.post(

@@ -7,7 +7,8 @@ import type { ServerConfig } from '../../config/types.ts';
 import { openDatabase } from '../../db/open.ts';
 import { ForgeNotConfiguredError, ForgeRequestError, ProjectError } from '../../forges/errors.ts';
 import { createForges } from '../../forges/index.ts';
-import { disableProject, enableProject, listProjects, parsePrTrust, syncRepositories, type ProjectDeps } from '../../forges/projects.ts';
+import { disableProject, enableProject, parsePrTrust, syncRepositories, type ProjectDeps } from '../../forges/projects.ts';
+import { listRepositories } from '../../queries/repositories.ts';
 import type { ForgeKind } from '../../forges/types.ts';
 import { connectTemporal } from '../../temporal/connection.ts';
 import { CliError } from '../errors.ts';
@@ -36,7 +37,7 @@ export function registerProjects(program: Command): void {
     .option('--config <file>', 'server configuration file (default: $HARMONIA_CI_CONFIG)')
     .action((options: CommonOptions & { json: boolean }) =>
       withProjects(options, false, async (deps) => {
-        const rows = await listProjects(deps.pool);
+        const rows = await listRepositories(deps.pool);
         if (options.json) return void process.stdout.write(`${JSON.stringify(rows)}\n`);
         if (rows.length === 0) return void process.stdout.write('no repositories known: run `harmonia-ci projects sync`\n');
         for (const row of rows) {
