@@ -102,12 +102,8 @@ export interface CoordinatorActivities extends NodeActivities {
   describeBuildInputs(drvPath: string): Promise<BuildInputs>;
 }
 
-export interface BuildStart {
-  /** A final result a new run repeats instead of building again. */
-  result?: BuildResult;
-  /** What the builder needs, when the build is to run. */
-  inputs?: BuildInputs;
-}
+/** A final result a new run of a build workflow repeats instead of building again, or what its builder needs. */
+export type BuildStart = { result: BuildResult; inputs?: undefined } | { result?: undefined; inputs: BuildInputs };
 
 export interface BuildInputs {
   /** Output paths the derivation uses from its input derivations. */

@@ -22,7 +22,7 @@ import {
   sleep,
 } from '@temporalio/workflow';
 import type { Priority } from '@temporalio/common';
-import type { BuilderActivities, BuildStart, CoordinatorActivities } from '../activities/types.ts';
+import type { BuilderActivities, BuildInputs, BuildStart, CoordinatorActivities } from '../activities/types.ts';
 import {
   buildFinishedSignal,
   buildStartedSignal,
@@ -41,8 +41,9 @@ const URGENT_PRIORITY_KEY = 1;
 /** Attempts for infrastructure faults, the first one included, unless the input says (`limits.attempts`). */
 export const MAX_ATTEMPTS = 3;
 /**
- * Runs that began before this patch waited for their inputs themselves and told late
- * subscribers by signal from the workflow; replaying them keeps that path (LegacyPath below).
+ * Runs recorded before this patch told late subscribers by signal from the workflow; replaying
+ * them keeps that path (LegacyPath below). Checked only where the paths part, so the marker is
+ * written only by runs that have late subscribers.
  */
 export const SCHEDULER_DECIDES = 'scheduler-decides';
 /** The builder enforces the build's own wall clock; this only bounds a builder gone silent. */
@@ -59,7 +60,6 @@ const control = proxyLocalActivities<CoordinatorActivities>({
 });
 
 export async function buildWorkflow(input: BuildWorkflowInput): Promise<BuildResult> {
-  const schedulerDecides = patched(SCHEDULER_DECIDES);
   const subscribers = new Set(input.subscribers);
   let unwanted = false;
   let current: BuildResult = { drvPath: input.drvPath, status: 'pending' };
@@ -103,7 +103,7 @@ export async function buildWorkflow(input: BuildWorkflowInput): Promise<BuildRes
     return result;
   };
 
-  const result = await runBuild(input, schedulerDecides, {
+  const result = await runBuild(input, {
     show,
     finish,
     isUnwanted: () => unwanted,
@@ -113,7 +113,7 @@ export async function buildWorkflow(input: BuildWorkflowInput): Promise<BuildRes
     },
   });
   // A result repeated from PostgreSQL was told to nobody yet; subscribers may also have arrived meanwhile.
-  await notifySubscribers(subscribers, told, result, schedulerDecides);
+  await notifySubscribers(subscribers, told, result);
   return result;
 }
 
@@ -126,7 +126,7 @@ interface BuildHooks {
   resetStart(): void;
 }
 
-async function runBuild(input: BuildWorkflowInput, schedulerDecides: boolean, hooks: BuildHooks): Promise<BuildResult> {
+async function runBuild(input: BuildWorkflowInput, hooks: BuildHooks): Promise<BuildResult> {
   const { drvPath } = input;
   const maxAttempts = input.maxAttempts ?? MAX_ATTEMPTS;
   const begun = await control.beginBuild(drvPath);
@@ -135,9 +135,10 @@ async function runBuild(input: BuildWorkflowInput, schedulerDecides: boolean, ho
     return begun.result;
   }
   let buildInputs = begun.inputs;
-  if (!schedulerDecides) {
+  if (!buildInputs) {
+    // Only runs recorded when a build could begin before its inputs were done.
     const waited = await LegacyPath.waitForInputs(drvPath, begun, hooks);
-    if ('status' in waited) return waited;
+    if (!('inputPaths' in waited)) return waited;
     buildInputs = waited;
   }
 
@@ -166,7 +167,7 @@ async function runBuild(input: BuildWorkflowInput, schedulerDecides: boolean, ho
     void condition(() => hooks.isUnwanted()).then(() => scope.cancel());
     let outcome;
     try {
-      outcome = await scope.run(() => builder.buildDerivation({ drvPath, ...buildInputs! }));
+      outcome = await scope.run(() => builder.buildDerivation({ drvPath, ...buildInputs }));
     } catch (error) {
       if (isCancellation(error)) return hooks.finish({ drvPath, status: 'cancelled' }, attempt);
       lastFault = describeFault(error);
@@ -226,36 +227,35 @@ function describeFault(error: unknown): string {
 }
 
 /** Tells every interested eval not told yet, through the scheduler; one that has gone away is no reason to fail. */
-async function notifySubscribers(subscribers: Set<string>, told: Set<string>, result: BuildResult, schedulerDecides: boolean): Promise<void> {
+async function notifySubscribers(subscribers: Set<string>, told: Set<string>, result: BuildResult): Promise<void> {
   // Subscribers may arrive while we are telling the others: loop until none is left out.
   for (;;) {
     const pending = [...subscribers].filter((id) => !told.has(id));
     if (pending.length === 0) return;
     for (const id of pending) told.add(id);
-    if (schedulerDecides) await control.announceBuild(result, pending);
+    if (patched(SCHEDULER_DECIDES)) await control.announceBuild(result, pending);
     else await LegacyPath.signalEvals(pending, result);
   }
 }
 
 /**
- * What runs that began before SCHEDULER_DECIDES did, kept so their histories replay: they
- * checked their inputs themselves every INPUT_POLL_INTERVAL, and signalled late subscribers from
- * the workflow. New runs never take this path.
+ * What runs recorded before the scheduler alone decided did, kept so their histories replay:
+ * a build that began before its inputs were done checked them itself every INPUT_POLL_INTERVAL
+ * (beginBuild now always answers with the inputs, as the eval starts only ready builds), and late
+ * subscribers were signalled from the workflow (before SCHEDULER_DECIDES). New runs never take it.
  */
 const LegacyPath = {
-  async waitForInputs(
-    drvPath: string,
-    begun: BuildStart & { ready?: boolean; rootCause?: string },
-    hooks: BuildHooks,
-  ): Promise<BuildResult | NonNullable<BuildStart['inputs']>> {
-    let inputs: { ready?: boolean; rootCause?: string } = begun;
+  async waitForInputs(drvPath: string, begun: BuildStart, hooks: BuildHooks): Promise<BuildResult | BuildInputs> {
+    // What beginBuild answered then: whether the inputs were done, and the builder's inputs only if so.
+    const then = begun as { ready?: boolean; rootCause?: string; inputs?: BuildInputs };
+    let inputs: { ready?: boolean; rootCause?: string } = then;
     while (!inputs.ready && !inputs.rootCause) {
       if (hooks.isUnwanted()) return hooks.finish({ drvPath, status: 'cancelled' });
       await sleep(INPUT_POLL_INTERVAL);
       inputs = await control.checkBuildInputs(drvPath);
     }
     if (inputs.rootCause) return hooks.finish({ drvPath, status: 'dep-failed', rootCause: inputs.rootCause });
-    return begun.inputs ?? (await control.describeBuildInputs(drvPath));
+    return then.inputs ?? (await control.describeBuildInputs(drvPath));
   },
 
   async signalEvals(evalWorkflowIds: string[], result: BuildResult): Promise<void> {

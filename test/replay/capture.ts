@@ -34,6 +34,16 @@ await routeTemporalLogs(log);
 const config = await loadServerConfig({ env: { ...process.env, HARMONIA_CI_STATE_DIR: join(dir, 'state') } });
 const stack = await startLocalStack({ config, log, ui: false, temporalPort: 0, report: (line) => process.stderr.write(`${line}\n`) });
 const workers = await startLocalWorkers({ stack, config, log });
+
+/** Saves the latest run of each workflow the way Temporal's own tools do, so `temporal workflow show` output replays too. */
+async function save(cases: Record<string, string>): Promise<void> {
+  const cli = locateTemporalCli();
+  for (const [name, workflowId] of Object.entries(cases)) {
+    const { stdout } = await execa(cli, ['workflow', 'show', '--workflow-id', workflowId, '--output', 'json', '--address', stack.temporalAddress, '--namespace', stack.namespace]);
+    await writeFile(join(HISTORIES, tag ? `${name}.${tag}.json` : `${name}.json`), stdout.endsWith('\n') ? stdout : `${stdout}\n`);
+    process.stderr.write(`saved ${name} (${workflowId})\n`);
+  }
+}
 try {
   const path = await writeJobset(dir, {
     lib: {},
@@ -54,13 +64,7 @@ try {
   };
   // The ref workflow runs on; its history so far (push handled, eval done) is what a replay meets.
   cases['ref-push'] = refWorkflowId(projectName, 'refs/heads/main');
-  // Saved the way Temporal's own tools save them, so `temporal workflow show` output replays too.
-  const cli = locateTemporalCli();
-  for (const [name, workflowId] of Object.entries(cases)) {
-    const { stdout } = await execa(cli, ['workflow', 'show', '--workflow-id', workflowId, '--output', 'json', '--address', stack.temporalAddress, '--namespace', stack.namespace]);
-    await writeFile(join(HISTORIES, tag ? `${name}.${tag}.json` : `${name}.json`), stdout.endsWith('\n') ? stdout : `${stdout}\n`);
-    process.stderr.write(`saved ${name} (${workflowId})\n`);
-  }
+  await save(cases);
 } finally {
   await workers.stop();
   await stack.stop();
