@@ -1,6 +1,6 @@
 /** The end of a build log, bounded in size: what the dashboard shows while a build runs. */
 
-/** Bytes of log kept (DESIGN: the last 64 KB). */
+/** Bytes of log kept by default (`limits.log-tail`; docs/architecture.md, "Build states and limits"). */
 export const LOG_TAIL_BYTES = 64 * 1024;
 
 export class LogTail {

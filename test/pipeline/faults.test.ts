@@ -8,6 +8,7 @@ import { execa } from 'execa';
 import { startLocalEval } from '../../cli/run-progress.ts';
 import { locateTemporalCli } from '../../lib/tools.ts';
 import { buildWorkflowId, refWorkflowId } from '../../workflows/definitions.ts';
+import type { BuildWorkflowInput } from '../../workflows/types.ts';
 import { startPipeline, waitForEvalWorkflow, waitUntil, writeJobset, type Pipeline } from './harness.ts';
 import { schedulerViolations } from './invariants.ts';
 
@@ -73,14 +74,19 @@ describe('pipeline: build limits', () => {
   let pipeline: Pipeline;
   before(async () => {
     pipeline = await startPipeline({
-      env: { HARMONIA_CI_LIMITS_MAX_SILENT: '2s', HARMONIA_CI_LIMITS_BUILD_TIMEOUT: '5s', HARMONIA_CI_LIMITS_LOG_TAIL: '16' },
+      env: {
+        HARMONIA_CI_LIMITS_MAX_SILENT: '2s',
+        HARMONIA_CI_LIMITS_BUILD_TIMEOUT: '5s',
+        HARMONIA_CI_LIMITS_LOG_TAIL: '16',
+        HARMONIA_CI_LIMITS_ATTEMPTS: '2',
+      },
     });
   });
   after(async () => {
     await pipeline?.close();
   });
 
-  it('ends a silent build and an endless one as timed-out, without retrying either, keeping limits.log-tail of the log', async () => {
+  it('ends a silent build and an endless one as timed-out, without retrying either, keeping limits.log-tail of the log and passing on limits.attempts', async () => {
     const path = await writeJobset(pipeline.dir, {
       quiet: { script: 'echo about to go quiet; /bin/sleep 60' },
       chatty: { script: 'i=0; while [ $i -lt 120 ]; do echo tick $i; /bin/sleep 0.5; i=$((i+1)); done' },
@@ -102,6 +108,11 @@ describe('pipeline: build limits', () => {
     );
     assert.match(rows[0]!.tail, /tick \d+\n$/);
     assert.ok(Buffer.byteLength(rows[0]!.tail) <= 16, `limits.log-tail keeps 16 bytes, the tail has ${JSON.stringify(rows[0]!.tail)}`);
+    // limits.attempts reaches the build workflow that counts the attempts.
+    const drv = summary.jobs.find((j) => j.attr === 'fine')!.drvPath!;
+    const history = await pipeline.client.workflow.getHandle(buildWorkflowId(drv)).fetchHistory();
+    const input = history.events![0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!;
+    assert.equal((JSON.parse(Buffer.from(input.data!).toString()) as BuildWorkflowInput).maxAttempts, 2);
   });
 });
 
