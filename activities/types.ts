@@ -38,6 +38,8 @@ export interface AdvanceEvalRequest {
   evalWorkflowId: string;
   /** Most build workflows this eval keeps open at once. */
   window: number;
+  /** Also check that the build workflows the eval waits for still exist, and restart lost ones. */
+  repair?: boolean;
 }
 
 /** Activities on the coordinator queue: PostgreSQL, Temporal starts, forge reports. */

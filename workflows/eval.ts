@@ -13,13 +13,14 @@ import {
   condition,
   continueAsNew,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { CoordinatorActivities, EvaluatorActivities } from '../activities/types.ts';
+import type { CoordinatorActivities, EvaluateOutcome, EvaluatorActivities } from '../activities/types.ts';
 import { buildFinishedSignal, cancelSignal, COORDINATOR_QUEUE, EVAL_QUEUE, evalProgressQuery, SIGNALS_BEFORE_CONTINUE } from './definitions.ts';
 import { setWorkflowSearchAttributes } from './search.ts';
 import { projectNameOf, type EvalProgress, type EvalWorkflowInput } from './types.ts';
@@ -27,6 +28,10 @@ import { projectNameOf, type EvalProgress, type EvalWorkflowInput } from './type
 /** Most build workflows one eval keeps open at once. */
 export const WINDOW = 256;
 const POLL_INTERVAL = '30 seconds';
+/** How often a pass also checks that the build workflows the eval waits for still exist. */
+const REPAIR_INTERVAL_MS = 2 * 60_000;
+/** Runs recorded before it let an evaluator that failed on every attempt fail the workflow, leaving the eval `running`. */
+const EVALUATOR_FAILURE_RECORDED = 'evaluator-failure-recorded';
 /** Commit statuses are refreshed at most this often while builds run (forges rate-limit them). */
 const REPORT_INTERVAL_MS = 15_000;
 
@@ -47,11 +52,15 @@ export async function evalWorkflow(input: EvalWorkflowInput): Promise<EvalProgre
   let wake = true;
   let signals = 0;
   let progress: EvalProgress | undefined;
+  // A build that ended cancelled may be one this eval still needs: check its workflow on the next pass.
+  let repairDue = false;
+  let repairedAt = Date.now();
   const main = new CancellationScope();
 
-  setHandler(buildFinishedSignal, () => {
+  setHandler(buildFinishedSignal, (result) => {
     wake = true;
     signals++;
+    if (result?.status === 'cancelled') repairDue = true;
   });
   setHandler(cancelSignal, () => main.cancel());
   setHandler(evalProgressQuery, () => progress);
@@ -68,7 +77,12 @@ export async function evalWorkflow(input: EvalWorkflowInput): Promise<EvalProgre
       const reporter = new StatusReporter(input.evalId);
       for (;;) {
         wake = false;
-        progress = await control.advanceEval({ evalId: input.evalId, evalWorkflowId: self, window: WINDOW });
+        const repair = repairDue || Date.now() - repairedAt >= REPAIR_INTERVAL_MS;
+        if (repair) {
+          repairDue = false;
+          repairedAt = Date.now();
+        }
+        progress = await control.advanceEval({ evalId: input.evalId, evalWorkflowId: self, window: WINDOW, ...(repair ? { repair } : {}) });
         const summary = describe(input, progress);
         setCurrentDetails(summary);
         reporter.update(summary, progress.done);
@@ -136,7 +150,15 @@ async function evaluate(input: EvalWorkflowInput): Promise<boolean> {
   setCurrentDetails(`evaluating ${input.source.url}${input.sha ? ` at ${input.sha.slice(0, 12)}` : ''}`);
   await control.setEvalStatus(input.evalId, 'running');
   await reports.reportEvalStatus(input.evalId);
-  const outcome = await evaluator.evaluate({ evalId: input.evalId, source: input.source, settings: input.settings });
+  let outcome: EvaluateOutcome;
+  try {
+    outcome = await evaluator.evaluate({ evalId: input.evalId, source: input.source, settings: input.settings });
+  } catch (error) {
+    // Every attempt failed (the evaluator host died each time, or the eval ran past its timeout):
+    // the eval ends failed with the reason, never left running.
+    if (isCancellation(error) || !patched(EVALUATOR_FAILURE_RECORDED)) throw error;
+    outcome = { ok: false, error: `the evaluator failed: ${describeFailure(error)}`, jobs: 0, attrErrors: 0, otherSystems: 0, toBuild: 0, cached: 0 };
+  }
   if (!outcome.ok) {
     await control.setEvalStatus(input.evalId, 'failed', outcome.error);
     await reports.reportEvalStatus(input.evalId);
@@ -154,7 +176,17 @@ function describe(input: EvalWorkflowInput, p: EvalProgress): string {
   if (p.failed + p.timedOut > 0) parts.push(`${p.failed + p.timedOut} failed`);
   if (p.depFailed > 0) parts.push(`${p.depFailed} dep-failed`);
   if (p.building > 0) parts.push(`${p.building} building`);
+  if (p.repaired) parts.push(`${p.repaired} lost build(s) started again`);
   return `**${projectNameOf(input)}** ${input.ref} @ ${input.sha.slice(0, 12)}: ${parts.join(', ')}`;
+}
+
+/** The innermost message of a failure: an activity's own error rather than "activity task failed". */
+function describeFailure(error: unknown): string {
+  let message = error instanceof Error ? error.message : String(error);
+  for (let cause = (error as { cause?: unknown }).cause; cause instanceof Error; cause = (cause as { cause?: unknown }).cause) {
+    message = cause.message;
+  }
+  return message;
 }
 
 function emptyProgress(): EvalProgress {

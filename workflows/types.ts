@@ -138,4 +138,6 @@ export interface EvalProgress {
   pending: number;
   /** True when no build of the eval can change state any more. */
   done: boolean;
+  /** Builds this pass found lost (their workflow gone while their record said open) and started again. */
+  repaired?: number;
 }

@@ -34,7 +34,11 @@ export function createCoordinatorActivities(deps: CoordinatorDeps): CoordinatorA
     ...createBuildActivities(deps),
     ...createNodeActivities(deps),
     advanceEval: (request) =>
-      advanceEval(deps.pool, deps.client, request, { heartbeatTimeoutMs: deps.builderHeartbeatTimeoutMs, maxAttempts: deps.buildAttempts }),
+      advanceEval(deps.pool, deps.client, request, {
+        heartbeatTimeoutMs: deps.builderHeartbeatTimeoutMs,
+        maxAttempts: deps.buildAttempts,
+        warn: (message) => deps.log?.warn(message),
+      }),
     resetBuilds: (evalId, drvPaths) => resetBuilds(deps.pool, evalId, drvPaths),
     releaseEvalBuilds: (evalId, evalWorkflowId) => releaseEvalBuilds(deps.pool, deps.client, evalId, evalWorkflowId),
     reportEvalStatus: createForgeStatusReporter(deps),

@@ -14,7 +14,11 @@
  * Invariants (test/pipeline/invariants.ts checks them after pipeline tests):
  * 1. Every build an unfinished eval needs is running, queued, or will be started: it has a build
  *    workflow the eval subscribed to, or it is pending without one and a later pass of the eval
- *    starts it once its inputs have succeeded, or marks it dep-failed once one has failed.
+ *    starts it once its inputs have succeeded, or marks it dep-failed once one has failed. A
+ *    build withdrawn or cancelled while an unfinished eval still needs it is started again on
+ *    that eval's next pass, whatever the order of the withdrawal and the eval's subscription;
+ *    and every few minutes a pass checks that the build workflows it waits for still exist
+ *    (`repairLostBuilds`), restarting any that vanished, and says so.
  * 2. A finished eval has no build it still waits for: an eval ends succeeded or failed only when
  *    none of its builds is pending, building or uploading (`countProgress`). A cancelled eval
  *    may leave a running build it shared: that one finishes for the cache.
@@ -71,17 +75,17 @@ export async function advanceEval(
   pool: Pool,
   client: Client,
   request: AdvanceEvalRequest,
-  options: { heartbeatTimeoutMs?: number | undefined; maxAttempts?: number | undefined } = {},
+  options: {
+    heartbeatTimeoutMs?: number | undefined;
+    maxAttempts?: number | undefined;
+    /** Told about repairs (lost builds started again). */
+    warn?: (message: string) => void;
+  } = {},
 ): Promise<EvalProgress> {
   const { evalId, evalWorkflowId, window } = request;
 
-  // A build cancelled because its other evals went away is wanted again by this one.
-  await pool.query(
-    `UPDATE build_jobs b SET status = 'pending', workflow_id = NULL, finished_at = NULL, updated_at = now()
-       FROM evaluation_builds e
-      WHERE e.eval_id = $1 AND e.build_id = b.id AND e.subscribed_at IS NULL AND b.status = 'cancelled'`,
-    [evalId],
-  );
+  await reviveCancelled(pool, evalId);
+  const repaired = request.repair ? await repairLostBuilds(pool, client, evalId, options.warn) : 0;
   await propagateDepFailures(pool, evalId);
 
   const open = await pool.query<{ count: string }>(
@@ -104,9 +108,81 @@ export async function advanceEval(
         LIMIT $2`,
       [evalId, room],
     );
-    await startBuilds(pool, client, { evalId, evalWorkflowId, ...options, urgentFrom: REBUILD_PRIORITY }, rows);
+    await startBuilds(
+      pool,
+      client,
+      { evalId, evalWorkflowId, heartbeatTimeoutMs: options.heartbeatTimeoutMs, maxAttempts: options.maxAttempts, urgentFrom: REBUILD_PRIORITY },
+      rows,
+    );
   }
-  return countProgress(pool, evalId);
+  const progress = await countProgress(pool, evalId);
+  return repaired > 0 ? { ...progress, repaired } : progress;
+}
+
+/**
+ * A build withdrawn or cancelled (another eval went away, someone cancelled it, its workflow gave
+ * up on a vanished builder) is wanted again by this unfinished eval: back to pending, and this
+ * eval's subscription forgotten, so this pass starts it again once its inputs are done. Whether
+ * the eval had subscribed before or after the withdrawal does not matter.
+ */
+async function reviveCancelled(pool: Pool, evalId: string): Promise<void> {
+  await pool.query(
+    `WITH revived AS (
+       UPDATE build_jobs b SET status = 'pending', workflow_id = NULL, finished_at = NULL, updated_at = now()
+         FROM evaluation_builds e
+        WHERE e.eval_id = $1 AND e.build_id = b.id AND b.status = 'cancelled'
+       RETURNING b.id
+     )
+     UPDATE evaluation_builds SET subscribed_at = NULL WHERE eval_id = $1 AND build_id IN (SELECT id FROM revived)`,
+    [evalId],
+  );
+}
+
+/** Describes at once at most this many build workflows. */
+const DESCRIBE_CONCURRENCY = 16;
+
+/**
+ * Builds this eval waits for whose workflow is gone although their record says they are open
+ * (a workflow terminated by hand, a record written after its workflow closed): back to pending
+ * for this pass to start again. Returns how many. A workflow closes only after recording its
+ * result, so the status guard keeps a build that just finished as it is.
+ */
+export async function repairLostBuilds(pool: Pool, client: Client, evalId: string, warn?: (message: string) => void): Promise<number> {
+  const { rows } = await pool.query<{ id: string; drv_path: string; workflow_id: string }>(
+    `SELECT b.id, b.drv_path, b.workflow_id FROM evaluation_builds e JOIN build_jobs b ON b.id = e.build_id
+      WHERE e.eval_id = $1 AND e.subscribed_at IS NOT NULL AND b.workflow_id IS NOT NULL
+        AND b.status IN ('pending', 'building', 'uploading')`,
+    [evalId],
+  );
+  const lost: typeof rows = [];
+  const queue = [...rows];
+  const check = async (): Promise<void> => {
+    for (let row = queue.shift(); row; row = queue.shift()) {
+      const open = await client.workflow
+        .getHandle(row.workflow_id)
+        .describe()
+        .then((description) => description.status.name === 'RUNNING')
+        .catch((error: Error) => (error.name === 'WorkflowNotFoundError' ? false : true));
+      if (!open) lost.push(row);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(DESCRIBE_CONCURRENCY, queue.length) }, check));
+  if (lost.length === 0) return 0;
+  const { rows: reset } = await pool.query<{ drv_path: string }>(
+    `WITH reset AS (
+       UPDATE build_jobs SET status = 'pending', workflow_id = NULL, updated_at = now()
+        WHERE id = ANY($2::bigint[]) AND status IN ('pending', 'building', 'uploading')
+       RETURNING id, drv_path
+     ), forgotten AS (
+       UPDATE evaluation_builds SET subscribed_at = NULL WHERE eval_id = $1 AND build_id IN (SELECT id FROM reset)
+     )
+     SELECT drv_path FROM reset`,
+    [evalId, lost.map((row) => row.id)],
+  );
+  if (reset.length > 0) {
+    warn?.(`eval ${evalId}: ${reset.length} build(s) it waited for had lost their workflow and start again: ${reset.map((r) => r.drv_path).join(', ')}`);
+  }
+  return reset.length;
 }
 
 /** Marks the eval's unstarted builds whose inputs failed as dep-failed, naming the root cause, until nothing changes. */
