@@ -19,7 +19,11 @@ export interface RunSummary {
 /** The ref local runs are recorded under unless told otherwise. */
 export const LOCAL_REF = 'refs/heads/local';
 
-/** Pushes a local checkout to its project's ref workflow, as a webhook would; returns the new eval. */
+/**
+ * Pushes a local checkout to its project's ref workflow, as a webhook would; returns the eval,
+ * and whether it existed already (the same sha pushed before: the ref workflow ignores the push).
+ * Without a sha, every call is a new commit.
+ */
 export async function startLocalEval(options: {
   client: Client;
   pool: Pool;
@@ -29,14 +33,15 @@ export async function startLocalEval(options: {
   /** Evaluations of the same tree hash are skipped; none given means always evaluate. */
   treeHash?: string;
   sha?: string;
-}): Promise<{ evalId: string; projectName: string; sha: string }> {
+}): Promise<{ evalId: string; projectName: string; sha: string; existed: boolean }> {
   const ref = options.ref ?? LOCAL_REF;
   const projectName = await ensureLocalProject(options.pool, options.path, options.attrs);
   const sha = options.sha ?? createHash('sha1').update(randomUUID()).digest('hex');
   const push: PushEvent = { sha, source: { kind: 'path', url: options.path }, event: 'manual' };
   if (options.treeHash) push.treeHash = options.treeHash;
+  const existing = await findEvalOfCommit(options.pool, projectName, sha);
   await signalPush(options.client, projectName, ref, push);
-  return { evalId: await waitForEval(options.pool, projectName, sha), projectName, sha };
+  return { evalId: existing ?? (await waitForEval(options.pool, projectName, sha)), projectName, sha, existed: existing !== undefined };
 }
 
 /** Waits for the eval workflow to exist and end (its result or its failure); a skipped eval has none. */

@@ -11,11 +11,15 @@ import { CliError } from '../errors.ts';
 import { startLocalStack } from '../stack.ts';
 import { startLocalWorkers } from '../local-workers.ts';
 import { startLocalEval, watchEval, type RunSummary } from '../run-progress.ts';
+import { sourceRevision } from '../source-revision.ts';
+import { readEvalStatus } from '../../queries/evals.ts';
+import type { Pool } from 'pg';
 import { applyCacheFlags, cacheErrorsAsCliErrors, describeCache, withCacheOptions, type CacheFlags } from '../cache-options.ts';
 import { withSetupErrorsAsCliErrors } from './dev.ts';
 
 interface RunOptions extends CacheFlags {
   attr?: string[];
+  again: boolean;
   json: boolean;
   stateDir?: string;
   ui: boolean;
@@ -42,8 +46,11 @@ async function runOnce(target: string, options: RunOptions): Promise<number> {
     for (const line of workers.cache ? describeCache(workers.cache) : []) say(`  ${line}`);
 
     const pool = stack.database.pool;
-    const { evalId } = await startLocalEval({ client: stack.client, pool, path, attrs: options.attr });
-    say(`  eval       ${evalId}${stack.temporalUiUrl ? ` — ${stack.temporalUiUrl}/namespaces/${stack.namespace}/workflows/eval%2F${evalId}` : ''}`);
+    // The same source is the same commit: a re-run resumes (or shows) its eval instead of superseding it.
+    const sha = options.again ? undefined : await sourceRevision(path, { exclude: [config.stateDir] });
+    const { evalId, existed } = await startLocalEval({ client: stack.client, pool, path, attrs: options.attr, ...(sha ? { sha } : {}) });
+    const link = stack.temporalUiUrl ? ` — ${stack.temporalUiUrl}/namespaces/${stack.namespace}/workflows/eval%2F${evalId}` : '';
+    say(`  eval       ${evalId}${existed ? ` (${await describeExisting(pool, evalId)})` : ''}${link}`);
     const summary: RunSummary = await watchEval({ pool, client: stack.client, evalId, say, tty: process.stderr.isTTY });
     if (options.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
     const ok = summary.eval.status !== 'failed' && summary.jobs.every((job) => job.status === 'succeeded');
@@ -54,6 +61,13 @@ async function runOnce(target: string, options: RunOptions): Promise<number> {
   }
 }
 
+/** What a re-run finds: an eval still open resumes; an ended one is shown (`--again` evaluates anew). */
+async function describeExisting(pool: Pool, evalId: string): Promise<string> {
+  const status = (await readEvalStatus(pool, evalId))?.status;
+  if (status === 'queued' || status === 'running') return `resuming eval ${evalId} of this source`;
+  return `this source was already run: eval ${evalId} ${status ?? 'ended'}; --again evaluates it anew`;
+}
+
 /** Registers `harmonia-ci run`. */
 export function registerRun(program: Command): void {
   const command = program
@@ -62,6 +76,7 @@ export function registerRun(program: Command): void {
     .description('run CI once on a local checkout: evaluate, build what is missing, report; exit 0 only if every job succeeded')
     .option('-A, --attr <attr...>', 'attribute paths to evaluate (default: .harmonia-ci.toml attrs, else "checks")')
     .option('--json', 'print a JSON summary as the last line of stdout', false)
+    .option('--again', 'evaluate again even if this exact source was run before (default: resume or show that eval)', false)
     .option('--state-dir <dir>', 'where the embedded services keep their state (default .state)')
     .option('--no-ui', 'start the Temporal dev server without its Web UI');
   withCacheOptions(command).action((target: string, options: RunOptions) =>

@@ -203,4 +203,22 @@ describe('operator commands', { timeout: 180_000 }, () => {
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /stopped without creating an eval: project no-such-project-\w+ does not exist/);
   });
+
+  it('`run` of the same source again shows its eval instead of superseding it; --again evaluates anew', async () => {
+    const dir = join(h.dir, 'resumed');
+    await mkdir(dir, { recursive: true });
+    const file = await writeJobs(dir, { resumed: {} });
+    const state = join(h.dir, 'run-state');
+    const run = async (...extra: string[]): Promise<{ summary: RunSummary; stderr: string }> => {
+      const result = await h.cli(['run', file, '--state-dir', state, '--no-ui', '--json', ...extra]);
+      assert.equal(result.code, 0, result.stderr);
+      return { summary: JSON.parse(result.stdout.trim().split('\n').at(-1)!) as RunSummary, stderr: result.stderr };
+    };
+    const first = await run();
+    const again = await run();
+    assert.equal(again.summary.eval.id, first.summary.eval.id);
+    assert.match(again.stderr, new RegExp(`eval +${first.summary.eval.id} \\(this source was already run: eval ${first.summary.eval.id} succeeded`));
+    const fresh = await run('--again');
+    assert.notEqual(fresh.summary.eval.id, first.summary.eval.id);
+  });
 });
