@@ -37,6 +37,7 @@ export const SERVER_KEYS: ReadonlyArray<readonly [key: string, kind: KeyKind]> =
   ['limits.attempts', 'integer'],
   ['limits.log-tail', 'size'],
   ['limits.presigned-url-lifetime', 'duration'],
+  ['limits.publish-deadline', 'duration'],
   ['forges.github.api-url', 'string'],
   ['forges.github.app-id', 'integer'],
   ['forges.github.private-key-file', 'path'],

@@ -124,6 +124,8 @@ export function serverConfigSchema(context: DefaultsContext) {
           // A builder without database access sends its tails through Temporal, whose payloads are small.
           'log-tail': size({ bytes: 256 * 1024, written: '256K' }).prefault('64K'),
           'presigned-url-lifetime': duration().prefault('15m'),
+          // How long a built output may wait for storage (S3 down) before its build is failed for it.
+          'publish-deadline': duration().prefault('6h'),
         })
         .prefault({}),
       forges: z.strictObject({ github: github.optional(), gitea: gitea.optional() }).prefault({}),

@@ -46,6 +46,7 @@ export function coordinatorActivitiesFor(
     defaults: { attrs: [], allowIfd: true, evalTimeoutMs: config.limits.evalTimeout, systems: config.builder.systems },
     ...(deps.builderHeartbeatTimeoutMs === undefined ? {} : { builderHeartbeatTimeoutMs: deps.builderHeartbeatTimeoutMs }),
     buildAttempts: config.limits.attempts,
+    publishDeadlineMs: config.limits.publishDeadline,
     forges: createForges(config.forges),
     publicUrl: config.api.publicUrl,
     log: deps.log,

@@ -32,7 +32,7 @@ import {
   subscribeSignal,
   unsubscribeSignal,
 } from './definitions.ts';
-import { publishFromHost } from './publish.ts';
+import { DEFAULT_PUBLISH_DEADLINE_MS, isPastPublishDeadline, publishFromHost } from './publish.ts';
 import { setWorkflowSearchAttributes } from './search.ts';
 import type { BuildResult, BuildStatus, BuildWorkflowInput } from './types.ts';
 
@@ -46,6 +46,8 @@ export const MAX_ATTEMPTS = 3;
  * written only by runs that have late subscribers.
  */
 export const SCHEDULER_DECIDES = 'scheduler-decides';
+/** Runs recorded before it built again when publishing gave up; now storage is waited out and then the build fails. */
+const PUBLISH_DEADLINE = 'publish-deadline';
 /** The builder enforces the build's own wall clock; this only bounds a builder gone silent. */
 const BUILDER_HEARTBEAT_TIMEOUT = '2 minutes';
 const BUILD_ACTIVITY_TIMEOUT = '5 hours';
@@ -189,10 +191,19 @@ async function runBuild(input: BuildWorkflowInput, hooks: BuildHooks): Promise<B
     let published;
     try {
       [published] = await Promise.all([
-        publishFromHost(outcome.staged!, { host: outcome.host, heartbeatTimeoutMs: input.heartbeatTimeoutMs }),
+        publishFromHost(outcome.staged!, { host: outcome.host, heartbeatTimeoutMs: input.heartbeatTimeoutMs, deadlineMs: input.publishDeadlineMs }),
         control.recordBuild({ drvPath, status: 'uploading', attempt, builder: outcome.host }),
       ]);
     } catch (error) {
+      // Storage stayed away past the deadline: building again would not help.
+      if (isPastPublishDeadline(error) && patched(PUBLISH_DEADLINE)) {
+        const deadline = input.publishDeadlineMs ?? DEFAULT_PUBLISH_DEADLINE_MS;
+        const waited = deadline >= 60_000 ? `${Math.round(deadline / 60_000)} min` : `${Math.round(deadline / 1000)} s`;
+        return hooks.finish(
+          { drvPath, status: 'failed', error: `the build succeeded, but the cache did not take its outputs within ${waited}: ${describeFault(error)}` },
+          attempt,
+        );
+      }
       lastFault = `upload from ${outcome.host} failed: ${describeFault(error)}`;
       await backoff(attempt, maxAttempts);
       continue;

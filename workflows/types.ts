@@ -96,6 +96,8 @@ export interface BuildWorkflowInput {
   subscribers: string[];
   /** Attempts for infrastructure faults, the first one included (`limits.attempts`, default 3). */
   maxAttempts?: number;
+  /** How long the outputs may wait for storage to take them before the build fails (`limits.publish-deadline`, default 6 h). */
+  publishDeadlineMs?: number;
   /** A builder silent this long is presumed dead and the build goes elsewhere (default 2 min). */
   heartbeatTimeoutMs?: number;
   /**

@@ -126,7 +126,15 @@ async function runBuild(
     // The upload sends the log of a successful build to the cache; any other log goes at once.
     await full?.close();
     outcome.staged = await deps.stage({ drvPath, system: drv.platform, outputs: outcome.outputs });
-    if (deps.publish) outcome.published = await deps.publish(outcome.staged);
+    if (deps.publish) {
+      try {
+        outcome.published = await deps.publish(outcome.staged);
+      } catch (error) {
+        // Storage is away, or a target expired too often: the build workflow publishes what is
+        // staged here through the task queues, which wait storage out, instead of building again.
+        context.log.warn(`publishing ${drvPath} from the builder failed, the build workflow takes over: ${(error as Error).message}`);
+      }
+    }
     return outcome;
   } finally {
     clearInterval(timer);

@@ -32,6 +32,8 @@ export interface StartOptions {
   heartbeatTimeoutMs?: number | undefined;
   /** Attempts for infrastructure faults (`limits.attempts`). */
   maxAttempts?: number | undefined;
+  /** How long built outputs may wait for storage (`limits.publish-deadline`). */
+  publishDeadlineMs?: number | undefined;
   /** Builds at or above this priority are manual rebuilds: dispatched before all others. */
   urgentFrom: number;
 }
@@ -43,7 +45,7 @@ export function fairnessWeight(shares: number): number {
 
 /** Starts (or joins) each build's workflow with the eval as a subscriber, and records both. */
 export async function startBuilds(pool: Pool, client: Client, options: StartOptions, candidates: BuildCandidate[]): Promise<void> {
-  const { evalId, evalWorkflowId, heartbeatTimeoutMs, maxAttempts } = options;
+  const { evalId, evalWorkflowId, heartbeatTimeoutMs, maxAttempts, publishDeadlineMs } = options;
   const queue = [...candidates];
   const started: Array<{ id: string; workflowId: string }> = [];
   const worker = async (): Promise<void> => {
@@ -61,6 +63,7 @@ export async function startBuilds(pool: Pool, client: Client, options: StartOpti
             subscribers: [evalWorkflowId],
             ...(heartbeatTimeoutMs ? { heartbeatTimeoutMs } : {}),
             ...(maxAttempts ? { maxAttempts } : {}),
+            ...(publishDeadlineMs ? { publishDeadlineMs } : {}),
             // Fairness keys are at most 64 bytes.
             fairness: { key: Buffer.from(next.project).subarray(0, 64).toString(), weight: fairnessWeight(next.scheduling_shares) },
             ...(next.priority >= options.urgentFrom ? { urgent: true } : {}),

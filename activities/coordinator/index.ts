@@ -21,6 +21,8 @@ export interface CoordinatorDeps {
   builderHeartbeatTimeoutMs?: number;
   /** Attempts of a build for infrastructure faults (`limits.attempts`). */
   buildAttempts?: number;
+  /** How long a built output may wait for storage before its build fails (`limits.publish-deadline`). */
+  publishDeadlineMs?: number;
   /** Configured forges, for commit statuses and polling (none: forge projects get no statuses). */
   forges?: Forges;
   /** Base of the dashboard links in commit statuses (`api.public-url`). */
@@ -37,6 +39,7 @@ export function createCoordinatorActivities(deps: CoordinatorDeps): CoordinatorA
       advanceEval(deps.pool, deps.client, request, {
         heartbeatTimeoutMs: deps.builderHeartbeatTimeoutMs,
         maxAttempts: deps.buildAttempts,
+        publishDeadlineMs: deps.publishDeadlineMs,
         warn: (message) => deps.log?.warn(message),
       }),
     resetBuilds: (evalId, drvPaths) => resetBuilds(deps.pool, evalId, drvPaths),

@@ -78,6 +78,7 @@ export async function advanceEval(
   options: {
     heartbeatTimeoutMs?: number | undefined;
     maxAttempts?: number | undefined;
+    publishDeadlineMs?: number | undefined;
     /** Told about repairs (lost builds started again). */
     warn?: (message: string) => void;
   } = {},
@@ -111,7 +112,14 @@ export async function advanceEval(
     await startBuilds(
       pool,
       client,
-      { evalId, evalWorkflowId, heartbeatTimeoutMs: options.heartbeatTimeoutMs, maxAttempts: options.maxAttempts, urgentFrom: REBUILD_PRIORITY },
+      {
+        evalId,
+        evalWorkflowId,
+        heartbeatTimeoutMs: options.heartbeatTimeoutMs,
+        maxAttempts: options.maxAttempts,
+        publishDeadlineMs: options.publishDeadlineMs,
+        urgentFrom: REBUILD_PRIORITY,
+      },
       rows,
     );
   }

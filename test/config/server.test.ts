@@ -50,6 +50,7 @@ describe('defaults', () => {
       attempts: 3,
       logTail: 64 * 1024,
       presignedUrlLifetime: 15 * 60_000,
+      publishDeadline: 6 * 3600_000,
     });
     assert.deepEqual(config.projects, { schedulingShares: 100, prTrust: 'collaborators' });
     assert.deepEqual(config.builder.systems, [machineDefaults(dir).system]);
