@@ -35,6 +35,7 @@ export const SERVER_KEYS: ReadonlyArray<readonly [key: string, kind: KeyKind]> =
   ['limits.max-log-size', 'size'],
   ['limits.eval-timeout', 'duration'],
   ['limits.attempts', 'integer'],
+  ['limits.builder-heartbeat-timeout', 'duration'],
   ['limits.log-tail', 'size'],
   ['limits.presigned-url-lifetime', 'duration'],
   ['limits.publish-deadline', 'duration'],

@@ -121,6 +121,8 @@ export function serverConfigSchema(context: DefaultsContext) {
           'max-log-size': size().prefault('64M'),
           'eval-timeout': duration().prefault('1h'),
           attempts: integer(1, 100).default(3),
+          // A builder silent this long is presumed dead, and its build goes to another builder.
+          'builder-heartbeat-timeout': duration().prefault('2m'),
           // A builder without database access sends its tails through Temporal, whose payloads are small.
           'log-tail': size({ bytes: 256 * 1024, written: '256K' }).prefault('64K'),
           'presigned-url-lifetime': duration().prefault('15m'),

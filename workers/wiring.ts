@@ -44,7 +44,7 @@ export function coordinatorActivitiesFor(
     pool: deps.pool,
     client: deps.client,
     defaults: { attrs: [], allowIfd: true, evalTimeoutMs: config.limits.evalTimeout, systems: config.builder.systems },
-    ...(deps.builderHeartbeatTimeoutMs === undefined ? {} : { builderHeartbeatTimeoutMs: deps.builderHeartbeatTimeoutMs }),
+    builderHeartbeatTimeoutMs: deps.builderHeartbeatTimeoutMs ?? config.limits.builderHeartbeatTimeout,
     buildAttempts: config.limits.attempts,
     publishDeadlineMs: config.limits.publishDeadline,
     forges: createForges(config.forges),

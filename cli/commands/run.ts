@@ -13,7 +13,9 @@ import { startLocalWorkers } from '../local-workers.ts';
 import { startLocalEval, watchEval, type RunSummary } from '../run-progress.ts';
 import { sourceRevision } from '../source-revision.ts';
 import { readEvalStatus } from '../../queries/evals.ts';
+import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
+import { evalWorkflowId } from '../../workflows/definitions.ts';
 import { applyCacheFlags, cacheErrorsAsCliErrors, describeCache, withCacheOptions, type CacheFlags } from '../cache-options.ts';
 import { withSetupErrorsAsCliErrors } from './dev.ts';
 
@@ -50,7 +52,7 @@ async function runOnce(target: string, options: RunOptions): Promise<number> {
     const sha = options.again ? undefined : await sourceRevision(path, { exclude: [config.stateDir] });
     const { evalId, existed } = await startLocalEval({ client: stack.client, pool, path, attrs: options.attr, ...(sha ? { sha } : {}) });
     const link = stack.temporalUiUrl ? ` — ${stack.temporalUiUrl}/namespaces/${stack.namespace}/workflows/eval%2F${evalId}` : '';
-    say(`  eval       ${evalId}${existed ? ` (${await describeExisting(pool, evalId)})` : ''}${link}`);
+    say(`  eval       ${evalId}${existed ? ` (${await describeExisting(stack.client, pool, evalId)})` : ''}${link}`);
     const summary: RunSummary = await watchEval({ pool, client: stack.client, evalId, say, tty: process.stderr.isTTY });
     if (options.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
     const ok = summary.eval.status !== 'failed' && summary.jobs.every((job) => job.status === 'succeeded');
@@ -61,10 +63,14 @@ async function runOnce(target: string, options: RunOptions): Promise<number> {
   }
 }
 
-/** What a re-run finds: an eval still open resumes; an ended one is shown (`--again` evaluates anew). */
-async function describeExisting(pool: Pool, evalId: string): Promise<string> {
+/** What a re-run finds: an eval whose workflow still runs resumes; an ended one is shown (`--again` evaluates anew). */
+async function describeExisting(client: Client, pool: Pool, evalId: string): Promise<string> {
+  const open = await client.workflow
+    .getHandle(evalWorkflowId(evalId))
+    .describe()
+    .then((description) => description.status.name === 'RUNNING', () => false);
+  if (open) return `resuming eval ${evalId} of this source`;
   const status = (await readEvalStatus(pool, evalId))?.status;
-  if (status === 'queued' || status === 'running') return `resuming eval ${evalId} of this source`;
   return `this source was already run: eval ${evalId} ${status ?? 'ended'}; --again evaluates it anew`;
 }
 

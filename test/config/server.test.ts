@@ -48,6 +48,7 @@ describe('defaults', () => {
       maxLogSize: 64 * 1024 ** 2,
       evalTimeout: 3_600_000,
       attempts: 3,
+      builderHeartbeatTimeout: 2 * 60_000,
       logTail: 64 * 1024,
       presignedUrlLifetime: 15 * 60_000,
       publishDeadline: 6 * 3600_000,
