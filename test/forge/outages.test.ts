@@ -2,9 +2,11 @@
  * The API while a component is away: started with no Temporal listening it serves a degraded
  * /healthz and still stores webhook deliveries; with its PostgreSQL (a private cluster) stopped
  * it answers a delivery 503 with Retry-After, naming the database, and takes the redelivery once
- * the database is back.
+ * the database is back; `harmonia-ci api` starts with neither answering.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,9 +20,10 @@ import { createPool } from '../../db/pool.ts';
 import type { HealthReport } from '../../lib/health.ts';
 import { createLogger } from '../../lib/log.ts';
 import { findFreePort } from '../../lib/ports.ts';
+import { PROJECT_ROOT } from '../../lib/tools.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { startPrivatePostgres, type PrivatePostgres } from '../helpers/private-postgres.ts';
-import { githubPushDelivery } from './support.ts';
+import { eventually, githubPushDelivery } from './support.ts';
 
 const SECRET = 'outage-test-secret';
 const REPO = { owner: 'o', name: 'r', id: 42 };
@@ -135,5 +138,39 @@ describe('the API while a component is away', () => {
         await check.end();
       }
     });
+  });
+
+  it('`harmonia-ci api` starts with neither PostgreSQL nor Temporal answering and says so on /healthz', async () => {
+    const port = await findFreePort();
+    const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'harmonia-ci.mjs'), 'api', '--port', String(port)], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: dir,
+        DATABASE_URL: `postgresql://postgres@127.0.0.1:${await findFreePort()}/nothing`,
+        TEMPORAL_ADDRESS: temporalAddress,
+        HARMONIA_CI_STATE_DIR: join(dir, 'api-state'),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    try {
+      const report = await eventually(
+        'the API to answer /healthz',
+        async () => {
+          if (child.exitCode !== null) throw new Error(`harmonia-ci api exited with ${child.exitCode}: ${output}`);
+          const response = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined);
+          return response ? { code: response.status, body: (await response.json()) as HealthReport } : undefined;
+        },
+        30_000,
+      );
+      assert.equal(report.code, 503);
+      assert.deepEqual(report.body.failed.sort(), ['database', 'temporal']);
+      assert.match(output, /cannot connect to PostgreSQL.*starting anyway/);
+    } finally {
+      child.kill('SIGTERM');
+      if (child.exitCode === null) await once(child, 'exit');
+    }
   });
 });
