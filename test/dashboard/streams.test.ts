@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { afterEach, describe, it } from 'node:test';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { HttpError } from '../../api/errors.ts';
+import type { HttpError } from '../../api/errors.ts';
 import { DEFAULT_STREAM_OPTIONS, EventStreams, type OpenPoll } from '../../api/dashboard/event-stream.ts';
 import { createLogger } from '../../lib/log.ts';
 

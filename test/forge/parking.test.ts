@@ -1,13 +1,15 @@
 /**
  * A delivery that keeps failing for a reason other than an outage is parked after MAX_FAILURES
- * with its error, shown on /healthz, /api/deliveries and the dashboard, and no longer holds back
+ * with its error, shown on /healthz, /api/deliveries, the dashboard and `harmonia-ci status`, and no longer holds back
  * the later deliveries of its ref; Temporal not answering is waited out and never parks one; a
  * redelivery from the forge replaces a parked delivery.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { Client } from '@temporalio/client';
 import { buildApp } from '../../api/app.ts';
@@ -17,6 +19,7 @@ import { createDeliveryDispatcher, MAX_FAILURES } from '../../forges/dispatcher.
 import { createForges } from '../../forges/index.ts';
 import type { HealthReport } from '../../lib/health.ts';
 import { createLogger } from '../../lib/log.ts';
+import { PROJECT_ROOT } from '../../lib/tools.ts';
 import type { ParkedDelivery } from '../../queries/index.ts';
 import type { PushEvent } from '../../workflows/types.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
@@ -154,6 +157,12 @@ describe('parked webhook deliveries', () => {
     } finally {
       await app.close();
     }
+
+    const status = await promisify(execFile)(process.execPath, [join(PROJECT_ROOT, 'bin', 'harmonia-ci.mjs'), 'status'], {
+      env: { PATH: process.env.PATH ?? '', HOME: dir, DATABASE_URL: db.url, HARMONIA_CI_STATE_DIR: join(dir, 'state') },
+    });
+    assert.match(status.stdout, /parked webhook deliveries \(1\)/);
+    assert.match(status.stdout, /o\/r +refs\/heads\/main +github push bad .*refWorkflow rejected the push: boom/);
   });
 
   it('replaces a parked delivery when the forge redelivers it', async () => {
