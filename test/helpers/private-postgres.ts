@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { findFreePort } from '../../lib/ports.ts';
 
 const execFileAsync = promisify(execFile);
-const BIN = process.env.HARMONIA_CI_TEST_PG_BIN ?? '/usr/lib/postgresql/15/bin';
+const BIN = '/usr/lib/postgresql/15/bin';
 // PostgreSQL refuses to run as root: as root, the cluster belongs to the postgres user.
 const AS_ROOT = process.getuid?.() === 0;
 
@@ -19,7 +19,7 @@ function run(program: string, args: string[]) {
   return execFileAsync(file, argv, { timeout: 60_000 });
 }
 
-async function ownerUid(): Promise<{ uid: number; gid: number } | undefined> {
+async function postgresOwner(): Promise<{ uid: number; gid: number } | undefined> {
   if (!AS_ROOT) return undefined;
   const [uid, gid] = await Promise.all(['-u', '-g'].map(async (flag) => Number((await execFileAsync('id', [flag, 'postgres'])).stdout.trim())));
   return { uid: uid!, gid: gid! };
@@ -39,7 +39,7 @@ export interface PrivatePostgres {
 /** Creates and starts a cluster; `destroy()` it in `after`. */
 export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   const dir = await mkdtemp(join(tmpdir(), 'hci-pg-'));
-  const owner = await ownerUid();
+  const owner = await postgresOwner();
   if (owner) await chown(dir, owner.uid, owner.gid);
   const data = join(dir, 'data');
   const port = await findFreePort();
