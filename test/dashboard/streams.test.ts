@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { afterEach, describe, it } from 'node:test';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import { installErrorHandlers } from '../../api/error-handler.ts';
 import type { HttpError } from '../../api/errors.ts';
 import { DEFAULT_STREAM_OPTIONS, EventStreams, type OpenPoll } from '../../api/dashboard/event-stream.ts';
 import { createLogger } from '../../lib/log.ts';
@@ -123,5 +124,20 @@ describe('dashboard event streams', () => {
     response.full = true;
     await wait(200);
     assert.equal(response.ended, true);
+  });
+
+  it('answers a refused stream 429 with Retry-After through the app\'s error handler', async () => {
+    const app = Fastify();
+    installErrorHandlers(app);
+    streams = new EventStreams(createLogger({ level: 'silent' }), { ...DEFAULT_STREAM_OPTIONS, perClient: 0 });
+    app.get<{ Querystring: { v?: string } }>('/events', async (request, reply) => streams!.start(request, reply, quietPoll));
+    try {
+      const response = await app.inject({ method: 'GET', url: '/events' });
+      assert.equal(response.statusCode, 429);
+      assert.equal(response.headers['retry-after'], '30');
+      assert.match(response.json<{ error: string }>().error, /live updates are open from 127\.0\.0\.1/);
+    } finally {
+      await app.close();
+    }
   });
 });
