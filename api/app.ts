@@ -9,7 +9,6 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Pool } from 'pg';
 import type { ServerConfig } from '../config/types.ts';
 import { createForges } from '../forges/index.ts';
-import { connectTemporal } from '../temporal/connection.ts';
 import { installErrorHandlers } from './error-handler.ts';
 import { ApiSetupError } from './errors.ts';
 import type { CacheBackend } from '../cache/types.ts';
@@ -24,6 +23,7 @@ import { webhookRoutes } from './routes/webhook.ts';
 import { landingRoutes } from './routes/landing.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
 import { opsRoutes } from './routes/ops.ts';
+import { deliveryRoutes } from './routes/deliveries.ts';
 import { temporalConnectionConfig } from '../temporal/settings.ts';
 
 /** Already-open dependencies; each one given here is used and left open. */
@@ -54,7 +54,7 @@ function temporalOptions(config: ServerConfig, deps: ApiDeps) {
   if (!address) {
     throw new ApiSetupError('the API needs Temporal: set temporal.address (or TEMPORAL_ADDRESS), or run `harmonia-ci dev` for a local dev server');
   }
-  return { connect: async () => connectTemporal(await temporalConnectionConfig(config.temporal, address)) };
+  return { settings: () => temporalConnectionConfig(config.temporal, address) };
 }
 
 /** Builds the app without listening; call `ready()` or `listen()` on it. */
@@ -79,6 +79,7 @@ export function buildApp({ config, log, deps = {}, temporalUiUrl }: BuildAppOpti
   app.register(dashboardRoutes, { temporalUi: temporalUiUrl ? { url: temporalUiUrl, namespace: config.temporal.namespace } : undefined, cache: deps.cacheStorage ?? null });
   if (deps.cacheStorage) app.register(cacheRoutes, { backend: deps.cacheStorage });
   app.register(opsRoutes);
+  app.register(deliveryRoutes);
   const forges = createForges(config.forges);
   app.register(deliveriesPlugin, { forges });
   app.register(webhookRoutes, { config: config.forges, forges });

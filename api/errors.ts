@@ -4,6 +4,9 @@
  * should tell it what to change; 5xx messages are logged and never sent.
  */
 export class HttpError extends Error {
+  /** Sent as `Retry-After` when set. */
+  retryAfterSeconds?: number;
+
   constructor(
     readonly statusCode: number,
     message: string,
@@ -43,6 +46,28 @@ export class ConflictError extends HttpError {
   constructor(message: string) {
     super(409, message);
     this.name = 'ConflictError';
+  }
+}
+
+/** Too many requests from this client right now (429, with `Retry-After`). */
+export class TooManyRequestsError extends HttpError {
+  constructor(message: string, retryAfterSeconds: number) {
+    super(429, message);
+    this.name = 'TooManyRequestsError';
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/**
+ * A component the request needs is down and the client should come back (503 with
+ * `Retry-After`). Unlike other 5xx errors the message is sent: it names the component, never
+ * an address or a credential, so the forge's delivery log tells people why.
+ */
+export class RetryLaterError extends HttpError {
+  constructor(message: string, retryAfterSeconds: number, options?: ErrorOptions) {
+    super(503, message, options);
+    this.name = 'RetryLaterError';
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 

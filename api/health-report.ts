@@ -7,6 +7,7 @@ import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
 import { checkDatabase } from '../db/health.ts';
 import { timedCheck, type ComponentHealth, type HealthReport } from '../lib/health.ts';
+import { countParkedDeliveries } from '../queries/deliveries.ts';
 import { countRecentNodes } from '../queries/nodes.ts';
 import { checkTemporal } from '../temporal/health.ts';
 import type { CacheStorage } from './plugins/cache-storage.ts';
@@ -38,15 +39,34 @@ export async function checkBuilders(pool: Pool): Promise<ComponentHealth> {
   return tableMissing ? { ...health, status: 'not configured' } : health;
 }
 
+/** Webhook deliveries the dispatcher parked: `failed` (not required) while any waits for a person. */
+export async function checkWebhooks(pool: Pool): Promise<ComponentHealth> {
+  let parked: number | undefined;
+  const health = await timedCheck(false, async () => {
+    parked = await countParkedDeliveries(pool);
+    return parked === undefined ? 'no deliveries table (database not migrated)' : 'no delivery parked';
+  });
+  if (parked === undefined) return health.status === 'ok' ? { ...health, status: 'not configured' } : health;
+  if (parked === 0) return health;
+  return {
+    ...health,
+    status: 'failed',
+    message: `${parked} ${parked === 1 ? 'delivery' : 'deliveries'} parked after repeated failures (GET /api/deliveries?status=parked); redeliver from the forge once fixed`,
+  };
+}
+
 /** Runs every check at once and folds them into one report. */
 export async function checkHealth(deps: HealthDeps): Promise<HealthReport> {
-  const [database, temporal, cacheStorage, builders] = await Promise.all([
+  const [database, temporal, cacheStorage, builders, webhooks] = await Promise.all([
     checkDatabase(deps.pool),
     checkTemporal(deps.temporal),
     checkCacheStorage(deps.cacheStorage),
     checkBuilders(deps.pool),
+    checkWebhooks(deps.pool),
   ]);
-  const components: Record<string, ComponentHealth> = { database, temporal, cacheStorage, builders };
+  // Deliveries wait in PostgreSQL meanwhile: say so, so that nobody redelivers them by hand.
+  if (temporal.status === 'failed' && database.status === 'ok') temporal.message += '; webhooks are still accepted and signalled once Temporal answers';
+  const components: Record<string, ComponentHealth> = { database, temporal, cacheStorage, builders, webhooks };
   const failed = Object.entries(components)
     .filter(([, c]) => c.required && c.status !== 'ok')
     .map(([name]) => name);

@@ -13,7 +13,7 @@ import type { Client } from '@temporalio/client';
 import type { SignalDefinition } from '@temporalio/common';
 import type { Pool } from 'pg';
 import * as queries from '../queries/index.ts';
-import type { BuildDetail, BuildLog, EvalDetail, EvalFilter, EvalSummary, NodeSummary } from '../queries/index.ts';
+import type { BuildDetail, BuildLog, EvalDetail, EvalFilter, EvalSummary, NodeSummary, ParkedDelivery } from '../queries/index.ts';
 import { temporalConnectionConfig } from '../temporal/settings.ts';
 import { loadServerConfig } from '../config/server.ts';
 import type { ServerConfig } from '../config/types.ts';
@@ -32,6 +32,7 @@ export interface OpsReads {
   readBuild(hashPart: string): Promise<BuildDetail | undefined>;
   readBuildLog(hashPart: string): Promise<BuildLog | undefined>;
   listNodes(): Promise<NodeSummary[]>;
+  listParkedDeliveries(project?: string): Promise<ParkedDelivery[]>;
 }
 
 export interface Operator {
@@ -74,6 +75,7 @@ function sqlReads(pool: Pool): OpsReads {
     readBuild: (hash) => queries.readBuild(pool, hash),
     readBuildLog: (hash) => queries.readBuildLog(pool, hash),
     listNodes: () => queries.listNodes(pool),
+    listParkedDeliveries: (project) => queries.listParkedDeliveries(pool, { project }),
   };
 }
 
@@ -109,6 +111,8 @@ function httpReads(baseUrl: string): OpsReads {
     readBuild: (hash) => get<BuildDetail>(`/api/builds/${hash}`, true),
     readBuildLog: (hash) => get<BuildLog>(`/api/builds/${hash}/log`, true),
     listNodes: async () => (await get<NodeSummary[]>('/api/nodes'))!,
+    listParkedDeliveries: async (project) =>
+      (await get<ParkedDelivery[]>(`/api/deliveries?${new URLSearchParams({ status: 'parked', ...(project ? { project } : {}) })}`))!,
   };
 }
 

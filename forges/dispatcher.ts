@@ -2,10 +2,13 @@
  * The delivery dispatcher: turns stored webhook deliveries into `push` signals. It runs beside
  * the API (several API processes share the table safely: leases and SKIP LOCKED), keeps the
  * order of deliveries per ref, applies PR trust (which may ask the forge who may push), and
- * retries with backoff while Temporal or the forge is down, so an accepted delivery is never lost.
+ * retries with backoff while Temporal, PostgreSQL or the forge is down, so an accepted delivery
+ * is never lost. Any other failure counts: after MAX_FAILURES the delivery is parked with its
+ * error, so it no longer holds back the ref's later deliveries (a redelivery replaces it).
  */
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
+import { isDatabaseUnreachable } from '../db/outage.ts';
 import { signalPush } from '../temporal/push.ts';
 import { ForgeNotConfiguredError, ForgeRequestError } from './errors.ts';
 import { forgePushEvent } from './git-source.ts';
@@ -16,7 +19,11 @@ import type { Intent } from './webhooks.ts';
 const PASS_INTERVAL_MS = 2_000;
 const BATCH = 20;
 const MAX_BACKOFF_MS = 60_000;
+/** Failures other than outages before a delivery is parked: with the backoff below, about two minutes. */
+export const MAX_FAILURES = 5;
+const FAILURE_BACKOFF_MS = 2_000;
 const KEEP_FINISHED = '7 days';
+const KEEP_PARKED = '30 days';
 const PRUNE_EVERY_MS = 10 * 60_000;
 const SIGNAL_DEADLINE_MS = 10_000;
 
@@ -26,6 +33,9 @@ export interface DispatcherDeps {
   forges: Forges;
   log: { warn(fields: object, message: string): void };
 }
+
+/** The deps and the dispatcher's stop, aborted so that a signal waiting on an absent Temporal does not hold up shutdown. */
+type Running = DispatcherDeps & { stopping: AbortSignal };
 
 export interface DeliveryDispatcher {
   /** Runs a pass soon (after a delivery was stored). */
@@ -42,11 +52,14 @@ interface DeliveryRow {
   ref: string;
   intent: Intent;
   attempts: number;
+  failures: number;
 }
 
 type Outcome = { status: 'dispatched' } | { status: 'ignored'; reason: string };
 
-export function createDeliveryDispatcher(deps: DispatcherDeps): DeliveryDispatcher {
+export function createDeliveryDispatcher(given: DispatcherDeps): DeliveryDispatcher {
+  const stopping = new AbortController();
+  const deps: Running = { ...given, stopping: stopping.signal };
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<number> | undefined;
   let again = false;
@@ -57,13 +70,22 @@ export function createDeliveryDispatcher(deps: DispatcherDeps): DeliveryDispatch
     do {
       again = false;
       const rows = await claim(deps.pool);
-      for (const row of rows) await deliver(deps, row);
-      handled += rows.length;
+      for (const [index, row] of rows.entries()) {
+        handled += 1;
+        if ((await deliver(deps, row)) === 'temporal-down') {
+          // The others would wait out the same deadline one by one: leave them to a later pass.
+          await release(deps.pool, rows.slice(index + 1));
+          return handled;
+        }
+      }
       if (rows.length === BATCH) again = true;
     } while (again);
     if (Date.now() - prunedAt > PRUNE_EVERY_MS) {
       prunedAt = Date.now();
-      await deps.pool.query(`DELETE FROM forge_deliveries WHERE status <> 'pending' AND finished_at < now() - interval '${KEEP_FINISHED}'`);
+      await deps.pool.query(
+        `DELETE FROM forge_deliveries WHERE (status IN ('dispatched', 'ignored') AND finished_at < now() - interval '${KEEP_FINISHED}')
+            OR (status = 'parked' AND finished_at < now() - interval '${KEEP_PARKED}')`,
+      );
     }
     return handled;
   };
@@ -92,6 +114,7 @@ export function createDeliveryDispatcher(deps: DispatcherDeps): DeliveryDispatch
     async stop() {
       if (timer) clearInterval(timer);
       timer = undefined;
+      stopping.abort();
       await running?.catch(() => undefined);
     },
   };
@@ -108,19 +131,26 @@ async function claim(pool: Pool): Promise<DeliveryRow[]> {
      )
      UPDATE forge_deliveries d SET lease_until = now() + interval '2 minutes', attempts = d.attempts + 1
        FROM due WHERE d.id = due.id AND d.status = 'pending' AND (d.lease_until IS NULL OR d.lease_until < now())
-     RETURNING d.id, d.project_id, d.ref, d.intent, d.attempts`,
+     RETURNING d.id, d.project_id, d.ref, d.intent, d.attempts, d.failures`,
     [BATCH],
   );
   return rows.sort((a, b) => Number(a.id) - Number(b.id));
 }
 
-async function deliver(deps: DispatcherDeps, row: DeliveryRow): Promise<void> {
+async function release(pool: Pool, rows: DeliveryRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await pool.query(`UPDATE forge_deliveries SET lease_until = NULL, attempts = attempts - 1 WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);
+}
+
+/** Dispatches one delivery and records the outcome; `temporal-down` when Temporal did not answer. */
+async function deliver(deps: Running, row: DeliveryRow): Promise<'done' | 'temporal-down'> {
   try {
     const outcome = await dispatch(deps, row);
     await deps.pool.query(
       `UPDATE forge_deliveries SET status = $2, outcome = $3, lease_until = NULL, finished_at = now() WHERE id = $1`,
       [row.id, outcome.status, outcome.status === 'ignored' ? outcome.reason : null],
     );
+    return 'done';
   } catch (error) {
     const permanent = error instanceof ForgeNotConfiguredError || (error instanceof ForgeRequestError && !error.transient);
     if (permanent) {
@@ -129,22 +159,58 @@ async function deliver(deps: DispatcherDeps, row: DeliveryRow): Promise<void> {
         `UPDATE forge_deliveries SET status = 'ignored', outcome = $2, lease_until = NULL, finished_at = now() WHERE id = $1`,
         [row.id, (error as Error).message],
       );
-      return;
+      return 'done';
     }
-    const wait = error instanceof ForgeRequestError && error.retryAfterMs !== undefined ? error.retryAfterMs : backoff(row.attempts);
-    deps.log.warn({ err: error, delivery: row.id, retryInMs: wait }, 'webhook delivery not dispatched yet; will retry');
+    const temporalDown = isTemporalUnreachable(error);
+    if (temporalDown || isDatabaseUnreachable(error) || error instanceof ForgeRequestError) {
+      const wait = error instanceof ForgeRequestError && error.retryAfterMs !== undefined ? error.retryAfterMs : backoff(row.attempts);
+      deps.log.warn({ err: error, delivery: row.id, retryInMs: wait }, 'webhook delivery not dispatched yet; will retry');
+      await retryLater(deps.pool, row, (error as Error).message, wait, row.failures);
+      return temporalDown ? 'temporal-down' : 'done';
+    }
+    const failures = row.failures + 1;
+    const message = error instanceof Error ? error.message : String(error);
+    if (failures < MAX_FAILURES) {
+      const wait = Math.min(MAX_BACKOFF_MS, FAILURE_BACKOFF_MS * 4 ** (failures - 1));
+      deps.log.warn({ err: error, delivery: row.id, failures, retryInMs: wait }, 'webhook delivery failed; will retry');
+      await retryLater(deps.pool, row, message, wait, failures);
+      return 'done';
+    }
+    deps.log.warn({ err: error, delivery: row.id, failures }, 'webhook delivery parked after repeated failures; redeliver it once the cause is fixed');
     await deps.pool.query(
-      `UPDATE forge_deliveries SET outcome = $2, lease_until = NULL, next_attempt_at = now() + $3 * interval '1 millisecond' WHERE id = $1`,
-      [row.id, (error as Error).message, wait],
+      `UPDATE forge_deliveries SET status = 'parked', failures = $2, outcome = $3, lease_until = NULL, finished_at = now() WHERE id = $1`,
+      [row.id, failures, message],
     );
+    return 'done';
   }
+}
+
+async function retryLater(pool: Pool, row: DeliveryRow, message: string, waitMs: number, failures: number): Promise<void> {
+  await pool.query(
+    `UPDATE forge_deliveries SET outcome = $2, failures = $4, lease_until = NULL, next_attempt_at = now() + $3 * interval '1 millisecond' WHERE id = $1`,
+    [row.id, message, waitMs, failures],
+  );
 }
 
 function backoff(attempts: number): number {
   return Math.min(MAX_BACKOFF_MS, 500 * 2 ** Math.max(0, attempts - 1));
 }
 
-async function dispatch(deps: DispatcherDeps, row: DeliveryRow): Promise<Outcome> {
+// gRPC DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED and UNAVAILABLE: the server is away or overloaded;
+// CANCELLED: the dispatcher stopped while it waited for the server.
+const TEMPORAL_OUTAGE_CODES = new Set([1, 4, 8, 14]);
+
+/** Temporal did not answer (down, overloaded, or not reached yet): a wait, never a failure of the delivery. */
+function isTemporalUnreachable(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'number' && TEMPORAL_OUTAGE_CODES.has(code)) return true;
+    if (e.name === 'ServiceError' && /UNAVAILABLE|DEADLINE_EXCEEDED|CANCELLED|Failed to connect/i.test(e.message)) return true;
+  }
+  return false;
+}
+
+async function dispatch(deps: Running, row: DeliveryRow): Promise<Outcome> {
   const project = await findProject(deps.pool, { id: String(row.project_id) });
   if (!project?.enabled) return { status: 'ignored', reason: 'the project is disabled' };
   const forge = deps.forges.get(project.forge);
@@ -177,7 +243,7 @@ async function dispatch(deps: DispatcherDeps, row: DeliveryRow): Promise<Outcome
 }
 
 async function push(
-  deps: DispatcherDeps,
+  deps: Running,
   project: ProjectRepository,
   ref: string,
   sha: string,
@@ -186,5 +252,7 @@ async function push(
 ): Promise<void> {
   // Bounded, so an unreachable Temporal holds up a pass for seconds, not for the client's whole retry budget.
   const pushed = forgePushEvent({ cloneUrl: project.cloneUrl, ref, sha, ...(treeHash ? { treeHash } : {}), event });
-  await deps.client.connection.withDeadline(Date.now() + SIGNAL_DEADLINE_MS, () => signalPush(deps.client, project.projectName, ref, pushed));
+  const { connection } = deps.client;
+  const signal = () => connection.withDeadline(Date.now() + SIGNAL_DEADLINE_MS, () => signalPush(deps.client, project.projectName, ref, pushed));
+  await connection.withAbortSignal(deps.stopping, signal);
 }

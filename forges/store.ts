@@ -124,8 +124,13 @@ export interface DeliveryRecord {
   intent: Intent;
 }
 
-/** Stores a delivery for the dispatcher; false when the same delivery was stored before. */
+/**
+ * Stores a delivery for the dispatcher; false when the same delivery was stored before. A
+ * redelivery of a parked delivery replaces it, queued behind the ref's later deliveries: that is
+ * how people retry one once its cause is fixed.
+ */
 export async function recordDelivery(pool: Pool, delivery: DeliveryRecord): Promise<boolean> {
+  await pool.query(`DELETE FROM forge_deliveries WHERE forge = $1 AND delivery_id = $2 AND status = 'parked'`, [delivery.forge, delivery.deliveryId]);
   const { rowCount } = await pool.query(
     `INSERT INTO forge_deliveries (forge, delivery_id, event, project_id, ref, intent) VALUES ($1, $2, $3, $4, $5, $6)
      ON CONFLICT (forge, delivery_id) DO NOTHING`,

@@ -12,6 +12,7 @@
  * - jobs: `EvalJob`, an eval's attributes with their builds, of which `JobSummary` is the
  *   operator's projection (jobs.ts);
  * - nodes: `NodeSummary` (nodes.ts);
+ * - webhook deliveries the dispatcher gave up on: `ParkedDelivery` (deliveries.ts);
  * - projects: `ProjectSummary` and `ProjectPage` (projects.ts); the repositories they are built
  *   from, `RepositoryListing` (repositories.ts).
  *
@@ -19,6 +20,7 @@
  */
 export * from './build-page.ts';
 export * from './builds.ts';
+export * from './deliveries.ts';
 export * from './eval-overviews.ts';
 export * from './evals.ts';
 export * from './jobs.ts';

@@ -20,7 +20,7 @@ import {
   readLogTail,
   resolveBuildKey,
 } from '../../queries/index.ts';
-import { clientVersion, type EventStreams, type Poll } from '../dashboard/event-stream.ts';
+import type { EventStreams, Poll } from '../dashboard/event-stream.ts';
 import { evalFinished } from '../dashboard/state.ts';
 import { errorResponses } from '../error-handler.ts';
 import { NotFoundError } from '../errors.ts';
@@ -136,8 +136,8 @@ export async function dashboardEventRoutes(app: FastifyInstance, options: Dashbo
     async (request, reply) => {
       const { id } = request.params;
       if (!/^\d{1,18}$/.test(id) || !(await readEvalVersion(app.db, id))) throw new NotFoundError(`no eval ${id}`);
-      const known = parseEvalVersion(clientVersion(request));
-      streams.start(request, reply, evalPoll(app, id, known, { temporalUi, all: request.query.all === '1' }));
+      const all = request.query.all === '1';
+      streams.start(request, reply, (known) => evalPoll(app, id, parseEvalVersion(known), { temporalUi, all }));
     },
   );
 
@@ -148,7 +148,7 @@ export async function dashboardEventRoutes(app: FastifyInstance, options: Dashbo
     async (request, reply) => {
       const drvPath = await resolveBuildKey(app.db, request.params.id);
       if (!drvPath) throw new NotFoundError(`no build ${request.params.id}`);
-      streams.start(request, reply, buildPoll(app, drvPath, clientVersion(request), { ...options, liveUrl: request.url }));
+      streams.start(request, reply, (known) => buildPoll(app, drvPath, known, { ...options, liveUrl: request.url }));
     },
   );
 }

@@ -33,7 +33,7 @@ export async function healthRoutes(app: FastifyInstance): Promise<void> {
       // Dashboards and orchestrators poll this every few seconds: log only problems.
       logLevel: 'warn',
       schema: {
-        description: 'State of the database, Temporal, cache storage and builders.',
+        description: 'State of the database, Temporal, cache storage, builders and parked webhook deliveries.',
         querystring: { type: 'object', additionalProperties: false, properties: {} },
         response: { 200: reportSchema, 503: reportSchema, ...errorResponses },
       },

@@ -1,6 +1,6 @@
 /** `GET /` and `GET /ci/`: the entry points a person opens in a browser. */
 import type { FastifyInstance } from 'fastify';
-import { listEvalPage } from '../../queries/index.ts';
+import { listEvalPage, listParkedDeliveries } from '../../queries/index.ts';
 import { errorResponses } from '../error-handler.ts';
 import { renderLandingPage } from '../views/landing.ts';
 import { EVALS_PER_PAGE } from './dashboard.ts';
@@ -21,14 +21,17 @@ export async function landingRoutes(app: FastifyInstance, { temporalUiUrl }: Lan
     '/ci/',
     {
       schema: {
-        // Recent evals across projects (paginated with `before`), and a live components panel.
+        // Parked webhook deliveries if any, recent evals across projects (paginated with `before`), and a live components panel.
         querystring: { type: 'object', properties: { before: { type: 'string', pattern: '^[0-9]{1,18}$' } } },
         response: { 200: { content: { 'text/html': { schema: { type: 'string' } } } }, ...errorResponses },
       },
     },
     async (request, reply) => {
-      const evals = await listEvalPage(app.db, { limit: EVALS_PER_PAGE, before: request.query.before });
-      const page = renderLandingPage({ temporalUiUrl, evals, newest: request.query.before ? '/ci/' : null });
+      const [evals, parked] = await Promise.all([
+        listEvalPage(app.db, { limit: EVALS_PER_PAGE, before: request.query.before }),
+        listParkedDeliveries(app.db, { limit: 20 }),
+      ]);
+      const page = renderLandingPage({ temporalUiUrl, evals, newest: request.query.before ? '/ci/' : null, parked });
       return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(page);
     },
   );

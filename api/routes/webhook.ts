@@ -3,6 +3,8 @@
  * body with the configured secret: 401 when missing or wrong), parsed, matched to an enabled
  * project (200 "ignored" otherwise), stored once per delivery id and answered 202 before any
  * work: the delivery dispatcher then signals the ref workflow, retrying while Temporal is down.
+ * When PostgreSQL cannot be reached the delivery is not stored and the answer is 503 with
+ * `Retry-After`, so the forge lists it as failed and people can redeliver it.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { Webhooks } from '@octokit/webhooks';
@@ -12,12 +14,16 @@ import { forgetInstallation, findWebhookProject, recordDelivery, upsertRepositor
 import type { ForgeKind, Forges } from '../../forges/types.ts';
 import { intentRef, parseForgeEvent } from '../../forges/webhooks.ts';
 import { errorResponses } from '../error-handler.ts';
-import { BadRequestError, NotFoundError, UnauthorizedError } from '../errors.ts';
+import { isDatabaseUnreachable } from '../../db/outage.ts';
+import { BadRequestError, NotFoundError, RetryLaterError, UnauthorizedError } from '../errors.ts';
 
 export interface WebhookRoutesOptions {
   config: ForgesConfig;
   forges: Forges;
 }
+
+/** What a 503 asks the forge (or whoever redelivers) to wait, in seconds. */
+const RETRY_AFTER_S = 60;
 
 /** GitHub sends at most 25 MB. */
 const BODY_LIMIT = 26 * 1024 * 1024;
@@ -74,7 +80,20 @@ export async function webhookRoutes(app: FastifyInstance, { config, forges }: We
 
 type Answer = { status: 'accepted' | 'duplicate' } | { status: 'ignored'; reason: string };
 
-async function receive(
+async function receive(...args: Parameters<typeof receiveDelivery>): Promise<Answer> {
+  try {
+    return await receiveDelivery(...args);
+  } catch (error) {
+    if (!isDatabaseUnreachable(error)) throw error;
+    throw new RetryLaterError(
+      'cannot store the webhook delivery: the database (PostgreSQL) is unreachable; redeliver it once GET /healthz reports the database ok',
+      RETRY_AFTER_S,
+      { cause: error },
+    );
+  }
+}
+
+async function receiveDelivery(
   app: FastifyInstance,
   forges: Forges,
   forge: ForgeKind,

@@ -1,7 +1,8 @@
 /** The `/ci/` landing page: recent evals across projects and a live components panel. */
-import type { EvalPage } from '../../queries/index.ts';
+import type { EvalPage, ParkedDelivery } from '../../queries/index.ts';
 import { renderEvalList } from './evals.ts';
-import { html, raw } from './html.ts';
+import { firstLine, projectHref, refLabel, timeAgo } from './format.ts';
+import { html, raw, type SafeHtml } from './html.ts';
 import { renderPage } from './layout.ts';
 import { pager } from './projects.ts';
 import { relativeTimeScript } from './scripts.ts';
@@ -56,15 +57,41 @@ export interface LandingOptions {
   evals: EvalPage;
   /** The first page's URL when this is a later page. */
   newest: string | null;
+  /** Webhook deliveries the dispatcher gave up on: shown above everything while there are any. */
+  parked: ParkedDelivery[];
+}
+
+/** The parked webhook deliveries: pushes that never became an eval, with the reason. */
+function renderParked(parked: ParkedDelivery[]): SafeHtml | null {
+  if (parked.length === 0) return null;
+  const rows = parked.map(
+    (d) => html`<tr>
+  <td class="c-project"><a href="${projectHref(d.project)}">${d.project}</a></td>
+  <td class="c-ref">${refLabel(d.ref)}</td>
+  <td><code title="${d.deliveryId}">${d.forge} ${d.event}</code></td>
+  <td class="detail" title="${d.error ?? ''}">${firstLine(d.error ?? 'no error recorded')}</td>
+  <td class="num">${d.failures}</td>
+  <td class="num">${timeAgo(d.parkedAt)}</td>
+</tr>`,
+  );
+  return html`<section class="panel" id="parked-deliveries">
+  <h2>Parked webhook deliveries <span class="aside">failed repeatedly; later pushes to their refs went ahead</span></h2>
+  <div class="scroll"><table class="data">
+<thead><tr><th>Project</th><th>Ref</th><th>Delivery</th><th>Last error</th><th class="num">Failures</th><th class="num">Parked</th></tr></thead>
+<tbody>${rows}</tbody>
+</table></div>
+  <p class="lead"><small>Fix the cause, then redeliver the delivery from the forge's webhook settings: the redelivery replaces the parked one.
+  The same list as JSON: <a href="/api/deliveries?status=parked">/api/deliveries?status=parked</a>.</small></p>
+</section>`;
 }
 
 /** Renders the landing page: recent evals across projects, and the components panel (from /healthz). */
-export function renderLandingPage({ temporalUiUrl, evals, newest }: LandingOptions): string {
+export function renderLandingPage({ temporalUiUrl, evals, newest, parked }: LandingOptions): string {
   const temporal = temporalUiUrl
     ? html`Workflows, their histories and search attributes are browsable in the
         <a href="${temporalUiUrl}" rel="noopener">Temporal Web UI</a>.`
     : html`No Temporal Web UI URL is configured.`;
-  const body = html`<section class="panel">
+  const body = html`${renderParked(parked)}<section class="panel">
   <h2>Recent evals <span class="aside">all projects, newest first</span></h2>
   ${renderEvalList(evals.evals)}
   ${pager(evals, (before) => `/ci/?before=${encodeURIComponent(before)}`, newest)}

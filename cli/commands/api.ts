@@ -5,7 +5,8 @@
 import { Option, type Command } from 'commander';
 import { startApiServer } from '../../api/server.ts';
 import { loadServerConfig } from '../../config/server.ts';
-import { openDatabase } from '../../db/open.ts';
+import { DatabaseUnreachableError } from '../../db/errors.ts';
+import { openDatabase, type Database } from '../../db/open.ts';
 import { createLogger } from '../../lib/log.ts';
 import { openConfiguredCache } from '../cache-options.ts';
 import { CliError } from '../errors.ts';
@@ -26,15 +27,22 @@ async function runApi(options: ApiOptions): Promise<void> {
   const log = createLogger({ level: config.log.level, name: 'api' });
 
   if (!config.database.url) throw new CliError('`harmonia-ci api` needs PostgreSQL: set DATABASE_URL or database.url (`harmonia-ci dev` runs an embedded one)');
-  // Refuses a schema newer (or older) than this program before serving anything from it.
-  const database = await openDatabase({ url: config.database.url, stateDir: config.stateDir, migrate: false });
+  // Refuses a schema newer (or older) than this program before serving anything from it; a
+  // database that does not answer yet is no reason to refuse webhooks for longer than it is away.
+  let database: Database | undefined;
+  try {
+    database = await openDatabase({ url: config.database.url, stateDir: config.stateDir, migrate: false });
+  } catch (error) {
+    if (!(error instanceof DatabaseUnreachableError)) throw error;
+    log.warn(`${error.message}; starting anyway: /healthz reports the database down (and checks its schema once it answers), webhooks get 503 until then`);
+  }
   // The binary cache routes: read access only (give the API read-only storage credentials).
   const cache = await openConfiguredCache(config);
   try {
     const server = await startApiServer({
       config,
       log,
-      deps: { pool: database.pool, cacheStorage: cache },
+      deps: { ...(database && { pool: database.pool }), cacheStorage: cache },
       temporalUiUrl: options.temporalUiUrl,
       host: config.api.host,
       port: config.api.port,
@@ -45,7 +53,7 @@ async function runApi(options: ApiOptions): Promise<void> {
     await server.close();
   } finally {
     await cache.close();
-    await database.close();
+    await database?.close();
   }
 }
 

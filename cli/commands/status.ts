@@ -3,7 +3,7 @@
  * builds with statuses, durations and, for dep-failed builds, the failure at the root.
  */
 import type { Command } from 'commander';
-import type { BuildCounts, EvalDetail, EvalSummary, JobSummary } from '../../queries/index.ts';
+import type { BuildCounts, EvalDetail, EvalSummary, JobSummary, ParkedDelivery } from '../../queries/index.ts';
 import { CliError } from '../errors.ts';
 import { firstLine, formatAge, formatDuration, formatTable, secondsBetween } from '../format.ts';
 import { print, requireEval, withOperator, type OperatorOptions } from '../operator.ts';
@@ -48,6 +48,15 @@ function printEvals(evals: EvalSummary[]): void {
   for (const ev of evals) {
     rows.push([ev.id, ev.project, ev.ref, ev.commit.slice(0, 12), ev.status, formatAge(ev.createdAt), evalDuration(ev), describeCounts(ev.counts)]);
   }
+  print(formatTable(rows));
+}
+
+// Pushes that never became an eval: listed under the evals, so that nobody looks for them in vain.
+function printParked(parked: ParkedDelivery[]): void {
+  if (parked.length === 0) return;
+  print(`\nparked webhook deliveries (${parked.length}): fix the cause, then redeliver them from the forge`);
+  const rows = [['  PROJECT', 'REF', 'DELIVERY', 'PARKED', 'LAST ERROR']];
+  for (const d of parked) rows.push([`  ${d.project}`, d.ref, `${d.forge} ${d.event} ${d.deliveryId}`, formatAge(d.parkedAt), firstLine(d.error ?? '')]);
   print(formatTable(rows));
 }
 
@@ -101,8 +110,12 @@ export function registerStatus(program: Command): void {
         const limit = Number(options.limit);
         if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new CliError(`--limit expects a number from 1 to 1000, got "${options.limit}"`);
         const evals = await reads.listEvals({ limit, ...(options.project ? { project: options.project } : {}) });
-        if (options.json) print(JSON.stringify(evals));
-        else printEvals(evals);
+        if (options.json) {
+          print(JSON.stringify(evals));
+          return;
+        }
+        printEvals(evals);
+        printParked(await reads.listParkedDeliveries(options.project));
       }),
     );
 }

@@ -114,3 +114,28 @@ export async function eventually<T>(what: string, check: () => Promise<T | undef
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
+
+/** A signed GitHub push of `sha` to `ref` of `owner/name` (forge id `id`), as `app.inject` options. */
+export async function githubPushDelivery(
+  secret: string,
+  repo: { owner: string; name: string; id: number },
+  options: { sha: string; deliveryId: string; ref?: string },
+): Promise<{ method: 'POST'; url: string; headers: Record<string, string>; payload: string }> {
+  const payload = await githubExample('push', undefined, (e) => e.head_commit !== null);
+  Object.assign(payload, { ref: options.ref ?? 'refs/heads/main', after: options.sha });
+  Object.assign(payload.head_commit as object, { id: options.sha, tree_id: 'e'.repeat(40) });
+  Object.assign(payload.repository as object, { id: repo.id, name: repo.name });
+  Object.assign((payload.repository as { owner: object }).owner, { login: repo.owner });
+  const body = JSON.stringify(payload);
+  return {
+    method: 'POST',
+    url: '/webhook/github',
+    headers: {
+      'content-type': 'application/json',
+      'x-github-event': 'push',
+      'x-github-delivery': options.deliveryId,
+      'x-hub-signature-256': githubSignature(secret, body),
+    },
+    payload: body,
+  };
+}
