@@ -21,6 +21,7 @@ export interface HttpTimeouts {
   idleMs: number;
 }
 
+/** REQUEST_TIMEOUT_MS and IDLE_TIMEOUT_MS. */
 export const DEFAULT_HTTP_TIMEOUTS: HttpTimeouts = { requestMs: REQUEST_TIMEOUT_MS, idleMs: IDLE_TIMEOUT_MS };
 
 /** A request abandoned because the other side went quiet. */
@@ -109,8 +110,10 @@ export async function fetchStream(url: string, timeouts: HttpTimeouts = DEFAULT_
   try {
     response = await fetch(url, { signal: watchdog.signal });
   } catch (error) {
-    watchdog.disarm();
     throw watchdog.explain(error);
+  } finally {
+    // Re-armed by each read of the body, which the caller may never start (an error status).
+    watchdog.disarm();
   }
   return { response, body: watchedBody(response, watchdog, timeouts.idleMs) };
 }

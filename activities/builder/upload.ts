@@ -32,8 +32,6 @@ export interface UploadDeps {
   stagingDir: string;
   /** What is staged in memory, shared with the build activity's logs (activities/builder/index.ts). */
   staging?: Staging;
-  /** Limits of the PUTs to presigned URLs (lib/http.ts has the defaults). */
-  httpTimeouts?: HttpTimeouts;
 }
 
 /** Where the full log of a build is kept until it is uploaded. */
@@ -216,7 +214,7 @@ export function createUploadActivities(deps: UploadDeps): HostUploads {
         stepHeartbeat({ uploading: key });
         const source = staging.get(path) ?? path;
         if (target.kind === 'file') await uploadToFile(source, target.path);
-        else await uploadToUrl(key, source, target, deps.httpTimeouts);
+        else await uploadToUrl(key, source, target);
       }
       await staging.removeDir(dir);
       await staging.remove(buildLogPath(deps.stagingDir, drvPath));
