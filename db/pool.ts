@@ -52,14 +52,15 @@ export function createPool(databaseUrl: string, options: PoolOptions = {}): Pool
   const idleTimeoutMillis = single ? 0 : options.idleTimeoutMillis;
   const config: PoolConfig = {
     ...connectionConfig(databaseUrl),
-    connectionTimeoutMillis: connectTimeoutMs(databaseUrl, options),
+    // Not the pool's connectionTimeoutMillis: pg-pool would also apply it to waiting for a free
+    // connection, and a busy pool (the embedded one has a single connection) is not a dead server.
+    Client: timedClient(redactDatabaseUrl(databaseUrl), connectTimeoutMs(databaseUrl, options)),
     // The embedded PGlite is one single-threaded session that cannot interrupt a statement: no server-side limits there.
     ...(single
       ? {}
       : {
           statement_timeout: options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS,
           idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_MS,
-          Client: explainingClient(redactDatabaseUrl(databaseUrl)),
         }),
     application_name: options.applicationName ?? 'harmonia-ci',
     types: {
@@ -108,10 +109,11 @@ export function connectTimeoutMs(databaseUrl: string, options: PoolOptions = {})
 type QueryCallback = (error: Error | null, result?: unknown) => void;
 
 /**
- * A pg Client whose statement-timeout errors say which server, which limit and how to change it
- * (PostgreSQL only says "canceling statement due to statement timeout").
+ * A pg Client that gives up connecting after `connectMs`, and whose statement-timeout errors say
+ * which server, which limit and how to change it (PostgreSQL only says "canceling statement due
+ * to statement timeout").
  */
-function explainingClient(where: string): typeof pg.Client {
+function timedClient(where: string, connectMs: number): typeof pg.Client {
   const explain = (error: unknown): unknown => {
     const failure = error as { code?: string; message?: string } | null;
     if (failure?.code === QUERY_CANCELED && /statement timeout/.test(failure.message ?? '')) {
@@ -121,7 +123,11 @@ function explainingClient(where: string): typeof pg.Client {
     }
     return error;
   };
-  return class ExplainingClient extends pg.Client {
+  return class TimedClient extends pg.Client {
+    constructor(config?: ClientConfig) {
+      super({ ...config, connectionTimeoutMillis: connectMs });
+    }
+
     // pg's query has many overloads; both the promise and the callback form (used by Pool.query) are covered.
     override query(...args: unknown[]): never {
       const last = args.at(-1);

@@ -97,6 +97,21 @@ describe('connection timeout', () => {
     assert.ok(Date.now() - started < 3000, `gave up after ${Date.now() - started} ms`);
   });
 
+  it('lets a query wait for a busy pool longer than the connection timeout: busy is not dead', async () => {
+    const db = await createEmptyDatabase();
+    const pool = createPool(db.url, { max: 1, connectTimeoutMs: 200 });
+    try {
+      const client = await pool.connect();
+      const waiting = pool.query<{ ok: number }>('SELECT 1 AS ok');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      client.release();
+      assert.deepEqual((await waiting).rows, [{ ok: 1 }]);
+    } finally {
+      await pool.end();
+      await db.drop();
+    }
+  });
+
   it('fails at once where nothing listens, with the same advice', async () => {
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
