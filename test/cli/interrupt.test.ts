@@ -26,7 +26,7 @@ describe('Ctrl-C on `run`', { timeout: 120_000 }, () => {
   });
 
   it('exits within a bound when the Temporal server is already gone', async () => {
-    const jobs = await writeJobs(h.dir, { slow: { script: 'sleep 600' } });
+    const jobs = await writeJobs(h.dir, { slow: { script: 'echo slow starts; /bin/sleep 600' } });
     const run = h.start(['run', jobs, '--state-dir', join(h.dir, 'run-state'), '--no-ui'], {
       TEMPORAL_ADDRESS: temporal!.address,
       HARMONIA_CI_TEMPORAL_NAMESPACE: 'default',
