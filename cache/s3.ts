@@ -19,6 +19,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { S3Credentials } from '../config/secrets.ts';
 import { decodeBase64, formatHash, parsePrefixedHash } from '../daemon/core/hash.ts';
+import { CONNECT_TIMEOUT_MS, IDLE_TIMEOUT_MS } from '../lib/http.ts';
 import { classifyKey } from './layout.ts';
 import { CacheStorageError, InvalidKeyError } from './errors.ts';
 import type { ByteRange, CacheBackend, ObjectStream, StoredObject, UploadSpec, UploadTarget } from './types.ts';
@@ -30,6 +31,8 @@ export interface S3BackendOptions {
   forcePathStyle: boolean;
   /** Static credentials; without them the SDK's default chain applies (environment, profile, instance role). */
   credentials?: S3Credentials;
+  /** Connection and inactivity limits of every request (defaults CONNECT_TIMEOUT_MS and IDLE_TIMEOUT_MS, lib/http.ts). */
+  timeouts?: { connectMs: number; idleMs: number };
 }
 
 const DELETE_BATCH = 1000;
@@ -61,6 +64,9 @@ export class S3Backend implements CacheBackend {
       forcePathStyle: options.forcePathStyle,
       ...(options.endpoint ? { endpoint: options.endpoint } : {}),
       ...(options.credentials ? { credentials: options.credentials } : {}),
+      // The SDK sets no timeouts: a storage that accepts and stays silent would hold a publish (and the
+      // NAR it serves) forever. An inactivity limit rather than a total one, since an object may be gigabytes.
+      requestHandler: { connectionTimeout: options.timeouts?.connectMs ?? CONNECT_TIMEOUT_MS, socketTimeout: options.timeouts?.idleMs ?? IDLE_TIMEOUT_MS },
       // The SDK's default would sign a CRC32 of the empty body into presigned URLs; checksums are explicit here.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',

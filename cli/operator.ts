@@ -18,6 +18,7 @@ import { temporalConnectionConfig } from '../temporal/settings.ts';
 import { loadServerConfig } from '../config/server.ts';
 import type { ServerConfig } from '../config/types.ts';
 import { createPool } from '../db/pool.ts';
+import { fetchText } from '../lib/http.ts';
 import { connectTemporal } from '../temporal/connection.ts';
 import { CliError } from './errors.ts';
 import { withSetupErrorsAsCliErrors } from './commands/dev.ts';
@@ -79,12 +80,21 @@ function sqlReads(pool: Pool): OpsReads {
   };
 }
 
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return {};
+  }
+}
+
 function httpReads(baseUrl: string): OpsReads {
   const base = baseUrl.replace(/\/+$/, '');
   const get = async <T>(path: string, missingIsUndefined = false): Promise<T | undefined> => {
     let response: Response;
+    let text: string;
     try {
-      response = await fetch(`${base}${path}`, { headers: { accept: 'application/json' } });
+      ({ response, text } = await fetchText(`${base}${path}`, { headers: { accept: 'application/json' } }));
     } catch (error) {
       const cause = (error as { cause?: Error }).cause?.message ?? (error as Error).message;
       throw new CliError(
@@ -93,7 +103,7 @@ function httpReads(baseUrl: string): OpsReads {
       );
     }
     if (response.status === 404 && missingIsUndefined) return undefined;
-    const body = (await response.json().catch(() => ({}))) as { error?: string };
+    const body = parseJson(text) as { error?: string };
     if (!response.ok) throw new CliError(`the API at ${base} answered ${response.status} to ${path}: ${body.error ?? response.statusText}`);
     return body as T;
   };

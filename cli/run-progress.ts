@@ -87,15 +87,18 @@ export async function watchEval(options: {
   evalId: string;
   say(line: string): void;
   tty: boolean;
+  /** Stops watching: rejects with the signal's reason once no call to Temporal is left in flight. */
+  signal?: AbortSignal;
 }): Promise<RunSummary> {
   const { pool, client, evalId, say } = options;
+  const signal = options.signal ?? new AbortController().signal;
   const handle = client.workflow.getHandle(evalWorkflowId(evalId));
   let closed = false;
   const waitClosed = (async () => {
     const deadline = Date.now() + 60_000;
     for (;;) {
       try {
-        await handle.result();
+        await client.withAbortSignal(signal, () => handle.result());
         return;
       } catch (error) {
         if ((error as Error).name !== 'WorkflowNotFoundError') return;
@@ -113,7 +116,13 @@ export async function watchEval(options: {
   const seen = new Map<string, BuildStatus>();
   const names = new Map<string, string>();
   let lastLine = '';
+  const aborted = new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
   for (;;) {
+    if (signal.aborted) {
+      // The caller closes the connection next: a call still retrying on it would fail uncaught.
+      await waitClosed.catch(() => undefined);
+      throw signal.reason;
+    }
     const isLast = closed;
     const rows = await listEvalBuildsWithTails(pool, evalId);
     for (const row of rows) {
@@ -129,7 +138,7 @@ export async function watchEval(options: {
     if (line !== lastLine && rows.length > 0) say(`  ${line}`);
     lastLine = line;
     if (isLast) break;
-    await Promise.race([waitClosed, sleep(500)]);
+    await Promise.race([waitClosed, sleep(500), aborted]);
   }
   const summary = await readRunSummary(pool, evalId);
   printSummary(summary, say);

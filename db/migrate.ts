@@ -40,6 +40,8 @@ export async function migrate(pool: Pool, options: MigrateOptions = {}): Promise
   const client = await pool.connect();
   let healthy = false;
   try {
+    // Waiting for another migrator, and a migration's DDL, may outlast the pool's statement timeout.
+    await client.query('SET statement_timeout = 0');
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
     try {
       await client.query(CREATE_SCHEMA_MIGRATIONS);
@@ -55,6 +57,9 @@ export async function migrate(pool: Pool, options: MigrateOptions = {}): Promise
       return { applied: done, version: migrations.at(-1)?.version ?? 0 };
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {
+        healthy = false;
+      });
+      await client.query('RESET statement_timeout').catch(() => {
         healthy = false;
       });
     }

@@ -12,6 +12,8 @@ export interface GiteaOptions {
   url: string;
   tokenFile: SecretFile;
   webhookSecretFile?: SecretFile;
+  /** Deadline of each API call (default REQUEST_TIMEOUT_MS, lib/http.ts). */
+  timeoutMs?: number;
 }
 
 interface GiteaRepository {
@@ -31,6 +33,7 @@ export function createGiteaClient(options: GiteaOptions): ForgeClient & { webhoo
   const http: ForgeHttp = {
     baseUrl: `${options.url.replace(/\/+$/, '')}/api/v1`,
     authorization: async () => `token ${await options.tokenFile.read()}`,
+    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
   };
   const repoPath = (repo: RepositoryRef): string => `/repos/${encodeURIComponent(repo.owner)}/${encodeURIComponent(repo.name)}`;
 

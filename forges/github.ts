@@ -5,6 +5,7 @@
 import { createAppAuth } from '@octokit/auth-app';
 import { request } from '@octokit/request';
 import type { SecretFile } from '../config/secrets.ts';
+import { fetchWithDeadline } from '../lib/http.ts';
 import { ForgeRequestError } from './errors.ts';
 import { forgePaginate, forgeRequest, type ForgeHttp } from './http.ts';
 import type { CommitStatus, DiscoveredRepository, ForgeClient, PullRequestHead, RepositoryRef } from './types.ts';
@@ -14,6 +15,8 @@ export interface GitHubOptions {
   appId?: number;
   privateKeyFile?: SecretFile;
   tokenFile?: SecretFile;
+  /** Deadline of each API call and token request (default REQUEST_TIMEOUT_MS, lib/http.ts). */
+  timeoutMs?: number;
 }
 
 interface GitHubRepository {
@@ -36,7 +39,8 @@ export function createGitHubClient(options: GitHubOptions): ForgeClient {
       createAppAuth({
         appId: options.appId!,
         privateKey: await options.privateKeyFile!.read(),
-        request: request.defaults({ baseUrl: apiUrl }),
+        // Token requests go through @octokit/request, whose fetch has no deadline of its own.
+        request: request.defaults({ baseUrl: apiUrl, request: { fetch: fetchWithDeadline(options.timeoutMs) } }),
       }))().catch((error: unknown) => {
       appAuth = undefined;
       throw error;
@@ -45,7 +49,12 @@ export function createGitHubClient(options: GitHubOptions): ForgeClient {
   };
   const installations = new Map<string, number>();
 
-  const http = (authorization: () => Promise<string | undefined>): ForgeHttp => ({ baseUrl: apiUrl, authorization, headers: GITHUB_HEADERS });
+  const http = (authorization: () => Promise<string | undefined>): ForgeHttp => ({
+    baseUrl: apiUrl,
+    authorization,
+    headers: GITHUB_HEADERS,
+    ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+  });
   const asApp = http(async () => `Bearer ${(await callAuth(async () => (await app())({ type: 'app' }))).token}`);
   const installationHttp = (installationId: number): ForgeHttp =>
     http(async () => `token ${(await callAuth(async () => (await app())({ type: 'installation', installationId }))).token}`);

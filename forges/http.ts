@@ -2,10 +2,10 @@
  * The one place forge HTTP requests are made: JSON in and out, errors classified as transient
  * (5xx, rate limits, network) or permanent, and the wait a rate-limited forge asks for.
  */
+import { fetchText, HttpTimeoutError, REQUEST_TIMEOUT_MS } from '../lib/http.ts';
 import { ForgeRequestError } from './errors.ts';
 
 const USER_AGENT = 'harmonia-ci';
-const REQUEST_TIMEOUT_MS = 30_000;
 /** GitHub: a secondary rate limit without retry-after means "wait at least a minute". */
 const RATE_LIMIT_DEFAULT_WAIT_MS = 60_000;
 const MAX_PAGES = 100;
@@ -16,6 +16,8 @@ export interface ForgeHttp {
   /** The Authorization header value for a request. */
   authorization(): Promise<string | undefined>;
   headers?: Record<string, string>;
+  /** Deadline for each whole request (default REQUEST_TIMEOUT_MS). */
+  timeoutMs?: number;
 }
 
 export interface ForgeResponse<T> {
@@ -29,23 +31,28 @@ export async function forgeRequest<T>(http: ForgeHttp, method: string, path: str
   const url = path.startsWith('http') ? path : `${http.baseUrl}${path}`;
   const authorization = await http.authorization();
   let response: Response;
+  let text: string;
   try {
-    response = await fetch(url, {
-      method,
-      headers: {
-        accept: 'application/json',
-        'user-agent': USER_AGENT,
-        ...http.headers,
-        ...(authorization ? { authorization } : {}),
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    ({ response, text } = await fetchText(
+      url,
+      {
+        method,
+        headers: {
+          accept: 'application/json',
+          'user-agent': USER_AGENT,
+          ...http.headers,
+          ...(authorization ? { authorization } : {}),
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
       },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-    });
+      http.timeoutMs ?? REQUEST_TIMEOUT_MS,
+    ));
   } catch (error) {
-    throw new ForgeRequestError(`${method} ${url}: ${(error as Error).message}`, undefined, true, undefined, { cause: error });
+    // A timeout already names the request.
+    const message = error instanceof HttpTimeoutError ? error.message : `${method} ${url}: ${(error as Error).message}`;
+    throw new ForgeRequestError(message, undefined, true, undefined, { cause: error });
   }
-  const text = await response.text();
   if (response.ok) return { status: response.status, data: (text === '' ? undefined : JSON.parse(text)) as T, headers: response.headers };
   throw requestError(method, url, response, text);
 }

@@ -21,6 +21,7 @@ import type { BuiltOutput } from '../../workflows/types.ts';
 import type { HostActivities, StagedFile, StagedUpload, UploadPlan } from '../types.ts';
 import { stepHeartbeat } from '../heartbeat.ts';
 import { removeFile } from '../../lib/files.ts';
+import { DEFAULT_HTTP_TIMEOUTS, describeRequest, Watchdog, watchedUpload, type HttpTimeouts } from '../../lib/http.ts';
 import { Staging } from './staging.ts';
 
 /** Failure type when the staged files are gone (the host restarted): the build must run again. */
@@ -139,17 +140,37 @@ async function uploadToFile(source: string | Buffer, target: string): Promise<vo
   }
 }
 
-/** PUTs a staged file to a presigned URL; an object already there (412) is success. */
-async function uploadToUrl(key: string, source: string | Buffer, target: Extract<UploadTarget, { kind: 'put' }>): Promise<void> {
+/**
+ * PUTs a staged file to a presigned URL; an object already there (412) is success. The body may
+ * pause at most `timeouts.idleMs`, and the answer must come within `timeouts.requestMs` of it.
+ */
+export async function uploadToUrl(
+  key: string,
+  source: string | Buffer,
+  target: Extract<UploadTarget, { kind: 'put' }>,
+  timeouts: HttpTimeouts = DEFAULT_HTTP_TIMEOUTS,
+): Promise<void> {
   const size = typeof source === 'string' ? (await stat(source)).size : source.length;
-  const body = typeof source === 'string' ? (Readable.toWeb(createReadStream(source, { highWaterMark: 1 << 20 })) as ReadableStream) : source;
-  const response = await fetch(target.url, {
-    method: 'PUT',
-    headers: { ...target.headers, 'content-length': String(size) },
-    body,
-    duplex: 'half',
-  } as RequestInit);
-  const text = await response.text();
+  const chunks = typeof source === 'string' ? createReadStream(source, { highWaterMark: 1 << 20 }) : only(source);
+  const watchdog = new Watchdog(describeRequest('PUT', target.url));
+  watchdog.arm(timeouts.requestMs, 'no progress');
+  let response: Response;
+  let text: string;
+  try {
+    response = await fetch(target.url, {
+      method: 'PUT',
+      headers: { ...target.headers, 'content-length': String(size) },
+      body: Readable.toWeb(Readable.from(watchedUpload(chunks, watchdog, timeouts))) as ReadableStream,
+      duplex: 'half',
+      signal: watchdog.signal,
+    } as RequestInit);
+    watchdog.arm(timeouts.requestMs, 'no complete answer');
+    text = await response.text();
+  } catch (error) {
+    throw watchdog.explain(error);
+  } finally {
+    watchdog.disarm();
+  }
   if (response.ok || response.status === 412) return;
   if (response.status === 403 && /expired/i.test(text)) throw expired(key);
   throw new Error(`PUT of ${key} (${size} bytes) was refused with ${response.status} ${response.statusText}: ${text.slice(0, 300)}`);

@@ -42,7 +42,8 @@ async function runGc(options: GcOptions): Promise<void> {
   if (options.stateDir !== undefined) env.HARMONIA_CI_STATE_DIR = resolve(options.stateDir);
   applyCacheFlags(options, env);
   const config = await loadServerConfig({ env, file: options.config });
-  const database = await openDatabase({ url: config.database.url, stateDir: config.stateDir, migrate: false });
+  // Expiring months of evals is one large DELETE: no statement limit for this one-off batch.
+  const database = await openDatabase({ url: config.database.url, stateDir: config.stateDir, migrate: false, pool: { statementTimeoutMs: 0 } });
   const backend = await openConfiguredCache(config);
   try {
     const report = await collectGarbage({ pool: database.pool, backend, retentionMs, logRetentionMs, graceMs, dryRun: options.dryRun });

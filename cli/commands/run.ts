@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadServerConfig } from '../../config/server.ts';
 import { createLogger, routeTemporalLogs } from '../../lib/log.ts';
+import { INTERRUPTED_EXIT_CODE, Interrupted, watchInterrupts } from '../interrupt.ts';
 import { CliError } from '../errors.ts';
 import { startLocalStack } from '../stack.ts';
 import { startLocalWorkers } from '../local-workers.ts';
@@ -40,26 +41,36 @@ async function runOnce(target: string, options: RunOptions): Promise<number> {
 
   const path = resolve(target);
   say(`harmonia-ci run: ${path}`);
-  const stack = await startLocalStack({ config, log, ui: options.ui, report: (line) => say(`  ${line}`) });
+  // From here on Ctrl-C is ours (Temporal's runtime would otherwise take it and only stop the workers).
+  const interrupts = watchInterrupts(say);
+  const stack = await startLocalStack({ config, log, ui: options.ui, report: (line) => say(`  ${line}`) }).catch((error: unknown) => {
+    interrupts.dispose();
+    throw error;
+  });
   let workers: Awaited<ReturnType<typeof startLocalWorkers>> | undefined;
   try {
-    workers = await startLocalWorkers({ stack, config, log });
+    workers = await interrupts.race(startLocalWorkers({ stack, config, log }));
     say(`  workers    coordinator, evaluator, builder ${workers.host} (${config.builder.systems.join(', ')}), signer`);
     for (const line of workers.cache ? describeCache(workers.cache) : []) say(`  ${line}`);
 
     const pool = stack.database.pool;
     // The same source is the same commit: a re-run resumes (or shows) its eval instead of superseding it.
     const sha = options.again ? undefined : await sourceRevision(path, { exclude: [config.stateDir] });
-    const { evalId, existed } = await startLocalEval({ client: stack.client, pool, path, attrs: options.attr, ...(sha ? { sha } : {}) });
+    const { evalId, existed } = await interrupts.race(startLocalEval({ client: stack.client, pool, path, attrs: options.attr, ...(sha ? { sha } : {}) }));
     const link = stack.temporalUiUrl ? ` — ${stack.temporalUiUrl}/namespaces/${stack.namespace}/workflows/eval%2F${evalId}` : '';
-    say(`  eval       ${evalId}${existed ? ` (${await describeExisting(stack.client, pool, evalId)})` : ''}${link}`);
-    const summary: RunSummary = await watchEval({ pool, client: stack.client, evalId, say, tty: process.stderr.isTTY });
+    say(`  eval       ${evalId}${existed ? ` (${await interrupts.race(describeExisting(stack.client, pool, evalId))})` : ''}${link}`);
+    const summary: RunSummary = await watchEval({ pool, client: stack.client, evalId, say, tty: process.stderr.isTTY, signal: interrupts.abortSignal });
     if (options.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
     const ok = summary.eval.status !== 'failed' && summary.jobs.every((job) => job.status === 'succeeded');
     return ok ? 0 : 1;
+  } catch (error) {
+    if (error instanceof Interrupted) return INTERRUPTED_EXIT_CODE;
+    throw error;
   } finally {
+    // Bounded by the interrupt's deadline: with Temporal gone these would wait for ever.
     await workers?.stop();
     await stack.stop();
+    interrupts.dispose();
   }
 }
 

@@ -6,14 +6,12 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline, Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import { parseNarInfo, type NarInfo } from '../core/narinfo.ts';
 import { ExecutorError, SubstitutionError, UnsupportedCompressionError } from './errors.ts';
 import { zstdDecompress } from './zstd.ts';
-
-const NARINFO_TIMEOUT_MS = 60_000;
+import { DEFAULT_HTTP_TIMEOUTS, fetchStream, fetchText, type HttpTimeouts } from '../../lib/http.ts';
 
 /** A binary cache we can read narinfos and NARs from. */
 export interface BinaryCache {
@@ -61,9 +59,12 @@ class DirectoryCache implements BinaryCache {
   }
 }
 
-/** A cache served over HTTP(S). */
+/** A cache served over HTTP(S): a narinfo within one deadline, a NAR with an inactivity limit (it may be gigabytes). */
 class HttpCache implements BinaryCache {
-  constructor(readonly url: string) {}
+  constructor(
+    readonly url: string,
+    private readonly timeouts: HttpTimeouts,
+  ) {}
 
   private resolve(relative: string): string {
     return `${this.url.replace(/\/+$/, '')}/${relative}`;
@@ -71,25 +72,27 @@ class HttpCache implements BinaryCache {
 
   async narInfo(storePath: string): Promise<NarInfo | undefined> {
     const location = this.resolve(`${hashPartOf(storePath)}.narinfo`);
-    // A narinfo is tiny: a cache that takes longer than this is down, and the build should not wait on it.
-    const response = await fetch(location, { signal: AbortSignal.timeout(NARINFO_TIMEOUT_MS) });
+    const { response, text } = await fetchText(location, {}, this.timeouts.requestMs);
     if (response.status === 404 || response.status === 403) return undefined;
     if (!response.ok) throw new SubstitutionError(storePath, `GET ${location} answered ${response.status} ${response.statusText}`);
-    return parseOrExplain(await response.text(), storePath, location);
+    return parseOrExplain(text, storePath, location);
   }
 
   async *narFile(info: NarInfo): AsyncIterable<Uint8Array> {
     const location = this.resolve(info.url);
-    const response = await fetch(location);
-    if (!response.ok || !response.body) throw new SubstitutionError(info.storePath, `GET ${location} answered ${response.status} ${response.statusText}`);
-    yield* Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
+    const { response, body } = await fetchStream(location, this.timeouts);
+    if (!response.ok || !response.body) {
+      await response.body?.cancel();
+      throw new SubstitutionError(info.storePath, `GET ${location} answered ${response.status} ${response.statusText}`);
+    }
+    yield* body;
   }
 }
 
-/** Opens a binary cache by URL: `file:///dir`, `http://…` or `https://…`. */
-export function openBinaryCache(url: string): BinaryCache {
+/** Opens a binary cache by URL: `file:///dir`, `http://…` or `https://…` (with `timeouts`, lib/http.ts has the defaults). */
+export function openBinaryCache(url: string, timeouts: HttpTimeouts = DEFAULT_HTTP_TIMEOUTS): BinaryCache {
   if (url.startsWith('file://')) return new DirectoryCache(url, fileURLToPath(url.split('?')[0]!));
-  if (url.startsWith('http://') || url.startsWith('https://')) return new HttpCache(url);
+  if (url.startsWith('http://') || url.startsWith('https://')) return new HttpCache(url, timeouts);
   throw new ExecutorError(`unsupported binary cache URL '${url}': use file:///path, http:// or https://`);
 }
 

@@ -28,6 +28,7 @@ interface Service {
   volumes?: Array<string | { source?: string; target: string }>;
   depends_on?: Record<string, { condition?: string }> | string[];
   healthcheck?: { test?: string[] | string };
+  stop_grace_period?: string;
 }
 interface ComposeModel {
   services: Record<string, Service>;
@@ -62,6 +63,20 @@ function credentialEnv(service: Service): string[] {
 function mountsSecretsFolder(service: Service): boolean {
   return (service.volumes ?? []).some((v) => /(^|\/)secrets(\/|$|:)/.test(typeof v === 'string' ? v : (v.source ?? '')));
 }
+
+/** A compose duration ("4h15m", "4h15m0s", "90s") in milliseconds. */
+function durationMs(value: string): number {
+  const units: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1 };
+  const parts = [...value.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)];
+  assert.ok(parts.length > 0 && parts.map((p) => p[0]).join('') === value, `'${value}' is not a compose duration`);
+  return parts.reduce((sum, [, amount, unit]) => sum + Number(amount) * units[unit as string]!, 0);
+}
+
+// What a draining builder may take (workers/main-builder.ts): the build wall clock (limits.build-timeout's
+// default) with its margin, then the uploads of those builds.
+const BUILD_TIMEOUT_MS = 4 * 3_600_000;
+const BUILD_GRACE_MARGIN_MS = 10 * 60_000;
+const UPLOAD_WAIT_MS = 5 * 60_000;
 
 describe('docker-compose.yml', () => {
   let cli: string[];
@@ -162,6 +177,14 @@ describe('docker-compose.yml', () => {
     }
     for (const role of ['signer', 'builder-1', 'builder-2'] as const) {
       assert.equal(conditionOf(role, 'temporal'), 'service_healthy', `${role} must wait for Temporal`);
+    }
+  });
+
+  it('lets builders drain on SIGTERM: running builds and their uploads finish before compose kills them', () => {
+    for (const builder of ['builder-1', 'builder-2'] as const) {
+      const grace = model.services[builder]?.stop_grace_period;
+      assert.ok(grace, `${builder} has no stop_grace_period: compose would SIGKILL it 10 s after SIGTERM`);
+      assert.ok(durationMs(grace) >= BUILD_TIMEOUT_MS + BUILD_GRACE_MARGIN_MS + UPLOAD_WAIT_MS, `${builder}: ${grace} is shorter than a drain`);
     }
   });
 
