@@ -82,7 +82,9 @@ async function describeExisting(client: Client, pool: Pool, evalId: string): Pro
     .then((description) => description.status.name === 'RUNNING', () => false);
   if (open) return `resuming eval ${evalId} of this source`;
   const status = (await readEvalStatus(pool, evalId))?.status;
-  return `this source was already run: eval ${evalId} ${status ?? 'ended'}; --again evaluates it anew`;
+  // An evaluation that failed or was cancelled says so; otherwise the results below tell the rest.
+  const ended = status === 'failed' || status === 'cancelled' ? `, ${status}` : '';
+  return `this source was already run as eval ${evalId}${ended}: its results follow; --again evaluates it anew`;
 }
 
 /** Registers `harmonia-ci run`. */

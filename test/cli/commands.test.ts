@@ -217,7 +217,7 @@ describe('operator commands', { timeout: 180_000 }, () => {
     const first = await run();
     const again = await run();
     assert.equal(again.summary.eval.id, first.summary.eval.id);
-    assert.match(again.stderr, new RegExp(`eval +${first.summary.eval.id} \\(this source was already run: eval ${first.summary.eval.id} succeeded`));
+    assert.match(again.stderr, new RegExp(`eval +${first.summary.eval.id} \\(this source was already run as eval ${first.summary.eval.id}: its results follow`));
     const fresh = await run('--again');
     assert.notEqual(fresh.summary.eval.id, first.summary.eval.id);
   });
