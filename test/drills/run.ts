@@ -46,6 +46,8 @@ interface Outcome {
   seconds: number;
   builtTwice: string[];
   narinfosWithoutNar: number;
+  /** Narinfos checked: a run that built something must have published it. */
+  narinfos: number;
   openEvals: number;
 }
 
@@ -133,18 +135,17 @@ async function outcome(arena: { builtLog: string; db: TestDatabase }, summaryOrS
     statuses,
     seconds,
     builtTwice,
-    narinfosWithoutNar: await narinfosWithoutNar(cacheDir),
+    ...(await checkNarInfos(cacheDir)),
     openEvals: Number(rows[0]!.n),
   };
 }
 
-/** How many narinfos in the cache lack their NAR (the helper throws on the first one). */
-async function narinfosWithoutNar(cacheDir: string): Promise<number> {
+/** The narinfos in the cache, and whether one lacks its NAR (the helper throws on the first such). */
+async function checkNarInfos(cacheDir: string): Promise<{ narinfos: number; narinfosWithoutNar: number }> {
   try {
-    await assertEveryNarInfoHasItsNar(new LocalDirectoryBackend(cacheDir));
-    return 0;
+    return { narinfos: await assertEveryNarInfoHasItsNar(new LocalDirectoryBackend(cacheDir)), narinfosWithoutNar: 0 };
   } catch {
-    return 1;
+    return { narinfos: 0, narinfosWithoutNar: 1 };
   }
 }
 
@@ -230,8 +231,9 @@ async function main(): Promise<void> {
 
 function row(name: string, result: Outcome, reference: Outcome): string {
   const same = comparable(result.statuses) === comparable(reference.statuses);
-  const ok = same && result.builtTwice.length === 0 && result.narinfosWithoutNar === 0 && result.openEvals === 0;
-  return `| ${name} | ${same ? 'yes' : 'NO'} | ${result.builtTwice.length} | ${result.narinfosWithoutNar} | ${result.openEvals} | ${result.seconds.toFixed(1)} vs ${reference.seconds.toFixed(1)} | ${ok ? 'nothing lost' : 'LOST WORK'} |`;
+  const published = result.narinfos > 0 && result.narinfosWithoutNar === 0;
+  const ok = same && result.builtTwice.length === 0 && published && result.openEvals === 0;
+  return `| ${name} | ${same ? 'yes' : 'NO'} | ${result.builtTwice.length} | ${result.narinfosWithoutNar} of ${result.narinfos} | ${result.openEvals} | ${result.seconds.toFixed(1)} vs ${reference.seconds.toFixed(1)} | ${ok ? 'nothing lost' : 'LOST WORK'} |`;
 }
 
 await main();
