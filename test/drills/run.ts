@@ -23,7 +23,7 @@ import { ensureSearchAttributes } from '../../temporal/search-attributes.ts';
 import { assertEveryNarInfoHasItsNar } from '../cache/helpers.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { applyTestEnvironmentDefaults, startTestServices } from '../helpers/services.ts';
-import { startPipeline } from '../pipeline/harness.ts';
+import { startPipeline, waitUntil } from '../pipeline/harness.ts';
 
 const CLI = join(PROJECT_ROOT, 'bin', 'harmonia-ci.mjs');
 
@@ -116,14 +116,6 @@ async function succeededBuilds(arena: Arena): Promise<number> {
   return Number(rows[0]!.n);
 }
 
-async function until(check: () => Promise<boolean>, what: string, timeoutMs = 300_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`drill: timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
 async function outcome(arena: { builtLog: string; db: TestDatabase }, summaryOrStdout: RunSummary | string, seconds: number, cacheDir: string): Promise<Outcome> {
   const summary = typeof summaryOrStdout === 'string' ? (JSON.parse(summaryOrStdout.trim().split('\n').at(-1)!) as RunSummary) : summaryOrStdout;
   const statuses = Object.fromEntries(summary.jobs.map((job) => [job.attr, job.status]));
@@ -163,7 +155,7 @@ const runKilled: Drill = async (arena, shape) => {
   const started = Date.now();
   const first = startRun(arena, file);
   const total = shape.layers * shape.width;
-  await until(async () => (await succeededBuilds(arena)) >= Math.floor(total / 3), 'a third of the builds succeeded');
+  await waitUntil(async () => (await succeededBuilds(arena)) >= Math.floor(total / 3), 'a third of the builds succeeded', 300_000);
   process.kill(-first.child.pid!, 'SIGKILL');
   await first.done;
   const { stdout } = await startRun(arena, file).done;
