@@ -49,6 +49,8 @@ export interface TemporalDevServer {
   uiUrl: string | undefined;
   /** Stops the server (SIGTERM, then SIGKILL after 5 s) and nothing else. */
   stop(): Promise<void>;
+  /** SIGKILL, as a crash: what the SQLite file holds at that moment is what a restart finds. */
+  kill(): Promise<void>;
 }
 
 const MAX_PORT_ATTEMPTS = 3;
@@ -167,6 +169,11 @@ export async function startTemporalDevServer(options: DevServerOptions): Promise
         async stop() {
           stopping = true;
           await child.stop(5000);
+        },
+        async kill() {
+          stopping = true;
+          if (child.pid !== undefined && !child.hasExited()) process.kill(child.pid, 'SIGKILL');
+          await child.exited;
         },
       };
     }

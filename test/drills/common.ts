@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFile, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
+import type { Pool } from 'pg';
 import type { CacheBackend } from '../../cache/types.ts';
 import { LocalDirectoryBackend } from '../../cache/local.ts';
 import type { RunSummary } from '../../cli/run-progress.ts';
@@ -137,7 +138,7 @@ export async function succeededBuilds(db: TestDatabase): Promise<number> {
 
 /** Judges a finished drill: `summary` is a run's summary, or `run --json`'s output whose last line is one. */
 export async function outcome(
-  arena: { builtLog: string; db: TestDatabase },
+  arena: { builtLog: string; db: { pool: Pool } },
   summaryOrStdout: RunSummary | string,
   seconds: number,
   cache: string | CacheBackend,
@@ -154,6 +155,8 @@ export async function outcome(
     builtTwice,
     ...(await checkNarInfos(typeof cache === 'string' ? new LocalDirectoryBackend(cache) : cache)),
     openEvals: Number(rows[0]!.n),
+    // An eval that ended in error explains a row of differing statuses.
+    ...(summary.eval.error ? { note: `eval ${summary.eval.status}: ${summary.eval.error.split('\n')[0]}` } : {}),
   };
 }
 

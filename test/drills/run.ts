@@ -1,5 +1,5 @@
 /**
- * Fault drills: `npm run drills [-- --layers 10 --width 30] [--only <words>]`. Each drill runs a
+ * Fault drills: `npm run drills [-- --layers 10 --width 30] [--only <words>] [--keep]`. Each drill runs a
  * salted layered DAG (one job per derivation of the top layer, one derivation failing on purpose
  * with dependents) through the stack against the same real services the tests use, injects one
  * fault, and compares with a fault-free run of the same shape: final job statuses equal, each
@@ -14,17 +14,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { applyTestEnvironmentDefaults, startTestServices } from '../helpers/services.ts';
-import { row, type Drill, type DrillContext } from './common.ts';
+import { row, type Drill, type DrillContext, type Outcome } from './common.ts';
+import { buildersKilled, coordinatorKilled, fleetBaseline, postgresRestarted, s3Stopped, signerKilled, temporalKilled } from './fleet.ts';
 import { baseline, overlappingPushes, runKilled } from './local.ts';
 
-const DRILLS: Array<[string, Drill]> = [
+/** Each drill, and the fault-free run it is compared with (`harmonia-ci run`'s unless it says). */
+const DRILLS: Array<[string, Drill, reference?: Drill]> = [
   ['whole run SIGKILLed at 1/3, run again', runKilled],
   ['second push 1 s later, 90 % overlap', overlappingPushes],
+  ['fleet: no fault (roles in separate processes)', fleetBaseline],
+  ['fleet: a builder SIGKILLed mid-build, 3 times', buildersKilled, fleetBaseline],
+  ['fleet: coordinator SIGKILLed, restarted', coordinatorKilled, fleetBaseline],
+  ['fleet: Temporal SIGKILLed, restarted on its SQLite file', temporalKilled, fleetBaseline],
+  ['fleet: PostgreSQL restarted', postgresRestarted, fleetBaseline],
+  ['fleet: S3 stopped for 60 s during uploads', (context) => s3Stopped(context), fleetBaseline],
+  ['fleet: signer SIGKILLed mid-publish, 3 times', signerKilled, fleetBaseline],
 ];
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { layers: { type: 'string', default: '10' }, width: { type: 'string', default: '30' }, only: { type: 'string' } },
+    options: { layers: { type: 'string', default: '10' }, width: { type: 'string', default: '30' }, only: { type: 'string' }, keep: { type: 'boolean', default: false } },
   });
   const shape = { layers: Number(values.layers), width: Number(values.width) };
   const chosen = DRILLS.filter(([name]) => !values.only || name.includes(values.only));
@@ -40,13 +49,20 @@ async function main(): Promise<void> {
   let failures = 0;
   try {
     say(`${shape.layers} layers × ${shape.width} = ${shape.layers * shape.width} derivations each`);
-    const reference = await baseline(context);
+    // References run once, before the drills that compare with them.
+    const references = new Map<Drill, Outcome>();
+    const referenceOf = async (drill: Drill): Promise<Outcome> => {
+      if (!references.has(drill)) references.set(drill, await drill(context));
+      return references.get(drill)!;
+    };
+    const reference = await referenceOf(baseline);
     rows.push(row('no fault (baseline)', reference, reference));
-    for (const [name, drill] of chosen) {
+    for (const [name, drill, against] of chosen) {
       say(`${name} …`);
       let line: string;
       try {
-        line = row(name, await drill(context), reference);
+        const result = drill === fleetBaseline ? await referenceOf(fleetBaseline) : await drill(context);
+        line = row(name, result, against ? await referenceOf(against) : reference);
       } catch (error) {
         line = `| ${name} | – | – | – | – | – | FAILED: ${(error as Error).message.replaceAll('|', '/').split('\n')[0]} |`;
       }
@@ -56,7 +72,8 @@ async function main(): Promise<void> {
     }
   } finally {
     await services.stop();
-    await rm(root, { recursive: true, force: true });
+    if (values.keep) say(`kept ${root} (each drill's directory holds its roles' logs)`);
+    else await rm(root, { recursive: true, force: true });
   }
   process.stdout.write(`\n| drill | jobs as without the fault | built twice | narinfo without NAR | evals left open | time (s) | verdict |\n|---|---|---|---|---|---|---|\n${rows.join('\n')}\n`);
   if (failures > 0) process.exitCode = 1;

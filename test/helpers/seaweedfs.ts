@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, HeadBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { describeExit, spawnManaged, type ManagedProcess } from '../../lib/managed-process.ts';
 import { findFreePorts, isAddressInUseMessage, isPortOpen } from '../../lib/ports.ts';
 import { locateTool } from '../../lib/tools.ts';
@@ -19,6 +19,8 @@ export interface SeaweedS3 {
   accessKeyId: string;
   secretAccessKey: string;
   stop(): Promise<void>;
+  /** Starts it again on the same ports and data after stop(): an outage, not a new store. */
+  restart(): Promise<void>;
 }
 
 export interface SeaweedOptions {
@@ -72,11 +74,11 @@ async function removeGrpcSockets(ports: number[]): Promise<void> {
   );
 }
 
-/** Retries CreateBucket until the volume server has registered and writes succeed. */
-async function createBucket(client: S3Client, bucket: string, child: ManagedProcess, deadline: number): Promise<void> {
+/** Retries a bucket request (create, or head after a restart) until the volume server has registered and answers. */
+async function untilAnswered(client: S3Client, command: CreateBucketCommand | HeadBucketCommand, child: ManagedProcess, deadline: number): Promise<void> {
   for (;;) {
     try {
-      await client.send(new CreateBucketCommand({ Bucket: bucket }));
+      await client.send(command as CreateBucketCommand);
       return;
     } catch (error) {
       if (child.hasExited() || Date.now() > deadline) throw error;
@@ -99,8 +101,8 @@ export async function startSeaweedS3(options: SeaweedOptions): Promise<SeaweedS3
   const identities = { identities: [{ name: 'harmonia-test', credentials: [{ accessKey: accessKeyId, secretKey: secretAccessKey }], actions: ['Admin', 'Read', 'List', 'Tagging', 'Write'] }] };
   await writeFile(configFile, JSON.stringify(identities, null, 2), { mode: 0o600 });
 
-  for (let attempt = 1; ; attempt++) {
-    const ports = await findFreePorts(10, HOST);
+  // The first start picks free ports (again if one was taken meanwhile); a restart reuses them.
+  const launch = async (ports: number[], createTheBucket: boolean): Promise<{ stop(): Promise<void> }> => {
     const endpoint = `http://${HOST}:${ports[6]}`;
     // TMPDIR: weed writes its glog files there.
     const child = spawnManaged(weed, weedArgs(options.dir, configFile, ports), { env: { ...process.env, TMPDIR: options.dir } });
@@ -116,15 +118,42 @@ export async function startSeaweedS3(options: SeaweedOptions): Promise<SeaweedS3
         if (Date.now() > deadline) throw new Error(`the S3 port did not open within ${timeoutMs} ms`);
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
-      await createBucket(client, bucket, child, deadline);
-      return { endpoint, region, bucket, accessKeyId, secretAccessKey, stop };
+      await untilAnswered(client, createTheBucket ? new CreateBucketCommand({ Bucket: bucket }) : new HeadBucketCommand({ Bucket: bucket }), child, deadline);
+      return { stop };
     } catch (error) {
       await stop();
       const output = child.recentOutput(15);
-      if (isAddressInUseMessage(output) && attempt < MAX_PORT_ATTEMPTS) continue;
-      throw new Error(`SeaweedFS (${weed} mini) did not become ready: ${error instanceof Error ? error.message : String(error)}. Last output:\n${output || '(none)'}`, { cause: error });
+      throw Object.assign(new Error(`SeaweedFS (${weed} mini) did not become ready: ${error instanceof Error ? error.message : String(error)}. Last output:\n${output || '(none)'}`, { cause: error }), {
+        addressInUse: isAddressInUseMessage(output),
+      });
     } finally {
       client.destroy();
     }
+  };
+
+  for (let attempt = 1; ; attempt++) {
+    const ports = await findFreePorts(10, HOST);
+    let running: { stop(): Promise<void> } | undefined;
+    try {
+      running = await launch(ports, true);
+    } catch (error) {
+      if ((error as { addressInUse?: boolean }).addressInUse && attempt < MAX_PORT_ATTEMPTS) continue;
+      throw error;
+    }
+    return {
+      endpoint: `http://${HOST}:${ports[6]}`,
+      region,
+      bucket,
+      accessKeyId,
+      secretAccessKey,
+      stop: async () => {
+        await running?.stop();
+        running = undefined;
+      },
+      restart: async () => {
+        if (running) throw new Error('SeaweedFS is running: stop() it before restart()');
+        running = await launch(ports, false);
+      },
+    };
   }
 }
