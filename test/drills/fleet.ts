@@ -336,34 +336,34 @@ export const buildersKilled = (context: DrillContext): Promise<Outcome> =>
     return `killed mid-build: ${victims.join(', ')}`;
   });
 
-/** The coordinator SIGKILLed at 1/3 and started again 3 s later. */
-export const coordinatorKilled = (context: DrillContext): Promise<Outcome> =>
+/** The coordinator SIGKILLed at 1/3 and started again `seconds` later. */
+export const coordinatorKilled = (context: DrillContext, seconds = 3): Promise<Outcome> =>
   fleetDrill(context, 'coordinator', {}, async (fleet) => {
     await untilBuilt(fleet, context.shape, 1 / 3);
     await fleet.kill('coordinator');
-    await sleep(3_000);
+    await sleep(seconds * 1000);
     await fleet.start('coordinator');
-    return 'down 3 s';
+    return `down ${seconds} s`;
   });
 
-/** The Temporal dev server SIGKILLed at 1/3 and started again on its SQLite file 5 s later. */
-export const temporalKilled = (context: DrillContext): Promise<Outcome> =>
+/** The Temporal dev server SIGKILLed at 1/3 and started again on its SQLite file `seconds` later. */
+export const temporalKilled = (context: DrillContext, seconds = 5): Promise<Outcome> =>
   fleetDrill(context, 'temporal', { ownTemporal: true }, async (fleet) => {
     await untilBuilt(fleet, context.shape, 1 / 3);
     await fleet.temporal!.kill();
-    await sleep(5_000);
+    await sleep(seconds * 1000);
     await fleet.temporal!.restart();
-    return 'down 5 s';
+    return `down ${seconds} s`;
   });
 
-/** The private PostgreSQL cluster stopped (fast shutdown) at 1/3 and started again 10 s later. */
-export const postgresRestarted = (context: DrillContext): Promise<Outcome> =>
+/** The private PostgreSQL cluster stopped (fast shutdown) at 1/3 and started again `seconds` later. */
+export const postgresRestarted = (context: DrillContext, seconds = 10): Promise<Outcome> =>
   fleetDrill(context, 'postgres', { ownPostgres: true }, async (fleet) => {
     await untilBuilt(fleet, context.shape, 1 / 3);
     await fleet.postgres!.stop();
-    await sleep(10_000);
+    await sleep(seconds * 1000);
     await fleet.postgres!.start();
-    return 'down 10 s';
+    return `down ${seconds} s`;
   });
 
 /** SeaweedFS stopped at 1/3, while builds upload and the signer writes narinfos, for `seconds`. */

@@ -24,9 +24,9 @@ const DRILLS: Array<[string, Drill, reference?: Drill]> = [
   ['second push 1 s later, 90 % overlap', overlappingPushes],
   ['fleet: no fault (roles in separate processes)', fleetBaseline],
   ['fleet: a builder SIGKILLed mid-build, 3 times', buildersKilled, fleetBaseline],
-  ['fleet: coordinator SIGKILLed, restarted', coordinatorKilled, fleetBaseline],
-  ['fleet: Temporal SIGKILLed, restarted on its SQLite file', temporalKilled, fleetBaseline],
-  ['fleet: PostgreSQL restarted', postgresRestarted, fleetBaseline],
+  ['fleet: coordinator SIGKILLed, restarted', (context) => coordinatorKilled(context), fleetBaseline],
+  ['fleet: Temporal SIGKILLed, restarted on its SQLite file', (context) => temporalKilled(context), fleetBaseline],
+  ['fleet: PostgreSQL restarted', (context) => postgresRestarted(context), fleetBaseline],
   ['fleet: S3 stopped for 60 s during uploads', (context) => s3Stopped(context), fleetBaseline],
   ['fleet: signer SIGKILLed mid-publish, 3 times', signerKilled, fleetBaseline],
 ];
