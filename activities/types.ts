@@ -141,6 +141,14 @@ export interface EvaluateOutcome {
   toBuild: number;
   /** Derivations whose outputs were already valid in the cache or the local store. */
   cached: number;
+  /**
+   * The `.drv` files and input sources of the builds that our cache lacked, staged on the evaluator
+   * host `host` in batches: the eval workflow publishes them (workflows/publish.ts) before any build
+   * starts, so that a builder with an empty store finds them in the cache.
+   */
+  closure?: { host: string; batches: StagedUpload[] };
+  /** Paths of that closure published from the evaluator itself (a signer in its process). */
+  closurePublished?: number;
 }
 
 /** Activities on the eval queue, on a host with a Nix store. */
@@ -195,6 +203,12 @@ export interface StagedUpload {
   system: string;
   outputs: StagedOutput[];
   log?: StagedFile;
+  /**
+   * `closure`: `.drv` files and input sources an evaluator publishes for builders on other machines
+   * (`drvPath` then only names the batch). The signer checks that each path is what its contents
+   * address before it signs, and writes no deriver.
+   */
+  kind?: 'outputs' | 'closure';
 }
 
 /** Where to upload each object the cache lacks (objects it has are left out). */

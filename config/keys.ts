@@ -29,6 +29,7 @@ export const SERVER_KEYS: ReadonlyArray<readonly [key: string, kind: KeyKind]> =
   ['builder.systems', 'list'],
   ['builder.features', 'list'],
   ['builder.max-jobs', 'integer'],
+  ['builder.substituters', 'list'],
   ['limits.build-timeout', 'duration'],
   ['limits.max-silent', 'duration'],
   ['limits.max-output-size', 'size'],

@@ -111,6 +111,9 @@ export function serverConfigSchema(context: DefaultsContext) {
           systems: list(SYSTEM, 'a Nix system such as "x86_64-linux"').default([context.system]),
           features: list(FEATURE, 'a system feature such as "big-parallel"').default(['benchmark', 'big-parallel']),
           'max-jobs': integer(1).default(context.cpus),
+          // Where this builder (and an evaluator) reads our cache when it runs apart from the signer:
+          // the first URL is ours (the API's cache routes, or `cache serve`); unset, api.public-url.
+          substituters: z.array(url(['http', 'https', 'file']), { error: 'expected a list of cache URLs (http://, https:// or file://)' }).default([]),
         })
         .prefault({}),
       limits: z

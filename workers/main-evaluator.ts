@@ -1,23 +1,38 @@
 /**
  * The evaluator role (`harmonia-ci worker evaluator`): evaluations on the `eval` queue, on a
- * host with a Nix store; the evaluator subprocesses inherit no credentials.
+ * host with a Nix store; the evaluator subprocesses inherit no credentials. Builders may not share
+ * its store, so it publishes the `.drv` files and sources of what is to be built to our cache
+ * (activities/evaluator/closure.ts), uploading from its own host queue `host-evaluator-<host>`.
  */
+import { join } from 'node:path';
 import type { Pool } from 'pg';
+import { createUploadActivities, prepareStaging } from '../activities/builder/upload.ts';
+import { builderCacheFor } from '../activities/signer/setup.ts';
 import type { ServerConfig } from '../config/types.ts';
 import { runRole } from './main-coordinator.ts';
-import { createEvaluatorWorker, runWorkers, type WorkerContext } from './roles.ts';
+import { createEvaluatorWorker, createHostWorker, runWorkers, type WorkerContext } from './roles.ts';
 import { createDaemonPool, evaluatorActivitiesFor, type RunningRole } from './wiring.ts';
+
+/** Uploads of one evaluator host at once. */
+const UPLOAD_SLOTS = 4;
 
 export async function startEvaluatorRole(options: {
   config: ServerConfig;
   ctx: WorkerContext;
   pool: Pool;
   daemonSocket: string;
+  host: string;
 }): Promise<RunningRole> {
   const daemon = createDaemonPool(options.config, options.daemonSocket);
   try {
-    const worker = await createEvaluatorWorker(options.ctx, evaluatorActivitiesFor({ pool: options.pool, daemon }));
-    const role = runRole(runWorkers([worker]));
+    const host = `evaluator-${options.host}`;
+    const stagingDir = join(options.config.stateDir, 'uploads', host);
+    await prepareStaging(stagingDir);
+    const uploads = createUploadActivities({ stagingDir });
+    const closure = { daemon, cache: builderCacheFor(options.config), uploads, host };
+    const worker = await createEvaluatorWorker(options.ctx, evaluatorActivitiesFor({ pool: options.pool, daemon, closure }));
+    const hostWorker = await createHostWorker(options.ctx, uploads, { host, systems: [], features: [], maxJobs: UPLOAD_SLOTS });
+    const role = runRole(runWorkers([worker, hostWorker]));
     return {
       done: role.done,
       async stop() {

@@ -12,6 +12,7 @@ import { Semaphore } from '../lib/semaphore.ts';
 import { Staging } from '../activities/builder/staging.ts';
 import { createUploadActivities, prepareStaging } from '../activities/builder/upload.ts';
 import { createCoordinatorActivities } from '../activities/coordinator/index.ts';
+import type { ClosureDeps } from '../activities/evaluator/closure.ts';
 import { createEvaluatorActivities } from '../activities/evaluator/index.ts';
 import { builderCacheFor, trustedKeysFor, type Signer } from '../activities/signer/setup.ts';
 import type { BuilderActivities, CoordinatorActivities, EvaluatorActivities, HostActivities, StagedUpload } from '../activities/types.ts';
@@ -53,10 +54,11 @@ export function coordinatorActivitiesFor(
   });
 }
 
-export function evaluatorActivitiesFor(deps: { pool: Pool; daemon: DaemonPool }): EvaluatorActivities {
+export function evaluatorActivitiesFor(deps: { pool: Pool; daemon: DaemonPool; closure?: ClosureDeps }): EvaluatorActivities {
   const { daemon } = deps;
   return createEvaluatorActivities({
     pool: deps.pool,
+    ...(deps.closure ? { closure: deps.closure } : {}),
     isValid: async (paths) => new Set(paths.length === 0 ? [] : await daemon.use((c) => c.queryValidPaths(paths))),
   });
 }

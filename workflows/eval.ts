@@ -9,6 +9,7 @@
  * at most POLL_INTERVAL.
  */
 import {
+  ApplicationFailure,
   CancellationScope,
   condition,
   continueAsNew,
@@ -22,6 +23,7 @@ import {
 } from '@temporalio/workflow';
 import type { CoordinatorActivities, EvaluateOutcome, EvaluatorActivities } from '../activities/types.ts';
 import { buildFinishedSignal, cancelSignal, COORDINATOR_QUEUE, EVAL_QUEUE, evalProgressQuery, SIGNALS_BEFORE_CONTINUE } from './definitions.ts';
+import { publishFromHost } from './publish.ts';
 import { setWorkflowSearchAttributes } from './search.ts';
 import { projectNameOf, type EvalProgress, type EvalWorkflowInput } from './types.ts';
 
@@ -32,6 +34,9 @@ const POLL_INTERVAL = '30 seconds';
 const REPAIR_INTERVAL_MS = 2 * 60_000;
 /** Runs recorded before it let an evaluator that failed on every attempt fail the workflow, leaving the eval `running`. */
 const EVALUATOR_FAILURE_RECORDED = 'evaluator-failure-recorded';
+/** Evaluations run again when the evaluator lost what it staged for publishing (activities/builder/upload.ts). */
+const STAGING_MISSING = 'StagingMissing';
+const CLOSURE_ROUNDS = 3;
 /** Commit statuses are refreshed at most this often while builds run (forges rate-limit them). */
 const REPORT_INTERVAL_MS = 15_000;
 
@@ -151,13 +156,23 @@ async function evaluate(input: EvalWorkflowInput): Promise<boolean> {
   await control.setEvalStatus(input.evalId, 'running');
   await reports.reportEvalStatus(input.evalId);
   let outcome: EvaluateOutcome;
-  try {
-    outcome = await evaluator.evaluate({ evalId: input.evalId, source: input.source, settings: input.settings });
-  } catch (error) {
-    // Every attempt failed (the evaluator host died each time, or the eval ran past its timeout):
-    // the eval ends failed with the reason, never left running.
-    if (isCancellation(error) || !patched(EVALUATOR_FAILURE_RECORDED)) throw error;
-    outcome = { ok: false, error: `the evaluator failed: ${describeFailure(error)}`, jobs: 0, attrErrors: 0, otherSystems: 0, toBuild: 0, cached: 0 };
+  for (let round = 1; ; round++) {
+    try {
+      outcome = await evaluator.evaluate({ evalId: input.evalId, source: input.source, settings: input.settings });
+    } catch (error) {
+      // Every attempt failed (the evaluator host died each time, or the eval ran past its timeout):
+      // the eval ends failed with the reason, never left running.
+      if (isCancellation(error) || !patched(EVALUATOR_FAILURE_RECORDED)) throw error;
+      outcome = { ok: false, error: `the evaluator failed: ${describeFailure(error)}`, jobs: 0, attrErrors: 0, otherSystems: 0, toBuild: 0, cached: 0 };
+    }
+    if (!outcome.ok || !outcome.closure) break;
+    // Builders on other machines read the `.drv` files from the cache: publish them before any build starts.
+    const failure = await publishClosure(outcome.closure);
+    if (!failure) break;
+    // The evaluator restarted and its staged files are gone: evaluating again stages them again.
+    if (failure.type === STAGING_MISSING && round < CLOSURE_ROUNDS) continue;
+    outcome = { ...outcome, ok: false, error: `the derivations could not be published for the builders: ${failure.message}` };
+    break;
   }
   if (!outcome.ok) {
     await control.setEvalStatus(input.evalId, 'failed', outcome.error);
@@ -168,6 +183,26 @@ async function evaluate(input: EvalWorkflowInput): Promise<boolean> {
   }
   await control.setEvalStatus(input.evalId, 'succeeded');
   return true;
+}
+
+/** Publishes the staged closure batches from the evaluator's host; the failure, if one ended it. */
+async function publishClosure(closure: NonNullable<EvaluateOutcome['closure']>): Promise<{ type: string | undefined; message: string } | undefined> {
+  let paths = 0;
+  for (const batch of closure.batches) {
+    setCurrentDetails(`publishing derivations for the builders: ${paths} paths done`);
+    try {
+      await publishFromHost(batch, { host: closure.host });
+    } catch (error) {
+      if (isCancellation(error)) throw error;
+      let type: string | undefined;
+      for (let cause: unknown = error; cause instanceof Error; cause = (cause as { cause?: unknown }).cause) {
+        if (cause instanceof ApplicationFailure) type = cause.type ?? type;
+      }
+      return { type, message: describeFailure(error) };
+    }
+    paths += batch.outputs.length;
+  }
+  return undefined;
 }
 
 function describe(input: EvalWorkflowInput, p: EvalProgress): string {

@@ -106,6 +106,8 @@ async function runBuild(
     void flush();
   }, deps.tailIntervalMs ?? 2_000);
   try {
+    // The evaluator published the derivation's closure before the build started (activities/evaluator/closure.ts).
+    await deps.executor.ensureValid([drvPath]);
     const drv = parseDerivation(await readFile(drvPath, 'utf8'));
     const canonical = new Map(Object.entries(canonicalNarHashes).map(([path, hash]) => [path, parsePrefixedHash(hash)]));
     const result = await deps.executor.build({

@@ -17,6 +17,7 @@ import { EvaluationAbortedError, EvaluationError } from '../../daemon/eval/error
 import { minimalEnvironment } from '../../daemon/eval/process.ts';
 import type { EvalSettings, JobsetSource } from '../../workflows/types.ts';
 import type { EvaluateOutcome, EvaluatorActivities } from '../types.ts';
+import { publishDerivationClosure, type ClosureDeps } from './closure.ts';
 import { planMissingBuilds, recordPlan, type ValidityCheck } from './plan.ts';
 
 const BATCH = 250;
@@ -30,6 +31,12 @@ export interface EvaluatorDeps {
   /** Nix settings for the evaluation subprocesses (`substituters`, …). */
   nixOptions?: Record<string, string>;
   workers?: number;
+  /**
+   * Set when builders may not share this host's store: the closure of the `.drv` files to build
+   * goes to our cache before any build starts (closure.ts). Unset where every builder uses this
+   * store (`run`, and `dev` with its own builder).
+   */
+  closure?: ClosureDeps;
 }
 
 export function createEvaluatorActivities(deps: EvaluatorDeps): EvaluatorActivities {
@@ -101,7 +108,13 @@ export function createEvaluatorActivities(deps: EvaluatorDeps): EvaluatorActivit
       } finally {
         client.release();
       }
+      let closure: Pick<EvaluateOutcome, 'closure' | 'closurePublished'> = {};
+      if (deps.closure && plan.needed.size > 0) {
+        const { batches, published } = await publishDerivationClosure(deps.closure, evalId, plan.needed, (what) => context.heartbeat({ closure: what }));
+        closure = batches.length > 0 ? { closure: { host: deps.closure.host, batches } } : published > 0 ? { closurePublished: published } : {};
+      }
       return {
+        ...closure,
         ok: true,
         jobs: result.jobs - otherSystems,
         attrErrors: result.errors,

@@ -6,7 +6,9 @@
  */
 import { stepHeartbeat } from '../heartbeat.ts';
 import { ApplicationFailure } from '@temporalio/common';
-import { parsePrefixedHash, toNarHash } from '../../daemon/core/hash.ts';
+import { hashBytes, parsePrefixedHash, toNarHash } from '../../daemon/core/hash.ts';
+import { zstdDecompress } from '../../daemon/executor/zstd.ts';
+import { contentAddressOf } from './content-address.ts';
 import { narInfoFingerprint, parseNarInfo, printNarInfo, type NarInfo } from '../../daemon/core/narinfo.ts';
 import { signFingerprint, type SecretKey } from '../../daemon/core/signing.ts';
 import { readText } from '../../cache/backend-reader.ts';
@@ -21,6 +23,9 @@ export const DEFAULT_UPLOAD_LIFETIME_MS = 15 * 60_000;
 
 /** Failure type of a publish whose NAR is not in the cache as announced; the build workflow uploads again. */
 export const UPLOAD_MISSING = 'UploadMissing';
+
+/** Failure type of a `.drv` or source whose path is not what its contents address: never signed. */
+export const CLOSURE_REFUSED = 'ClosureRefused';
 
 export interface SignerDeps {
   backend: CacheBackend;
@@ -54,6 +59,9 @@ export function createSignerActivities(deps: SignerDeps): SignerActivities {
 
   /** Signs and writes the narinfo of an output whose NAR is stored as `stored`; the first narinfo wins. */
   async function writeNarInfo(staged: StagedUpload, output: StagedOutput, stored: StoredObject): Promise<NarInfo | undefined> {
+    // A `.drv` or a source is signed only once its path is shown to be what its contents address.
+    const closure = staged.kind === 'closure';
+    const ca = closure ? await verifiedContentAddress(output, stored) : undefined;
     const info: NarInfo = {
       storePath: output.path,
       url: stored.key,
@@ -63,13 +71,33 @@ export function createSignerActivities(deps: SignerDeps): SignerActivities {
       narHash: parsePrefixedHash(output.narHash),
       narSize: output.narSize,
       references: output.references,
-      deriver: staged.drvPath,
-      system: staged.system,
+      ...(closure ? { ca } : { deriver: staged.drvPath, system: staged.system }),
       sigs: [],
     };
     info.sigs = [signFingerprint(secretKey, narInfoFingerprint(info))];
     const written = await backend.put(narInfoKey(output.path), Buffer.from(printNarInfo(info)), { contentType: CONTENT_TYPES.narInfo, ifAbsent: true });
     return written ? undefined : readNarInfo(backend, output.path);
+  }
+
+  /** Reads back the stored NAR, checks its hash and size, and checks what it addresses (content-address.ts). */
+  async function verifiedContentAddress(output: StagedOutput, stored: StoredObject): Promise<string> {
+    const object = await backend.get(stored.key);
+    if (!object) throw ApplicationFailure.nonRetryable(`${stored.key} (the NAR of ${output.path}) vanished from ${backend.description}`, UPLOAD_MISSING);
+    const chunks: Buffer[] = [];
+    for await (const chunk of zstdDecompress(object.body)) chunks.push(chunk);
+    const nar = Buffer.concat(chunks);
+    const narHash = hashBytes('sha256', nar);
+    if (nar.length !== output.narSize || toNarHash(narHash) !== output.narHash) {
+      throw ApplicationFailure.nonRetryable(
+        `the NAR uploaded for ${output.path} is ${nar.length} bytes hashing to ${toNarHash(narHash)}, not the ${output.narSize} bytes and ${output.narHash} announced`,
+        CLOSURE_REFUSED,
+      );
+    }
+    try {
+      return await contentAddressOf(output.path, nar, narHash, output.references);
+    } catch (error) {
+      throw ApplicationFailure.nonRetryable((error as Error).message, CLOSURE_REFUSED);
+    }
   }
 
   return {

@@ -59,11 +59,16 @@ export function trustedKeysFor(config: ServerConfig, signer?: SigningKey): Publi
 }
 
 /**
- * Where a builder reads our cache: the signer's own backend when they share a process, the directory
- * of a local cache, or else the API's cache routes (builders hold no storage credentials).
+ * Where a builder reads our cache: the signer's own backend when they share a process, the first of
+ * builder.substituters, the directory of a local cache, or else the API's cache routes (builders hold
+ * no storage credentials).
  */
 export function builderCacheFor(config: ServerConfig, signer?: Signer): BinaryCache {
   if (signer) return backendBinaryCache(signer.backend);
+  // A host apart from the signer names where it reads the cache (`--substituter`): its own
+  // cache.url is not ours, and the default local directory would be empty.
+  const [ours] = config.builder.substituters;
+  if (ours) return openBinaryCache(ours);
   if (config.cache.url.kind === 'local') return openBinaryCache(pathToFileURL(config.cache.url.path).href);
   return openBinaryCache(config.api.publicUrl);
 }

@@ -37,6 +37,8 @@ interface WorkerOptions {
   features?: string;
   maxJobs?: string;
   heartbeatInterval: string;
+  substituter: string[];
+  trustedPublicKey: string[];
 }
 
 const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
@@ -46,11 +48,13 @@ async function runWorker(role: Role, options: WorkerOptions): Promise<void> {
   if (options.systems !== undefined) env.HARMONIA_CI_BUILDER_SYSTEMS = options.systems;
   if (options.features !== undefined) env.HARMONIA_CI_BUILDER_FEATURES = options.features;
   if (options.maxJobs !== undefined) env.HARMONIA_CI_BUILDER_MAX_JOBS = options.maxJobs;
+  if (options.substituter.length > 0) env.HARMONIA_CI_BUILDER_SUBSTITUTERS = options.substituter.join(',');
+  if (options.trustedPublicKey.length > 0) env.HARMONIA_CI_CACHE_PUBLIC_KEYS = [env.HARMONIA_CI_CACHE_PUBLIC_KEYS, ...options.trustedPublicKey].filter(Boolean).join(',');
   const config = await loadServerConfig({ env, file: options.config });
   // An empty environment value counts as unset there; `--features ''` means none.
   if (options.features !== undefined && options.features.trim() === '') config.builder.features = [];
   const host = options.host ?? builderHostName();
-  if (role === 'builder' && !NODE_NAME.test(host)) {
+  if ((role === 'builder' || role === 'evaluator') && !NODE_NAME.test(host)) {
     throw new CliError(`--host ${JSON.stringify(host)}: a node name is letters, digits, ".", "_" and "-", starting with a letter or digit`);
   }
   const heartbeatSeconds = Number(options.heartbeatInterval);
@@ -83,7 +87,7 @@ async function runWorker(role: Role, options: WorkerOptions): Promise<void> {
       if (role === 'coordinator') {
         running = await startCoordinatorRole({ config, ctx, client, pool: database!.pool, log });
       } else if (role === 'evaluator') {
-        running = await startEvaluatorRole({ config, ctx, pool: database!.pool, daemonSocket });
+        running = await startEvaluatorRole({ config, ctx, pool: database!.pool, daemonSocket, host });
       } else if (role === 'signer') {
         running = await startSignerRole({ config, ctx, log });
       } else {
@@ -151,6 +155,8 @@ async function untilStopped(running: RunningRole, signalled: Promise<NodeJS.Sign
   }
 }
 
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
 /** Registers `harmonia-ci worker`. */
 export function registerWorker(program: Command): void {
   program
@@ -158,11 +164,13 @@ export function registerWorker(program: Command): void {
     .argument('<role>', `one of ${ROLES.join(', ')}`)
     .description('run one role of a fleet: coordinator (workflows, database), evaluator, builder or signer')
     .option('--config <file>', 'server configuration file (default: $HARMONIA_CI_CONFIG)')
-    .option('--host <name>', 'builder: the node name, also its upload queue (default: this host name)')
+    .option('--host <name>', 'builder: the node name, also its upload queue; evaluator: its upload queue is host-evaluator-<name> (default: this host name)')
     .option('--systems <list>', 'builder: systems it builds for, comma-separated (default builder.systems)')
     .option('--features <list>', 'builder: system features it offers, comma-separated; "" for none (default builder.features)')
     .option('--max-jobs <n>', 'builder: builds at a time (default builder.max-jobs)')
     .option('--heartbeat-interval <seconds>', 'builder: seconds between heartbeats to the coordinator', '15')
+    .option('--substituter <url>', 'builder, evaluator: where to read our binary cache when the signer runs elsewhere, e.g. the API\'s URL; repeatable (default builder.substituters, else api.public-url)', collect, [])
+    .option('--trusted-public-key <key>', 'builder: a key whose signatures it trusts, "name:base64" (the signer\'s public key); repeatable (adds to cache.public-keys)', collect, [])
     .action((role: string, options: WorkerOptions) =>
       withSetupErrorsAsCliErrors(async () => {
         if (!(ROLES as readonly string[]).includes(role)) throw new CliError(`unknown role "${role}"; expected one of ${ROLES.join(', ')}`);

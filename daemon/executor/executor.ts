@@ -30,6 +30,12 @@ export interface ExecutorOptions {
 /** Runs builds on this host. */
 export interface Executor {
   build(request: BuildRequest): Promise<BuildOutcome>;
+  /**
+   * Makes `paths` valid here, substituting them and their references from the cache (signatures
+   * checked): a builder whose store did not evaluate the jobset fetches each `.drv` this way.
+   * Returns what it substituted.
+   */
+  ensureValid(paths: readonly string[]): Promise<string[]>;
   /** Root directories from crashed runs removed at start. */
   readonly staleRootsRemoved: readonly string[];
 }
@@ -42,6 +48,7 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   return {
     staleRootsRemoved,
     build: (request) => executeBuild(deps, options.rootsDir, { ...defaults, ...request.limits }, request),
+    ensureValid: (paths) => substitutePaths(deps, paths),
   };
 }
 

@@ -23,6 +23,7 @@ import { ensureSearchAttributes } from '../../temporal/search-attributes.ts';
 import { evalWorkflowId } from '../../workflows/definitions.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { startPrivatePostgres, type PrivatePostgres } from '../helpers/private-postgres.ts';
+import { namespaceHost, type NamespaceHost } from '../helpers/namespace-host.ts';
 import { startSeaweedS3, type SeaweedS3 } from '../helpers/seaweedfs.ts';
 import { CLI, outcome, writeDag, type DrillContext, type Outcome, type Shape } from './common.ts';
 
@@ -52,6 +53,11 @@ export interface FleetOptions {
   /** A SeaweedFS of the drill's own (else a fresh bucket on the runner's). */
   ownS3?: boolean;
   builders?: number;
+  /**
+   * The evaluator and each builder on a host of its own: an empty /nix and its own nix-daemon
+   * (test/helpers/namespace-host.ts), reading our cache through `cache serve` as a remote host does.
+   */
+  ownStores?: boolean;
 }
 
 export interface Fleet {
@@ -64,6 +70,10 @@ export interface Fleet {
   postgres?: PrivatePostgres;
   s3?: SeaweedS3;
   cache: S3Backend;
+  /** The hosts of the evaluator and builders, with `ownStores`. */
+  hosts: Map<string, NamespaceHost>;
+  /** Where hosts read our cache, and the key they trust, with `ownStores`. */
+  cacheServer?: { url: string; publicKey: string };
   /** Starts one role process and resolves once it polls its task queue. */
   start(role: Role, name?: string): Promise<RoleProcess>;
   /** SIGKILLs a role process and waits until it is gone. */
@@ -166,7 +176,7 @@ export async function startFleet(context: DrillContext, label: string, options: 
   const secrets = join(dir, 'secrets');
   await mkdir(secrets, { recursive: true });
   await writeFile(join(secrets, 's3-credentials'), `[default]\naws_access_key_id = ${target.accessKeyId}\naws_secret_access_key = ${target.secretAccessKey}\n`, { mode: 0o600 });
-  await execa(process.execPath, [CLI, 'keys', 'generate', `${label}-1`, '--secret', join(secrets, 'signing-key'), '--public', join(secrets, 'signing-key.pub')]);
+  const publicKey = (await execa(process.execPath, [CLI, 'keys', 'generate', `${label}-1`, '--secret', join(secrets, 'signing-key'), '--public', join(secrets, 'signing-key.pub')])).stdout.trim();
 
   // What docker-compose.yml gives each role, and no more: builders hold no secrets.
   const common = {
@@ -191,17 +201,17 @@ export async function startFleet(context: DrillContext, label: string, options: 
   );
 
   const roles = new Map<string, RoleProcess>();
-  const start = async (role: Role, name: string = role): Promise<RoleProcess> => {
-    const args = [CLI, 'worker', role, ...(role === 'builder' ? ['--host', name, '--max-jobs', '2', '--heartbeat-interval', '2'] : [])];
-    const child = spawn(process.execPath, args, {
-      env: { ...inherited, ...common, ...roleEnv[role], HARMONIA_CI_STATE_DIR: join(dir, name) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+  const hosts = new Map<string, NamespaceHost>();
+  /** Spawns a process in its own process group (a kill takes its children too) and waits for `readyText`. */
+  const launch = async (name: string, role: RoleProcess['role'], file: string, args: string[], env: Record<string, string>, readyText: RegExp): Promise<RoleProcess & { output: () => string }> => {
+    const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const log = createWriteStream(join(dir, `${name}.log`), { flags: 'a' });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    let seen = '';
     const ready = new Promise<void>((resolve, reject) => {
       const watch = (chunk: Buffer): void => {
-        if (chunk.toString().includes('worker running')) resolve();
+        if (seen.length < 65_536) seen += chunk.toString();
+        if (readyText.test(seen)) resolve();
       };
       child.stdout!.on('data', watch);
       child.stderr!.on('data', watch);
@@ -212,22 +222,62 @@ export async function startFleet(context: DrillContext, label: string, options: 
     const handle = { name, role, child, exited };
     roles.set(name, handle);
     await ready;
-    return handle;
+    return { ...handle, output: () => seen };
+  };
+
+  // Hosts without our store read the cache as remote builders do: over HTTP, trusting the signer's key.
+  let cacheServer: Fleet['cacheServer'];
+  if (options.ownStores) {
+    const served = await launch('cache', 'signer', process.execPath, [CLI, 'cache', 'serve', '--port', '0'], { ...inherited, ...common, ...cacheEnv, HARMONIA_CI_STATE_DIR: join(dir, 'cache') }, /^serving .* at http:\/\/\S+$/m);
+    cacheServer = { url: /^serving .* at (http:\/\/\S+)$/m.exec(served.output())![1]!, publicKey };
+  }
+
+  const start = async (role: Role, name: string = role): Promise<RoleProcess> => {
+    const args = [CLI, 'worker', role, ...(role === 'builder' ? ['--host', name, '--max-jobs', '2', '--heartbeat-interval', '2'] : [])];
+    const env = { ...inherited, ...common, ...roleEnv[role], HARMONIA_CI_STATE_DIR: join(dir, name) };
+    if (cacheServer && (role === 'builder' || role === 'evaluator')) {
+      const host = hosts.get(name) ?? (await namespaceHost(join(dir, 'hosts', name)));
+      hosts.set(name, host);
+      // As a user starts a builder on another machine: where our cache is, and the key to trust.
+      const wrapped = host.wrap(process.execPath, [...args, '--substituter', cacheServer.url, ...(role === 'builder' ? ['--trusted-public-key', cacheServer.publicKey] : [])]);
+      return launch(name, role, wrapped.file, wrapped.args, { ...env, ...host.env }, /worker running/);
+    }
+    return launch(name, role, process.execPath, args, env, /worker running/);
   };
   const kill = async (name: string): Promise<void> => {
     const handle = roles.get(name);
     if (!handle) throw new Error(`no role process named ${name}`);
-    handle.child.kill('SIGKILL');
+    signalGroup(handle, 'SIGKILL');
     await handle.exited;
   };
 
-  await Promise.all([start('coordinator'), start('evaluator'), start('signer'), ...Array.from({ length: options.builders ?? 2 }, (_, i) => start('builder', `builder-${i + 1}`))]);
+  const stopAll = async (): Promise<void> => {
+    await Promise.all(
+      [...roles.values()].map(async (handle) => {
+        signalGroup(handle, 'SIGTERM');
+        const gone = await Promise.race([handle.exited.then(() => true), sleep(10_000).then(() => false)]);
+        if (!gone) signalGroup(handle, 'SIGKILL');
+        await handle.exited;
+        // A host's daemon and build processes go with it.
+        signalGroup(handle, 'SIGKILL');
+      }),
+    );
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  };
+  try {
+    await Promise.all([start('coordinator'), start('evaluator'), start('signer'), ...Array.from({ length: options.builders ?? 2 }, (_, i) => start('builder', `builder-${i + 1}`))]);
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
 
   return {
     dir,
     pool,
     client,
     roles,
+    hosts,
+    ...(cacheServer ? { cacheServer } : {}),
     builtLog,
     temporal,
     postgres,
@@ -235,18 +285,17 @@ export async function startFleet(context: DrillContext, label: string, options: 
     cache,
     start,
     kill,
-    async stop() {
-      await Promise.all(
-        [...roles.values()].map(async (handle) => {
-          handle.child.kill('SIGTERM');
-          const gone = await Promise.race([handle.exited.then(() => true), sleep(10_000).then(() => false)]);
-          if (!gone) handle.child.kill('SIGKILL');
-          await handle.exited;
-        }),
-      );
-      for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
-    },
+    stop: stopAll,
   };
+}
+
+/** Signals a role's whole process group (it was started detached); nothing if it is gone. */
+function signalGroup(handle: RoleProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-handle.child.pid!, signal);
+  } catch {
+    // Already gone.
+  }
 }
 
 /** Succeeded builds so far (0 while the database is away). */
@@ -273,7 +322,7 @@ export async function untilBuilt(fleet: Fleet, shape: Shape, fraction: number): 
  * Waits until the eval's workflow has closed (its row says `succeeded` once evaluation is done;
  * the workflow runs on until its builds end), riding out outages of PostgreSQL and Temporal.
  */
-async function untilEnded(fleet: Fleet, evalId: string): Promise<RunSummary> {
+export async function untilEnded(fleet: Fleet, evalId: string): Promise<RunSummary> {
   const deadline = Date.now() + 900_000;
   for (;;) {
     const status = await fleet.client.workflow
@@ -386,4 +435,11 @@ export const signerKilled = (context: DrillContext): Promise<Outcome> =>
       await fleet.start('signer');
     }
     return 'killed 3 times, down 3 s each';
+  });
+
+/** No fault, but the evaluator and each builder on a host with a store of its own: everything a build needs comes through the cache. */
+export const fleetOwnStores = (context: DrillContext): Promise<Outcome> =>
+  fleetDrill(context, 'stores', { ownStores: true }, async (fleet) => {
+    const stores = [...fleet.hosts.keys()].join(', ');
+    return `own stores: ${stores}`;
   });

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { applyTestEnvironmentDefaults, startTestServices } from '../helpers/services.ts';
 import { row, type Drill, type DrillContext, type Outcome } from './common.ts';
-import { buildersKilled, coordinatorKilled, fleetBaseline, postgresRestarted, s3Stopped, signerKilled, temporalKilled } from './fleet.ts';
+import { buildersKilled, coordinatorKilled, fleetBaseline, fleetOwnStores, postgresRestarted, s3Stopped, signerKilled, temporalKilled } from './fleet.ts';
 import { baseline, overlappingPushes, runKilled } from './local.ts';
 
 /** Each drill, and the fault-free run it is compared with (`harmonia-ci run`'s unless it says). */
@@ -23,6 +23,7 @@ const DRILLS: Array<[string, Drill, reference?: Drill]> = [
   ['whole run SIGKILLed at 1/3, run again', runKilled],
   ['second push 1 s later, 90 % overlap', overlappingPushes],
   ['fleet: no fault (roles in separate processes)', fleetBaseline],
+  ['fleet: evaluator and builders with stores of their own', fleetOwnStores, fleetBaseline],
   ['fleet: a builder SIGKILLed mid-build, 3 times', buildersKilled, fleetBaseline],
   ['fleet: coordinator SIGKILLed, restarted', (context) => coordinatorKilled(context), fleetBaseline],
   ['fleet: Temporal SIGKILLed, restarted on its SQLite file', (context) => temporalKilled(context), fleetBaseline],

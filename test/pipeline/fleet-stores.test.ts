@@ -1,0 +1,92 @@
+/**
+ * Builders on their own machines: the evaluator and two builders each in a mount namespace of
+ * its own with an empty /nix and its own nix-daemon (test/helpers/namespace-host.ts), every role
+ * in its own process, our cache in S3 served by `cache serve`. Nothing a build needs may come from
+ * another host's disk: the evaluator publishes the `.drv` closure through the signer, builders
+ * substitute it and their inputs from the cache.
+ */
+import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { readRunSummary, startLocalEval } from '../../cli/run-progress.ts';
+import { outcome, writeDag, type DrillContext } from '../drills/common.ts';
+import { startFleet, untilEnded, type Fleet } from '../drills/fleet.ts';
+import { requireEnv } from '../helpers/env.ts';
+
+/** Every file under `dir`, recursively (a store or a state directory). */
+async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
+  return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name));
+}
+
+describe('fleet: evaluator and builders with stores of their own', () => {
+  let context: DrillContext;
+  let fleet: Fleet;
+  before(async () => {
+    const root = await mkdtemp(join(tmpdir(), 'hci-fleet-stores-'));
+    const services = Object.fromEntries(
+      ['TEMPORAL_ADDRESS', 'NIX_DAEMON_SOCKET_PATH', 'HARMONIA_TEST_S3_ENDPOINT', 'HARMONIA_TEST_S3_ACCESS_KEY_ID', 'HARMONIA_TEST_S3_SECRET_ACCESS_KEY'].map((name) => [name, requireEnv(name)]),
+    );
+    context = { root, shape: { layers: 3, width: 3 }, services, say: () => undefined };
+    fleet = await startFleet(context, 'stores', { ownStores: true, builders: 2 });
+  });
+  after(async () => {
+    await fleet?.stop();
+    if (context) await rm(context.root, { recursive: true, force: true });
+  });
+
+  it('builds a DAG with a failing branch on two empty builders, and a second eval builds nothing', async () => {
+    const file = await writeDag(join(fleet.dir, 'source'), context.shape, fleet.dir, fleet.builtLog);
+    const first = await startLocalEval({ client: fleet.client, pool: fleet.pool, path: file });
+    const summary = await untilEnded(fleet, first.evalId);
+    // d1_0 fails on purpose; d2_0 and d2_2 read it.
+    assert.deepEqual(
+      Object.fromEntries(summary.jobs.map((job) => [job.attr, job.status])),
+      { d2_0: 'dep-failed', d2_1: 'succeeded', d2_2: 'dep-failed' },
+      JSON.stringify(summary.eval),
+    );
+    const { rows } = await fleet.pool.query<{ node: string; n: string }>(
+      "SELECT node, count(*) AS n FROM build_jobs WHERE status IN ('succeeded', 'failed') GROUP BY node ORDER BY node",
+    );
+    assert.deepEqual(rows.map((row) => row.node), ['builder-1', 'builder-2'], 'each builder built some of the DAG');
+
+    // What each builder built is in its own store only; the evaluator's store holds no output.
+    const evaluatorStore = await readdir(join(fleet.hosts.get('evaluator')!.root, 'nix', 'store'));
+    assert.ok(evaluatorStore.some((name) => name.endsWith('-d2_1.drv')), 'the evaluator wrote the .drv files');
+    assert.ok(!evaluatorStore.some((name) => name.endsWith('-d0_0')), 'the evaluator built nothing');
+    for (const builder of ['builder-1', 'builder-2']) {
+      const store = await readdir(join(fleet.hosts.get(builder)!.root, 'nix', 'store'));
+      assert.ok(store.some((name) => name.endsWith('.drv')), `${builder} substituted .drv files from the cache`);
+    }
+
+    const builtOnce = (await readFile(fleet.builtLog, 'utf8')).split('\n').filter(Boolean);
+    assert.equal(new Set(builtOnce).size, builtOnce.length, `built twice in the first eval: ${builtOnce.join(' ')}; ${JSON.stringify((await fleet.pool.query('SELECT drv_path, status, attempts, node, error FROM build_jobs')).rows)}`);
+    const again = await startLocalEval({ client: fleet.client, pool: fleet.pool, path: file });
+    const second = await untilEnded(fleet, again.evalId);
+    assert.deepEqual(second.jobs.map((job) => job.status), summary.jobs.map((job) => job.status));
+    const judged = await outcome({ builtLog: fleet.builtLog, db: { pool: fleet.pool } }, await readRunSummary(fleet.pool, again.evalId), 0, fleet.cache);
+    assert.deepEqual(judged.builtTwice, [], 'nothing was built again');
+    assert.equal(judged.narinfosWithoutNar, 0);
+    // 6 outputs, and the 9 .drv files the builders needed.
+    assert.equal(judged.narinfos, 6 + 9);
+  });
+
+  it('never gives a builder the signing key or the storage credentials', async () => {
+    const secrets = await Promise.all(['signing-key', 's3-credentials'].map((name) => readFile(join(fleet.dir, 'secrets', name), 'utf8')));
+    const needles = secrets.flatMap((text) => text.split(/\s+/).filter((word) => word.length >= 20));
+    for (const builder of ['builder-1', 'builder-2']) {
+      const handle = fleet.roles.get(builder)!;
+      const environ = await readFile(`/proc/${handle.child.pid}/environ`, 'utf8');
+      for (const name of ['HARMONIA_CI_CACHE_SIGNING_KEY_FILE', 'HARMONIA_CI_S3_CREDENTIALS_FILE', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']) {
+        assert.ok(!environ.includes(`${name}=`), `${builder} has ${name} in its environment`);
+      }
+      for (const path of [...(await filesUnder(join(fleet.dir, builder))), ...(await filesUnder(join(fleet.hosts.get(builder)!.root, 'nix', 'store')))]) {
+        const text = await readFile(path, 'latin1');
+        for (const needle of needles) assert.ok(!text.includes(needle), `${path} holds a secret`);
+      }
+    }
+  });
+});
