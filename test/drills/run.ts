@@ -15,11 +15,15 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { applyTestEnvironmentDefaults, startTestServices } from '../helpers/services.ts';
 import { row, type Drill, type DrillContext } from './common.ts';
+import { forgeDown, mergeQueuePushes, webhookBurst } from './forge.ts';
 import { baseline, overlappingPushes, runKilled } from './local.ts';
 
 const DRILLS: Array<[string, Drill]> = [
   ['whole run SIGKILLed at 1/3, run again', runKilled],
   ['second push 1 s later, 90 % overlap', overlappingPushes],
+  ['forge API down for 60 s while the DAG builds', forgeDown],
+  ['two merge-queue pushes 1 s apart, 90 % overlap', mergeQueuePushes],
+  ['500 webhook deliveries in 10 s, duplicates and bad signatures', webhookBurst],
 ];
 
 async function main(): Promise<void> {
