@@ -158,8 +158,8 @@ export async function mergeQueuePushes(context: DrillContext): Promise<Outcome> 
     check(fake.violations.length === 0, `requests GitHub's API description does not allow: ${fake.violations.join('; ')}`);
     const result = await judge(await readRunSummary(pipeline.db.pool, secondEval), seconds);
     const firstSummary = jobsByName(await readRunSummary(pipeline.db.pool, firstEval));
-    const firstFinished = firstSummary.jobs.filter((j) => j.status !== 'cancelled').length;
-    result.note = `both evals ${evalStatuses[0]}, ${firstFinished}/${firstSummary.jobs.length} jobs of the first not cancelled, final nix-build ${finals.map((s) => s!.state).join(' and ')}`;
+    const cancelled = firstSummary.jobs.filter((j) => j.status === 'cancelled').length;
+    result.note = `both evals ${evalStatuses[0]}, ${cancelled} of the first's ${firstSummary.jobs.length} jobs cancelled, final nix-build ${finals.map((s) => s!.state).join(' and ')}`;
     return result;
   });
 }
