@@ -254,5 +254,14 @@ async function push(
   const pushed = forgePushEvent({ cloneUrl: project.cloneUrl, ref, sha, ...(treeHash ? { treeHash } : {}), event });
   const { connection } = deps.client;
   const signal = () => connection.withDeadline(Date.now() + SIGNAL_DEADLINE_MS, () => signalPush(deps.client, project.projectName, ref, pushed));
-  await connection.withAbortSignal(deps.stopping, signal);
+  // Temporal's client adds a listener to the abort signal of every call and never removes it:
+  // each push gets a signal of its own, so the dispatcher's lasting one does not keep them all.
+  const stop = new AbortController();
+  const abort = (): void => stop.abort();
+  deps.stopping.addEventListener('abort', abort, { once: true });
+  try {
+    await connection.withAbortSignal(stop.signal, signal);
+  } finally {
+    deps.stopping.removeEventListener('abort', abort);
+  }
 }

@@ -16,12 +16,16 @@ import { parseArgs } from 'node:util';
 import { applyTestEnvironmentDefaults, startTestServices } from '../helpers/services.ts';
 import { row, type Drill, type DrillContext, type Outcome } from './common.ts';
 import { buildersKilled, coordinatorKilled, fleetBaseline, fleetOwnStores, postgresRestarted, s3Stopped, signerKilled, temporalKilled } from './fleet.ts';
+import { forgeDown, mergeQueuePushes, webhookBurst } from './forge.ts';
 import { baseline, overlappingPushes, runKilled } from './local.ts';
 
 /** Each drill, and the fault-free run it is compared with (`harmonia-ci run`'s unless it says). */
 const DRILLS: Array<[string, Drill, reference?: Drill]> = [
   ['whole run SIGKILLed at 1/3, run again', runKilled],
   ['second push 1 s later, 90 % overlap', overlappingPushes],
+  ['forge API down for 60 s while the DAG builds', forgeDown],
+  ['two merge-queue pushes 1 s apart, 90 % overlap', mergeQueuePushes],
+  ['500 webhook deliveries in 10 s, duplicates and bad signatures', webhookBurst],
   ['fleet: no fault (roles in separate processes)', fleetBaseline],
   ['fleet: evaluator and builders with stores of their own', fleetOwnStores, fleetBaseline],
   ['fleet: a builder SIGKILLed mid-build, 3 times', buildersKilled, fleetBaseline],

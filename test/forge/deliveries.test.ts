@@ -1,7 +1,8 @@
 /**
  * Accepted webhook deliveries survive a Temporal outage: the API stores the delivery and answers
  * 202 while Temporal is unreachable, the dispatcher keeps it pending with the error, and once
- * Temporal answers the same delivery becomes the push signal on the ref workflow.
+ * Temporal answers the same delivery becomes the push signal on the ref workflow. A dispatcher
+ * keeps nothing per dispatched delivery (a burst of deliveries showed one listener each).
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -14,6 +15,7 @@ import { buildApp } from '../../api/app.ts';
 import { loadServerConfig } from '../../config/server.ts';
 import { createDeliveryDispatcher } from '../../forges/dispatcher.ts';
 import { createForges } from '../../forges/index.ts';
+import { recordDelivery } from '../../forges/store.ts';
 import { createLogger } from '../../lib/log.ts';
 import { findFreePort } from '../../lib/ports.ts';
 import { ensureNamespace } from '../../temporal/namespace.ts';
@@ -101,5 +103,34 @@ describe('webhook deliveries while Temporal is down', () => {
     const signals = (history.events ?? []).filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === pushSignal.name);
     assert.equal(signals.length, 1);
     await client.workflow.getHandle('ref/o/r/refs/heads/main').terminate('test over');
+  });
+
+  it('leaves nothing behind on its stop signal for each delivery it dispatches', async () => {
+    const { rows: projects } = await db.pool.query<{ id: string }>(`SELECT id FROM projects WHERE name = 'o/r'`);
+    // Each gRPC call Temporal's client makes under an abort signal adds a listener to it: a signal
+    // that lives as long as the dispatcher would keep one per delivery dispatched.
+    const refs = Array.from({ length: 12 }, (_, i) => `refs/heads/listener-${i}`);
+    for (const [i, ref] of refs.entries()) {
+      const sha = String(i).padStart(2, '0').repeat(20);
+      await recordDelivery(db.pool, { forge: 'github', deliveryId: `l-${i}`, event: 'push', projectId: String(projects[0]!.id), ref, intent: { kind: 'push', ref, sha, treeHash: 'e'.repeat(40) } });
+    }
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error): void => void warnings.push(warning);
+    process.on('warning', onWarning);
+    const config = await loadServerConfig({
+      env: { HARMONIA_CI_STATE_DIR: join(dir, 'state'), HARMONIA_CI_FORGES_GITHUB_TOKEN_FILE: join(dir, 'secret') },
+    });
+    const dispatcher = createDeliveryDispatcher({ pool: db.pool, client, forges: createForges(config.forges), log: createLogger({ level: 'silent' }) });
+    try {
+      assert.equal(await dispatcher.runOnce(), refs.length);
+      await new Promise((resolve) => setImmediate(resolve));
+      const { rows } = await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM forge_deliveries WHERE delivery_id LIKE 'l-%' AND status = 'dispatched'`);
+      assert.equal(Number(rows[0]!.n), refs.length);
+      assert.deepEqual(warnings.filter((w) => w.name === 'MaxListenersExceededWarning').map((w) => w.message), []);
+    } finally {
+      process.off('warning', onWarning);
+      await dispatcher.stop();
+      for (const ref of refs) await client.workflow.getHandle(`ref/o/r/${ref}`).terminate('test over').catch(() => undefined);
+    }
   });
 });

@@ -5,53 +5,28 @@
  * every request it makes is captured and checked against GitHub's OpenAPI description.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../../api/app.ts';
-import { createLogger } from '../../lib/log.ts';
-import { startPipeline, waitForEvalWorkflow, type Pipeline } from '../pipeline/harness.ts';
-import { startFakeForge, type FakeForge } from './fake-forge.ts';
-import { adaptRepository, commitJobs, createFlakeRepo, eventually, githubExample, githubSignature, setRef, type TestRepository } from './support.ts';
-
-const SECRET = `whsec-${randomUUID()}`;
-const APP_ID = 4242;
-const INSTALLATION = 77;
+import { waitForEvalWorkflow, type Pipeline } from '../pipeline/harness.ts';
+import type { FakeForge } from './fake-forge.ts';
+import {
+  adaptRepository, commitJobs, eventually, githubExample, githubSignature, lastStatus as lastStatusOn, setRef, startGitHubStack, type GitHubStack, type TestRepository,
+} from './support.ts';
 
 describe('GitHub: webhooks to commit statuses', () => {
+  let stack: GitHubStack;
   let pipeline: Pipeline;
   let fake: FakeForge;
   let app: FastifyInstance;
   let repo: TestRepository;
-  let secrets: string;
+  let installation: number;
   const main = 'refs/heads/main';
 
-  const deliver = async (event: string, payload: unknown, options: { delivery?: string; signature?: string | null } = {}) => {
-    const body = JSON.stringify(payload);
-    const signature = options.signature === undefined ? githubSignature(SECRET, body) : options.signature;
-    return app.inject({
-      method: 'POST',
-      url: '/webhook/github',
-      headers: {
-        'content-type': 'application/json',
-        'x-github-event': event,
-        'x-github-delivery': options.delivery ?? randomUUID(),
-        ...(signature === null ? {} : { 'x-hub-signature-256': signature }),
-      },
-      payload: body,
-    });
-  };
-  const pushPayload = async (sha: string, tree: string, ref = main) => {
-    const payload = adaptRepository(await githubExample('push', undefined, (e) => e.head_commit !== null), repo, INSTALLATION);
-    Object.assign(payload, { ref, after: sha, forced: false });
-    Object.assign(payload.head_commit as object, { id: sha, tree_id: tree });
-    return payload;
-  };
+  const deliver: GitHubStack['deliver'] = (event, payload, options) => stack.deliver(event, payload, options);
+  const pushPayload = (sha: string, tree: string, ref = main) => stack.pushPayload(sha, tree, ref);
   const prPayload = async (action: string, number: number, sha: string, author: string) => {
-    const payload = adaptRepository(await githubExample('pull_request', action), repo, INSTALLATION);
+    const payload = adaptRepository(await githubExample('pull_request', action), repo, installation);
     const pr = payload.pull_request as Record<string, Record<string, unknown>>;
     Object.assign(payload, { number });
     Object.assign(pr, { number, user: { ...pr.user, login: author } });
@@ -69,7 +44,7 @@ describe('GitHub: webhooks to commit statuses', () => {
     await waitForEvalWorkflow(pipeline.client, pipeline.db.pool, evalId);
     return evalId;
   };
-  const lastStatus = (sha: string, context: string) => fake.statuses.filter((s) => s.sha === sha && s.context === context).at(-1);
+  const lastStatus = (sha: string, context: string) => lastStatusOn(fake, sha, context);
   const deliveryOutcome = (id: string) =>
     eventually(`delivery ${id} handled`, async () => {
       const { rows } = await pipeline.db.pool.query<{ status: string; outcome: string | null }>(
@@ -80,36 +55,16 @@ describe('GitHub: webhooks to commit statuses', () => {
     });
 
   before(async () => {
-    const keys = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    fake = await startFakeForge({ kind: 'github', app: { id: APP_ID, publicKey: keys.publicKey, installationId: INSTALLATION } });
-    secrets = await mkdtemp(join(tmpdir(), 'forge-secrets-'));
-    await writeFile(join(secrets, 'webhook'), `${SECRET}\n`);
-    await writeFile(join(secrets, 'app.pem'), keys.privateKey.export({ type: 'pkcs1', format: 'pem' }));
-    pipeline = await startPipeline({
-      env: {
-        HARMONIA_CI_FORGES_GITHUB_API_URL: fake.url,
-        HARMONIA_CI_FORGES_GITHUB_APP_ID: String(APP_ID),
-        HARMONIA_CI_FORGES_GITHUB_PRIVATE_KEY_FILE: join(secrets, 'app.pem'),
-        HARMONIA_CI_FORGES_GITHUB_WEBHOOK_SECRET_FILE: join(secrets, 'webhook'),
-        HARMONIA_CI_API_PUBLIC_URL: 'http://ci.example.org',
-      },
-    });
-    repo = { owner: 'octo-org', name: 'hello-flake', id: 5001, dir: join(pipeline.dir, 'hello-flake') };
-    await createFlakeRepo(repo.dir);
-    fake.addRepo({ ...repo, defaultBranch: 'main' });
-    app = buildApp({ config: pipeline.config, log: createLogger({ level: 'silent' }), deps: { pool: pipeline.db.pool, temporal: pipeline.client } });
-    await app.ready();
+    stack = await startGitHubStack();
+    ({ pipeline, fake, app, repo, installation } = stack);
   });
 
   after(async () => {
-    await app?.close();
-    await pipeline?.close();
-    await fake?.close();
-    if (secrets) await rm(secrets, { recursive: true, force: true });
+    await stack?.close();
   });
 
   it('discovers the installation repositories and enables one as a project', async () => {
-    const installed = await deliver('installation', { ...(await githubExample('installation', 'created')), installation: { id: INSTALLATION } });
+    const installed = await deliver('installation', { ...(await githubExample('installation', 'created')), installation: { id: installation } });
     assert.equal(installed.statusCode, 202);
     await eventually('the repository discovered', async () => {
       const { rows } = await pipeline.db.pool.query('SELECT clone_url, forge_installation_id FROM repositories WHERE name = $1', [repo.name]);
@@ -178,7 +133,7 @@ describe('GitHub: webhooks to commit statuses', () => {
     await deliver('pull_request', await prPayload('synchronize', 8, second.sha, 'stranger'));
 
     const comment = async (author: string, body: string) => {
-      const payload = adaptRepository(await githubExample('issue_comment', 'created'), repo, INSTALLATION);
+      const payload = adaptRepository(await githubExample('issue_comment', 'created'), repo, installation);
       Object.assign(payload.issue as object, { number: 8, pull_request: { url: `${fake.url}/repos/${repo.owner}/${repo.name}/pulls/8` } });
       Object.assign(payload.comment as object, { body, user: { login: author } });
       const id = randomUUID();
@@ -232,6 +187,6 @@ describe('GitHub: webhooks to commit statuses', () => {
   it('made only requests that GitHub\'s OpenAPI description allows, with app credentials', () => {
     assert.deepEqual(fake.violations, []);
     assert.deepEqual(fake.requests.filter((r) => r.status === 401).map((r) => `${r.method} ${r.path}`), []);
-    assert.ok(fake.requests.some((r) => r.path === `/app/installations/${INSTALLATION}/access_tokens` && r.status === 201));
+    assert.ok(fake.requests.some((r) => r.path === `/app/installations/${installation}/access_tokens` && r.status === 201));
   });
 });

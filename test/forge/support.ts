@@ -1,13 +1,20 @@
 /**
- * Test material for the forge tests: local git repositories holding a flake and a
+ * Test material for the forge tests and drills: local git repositories holding a flake and a
  * `.harmonia-ci.toml`, real webhook payloads from @octokit/webhooks-examples adapted to them,
- * and HMAC signatures made with test secrets.
+ * HMAC signatures made with test secrets, and a GitHub App stack (fake GitHub, pipeline, API).
  */
 import { execFileSync } from 'node:child_process';
-import { createHmac, randomUUID } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createHmac, generateKeyPairSync, randomUUID } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { buildApp } from '../../api/app.ts';
+import { createLogger } from '../../lib/log.ts';
+import { startPipeline, type Pipeline } from '../pipeline/harness.ts';
+import { startFakeForge, type FakeForge } from './fake-forge.ts';
 
 /** The machine's Nix system: the flake defines jobs for it only (pure evaluation has no currentSystem). */
 export const SYSTEM = `${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux`;
@@ -32,11 +39,22 @@ export async function createFlakeRepo(dir: string, branch = 'main'): Promise<voi
 }
 
 /**
+ * Commits a flake whose `ciJobs.<system>` is the Nix expression `jobs` to `branch` (default: the
+ * current one) and returns the commit and its tree.
+ */
+export async function commitFlake(dir: string, jobs: string, options: { branch?: string; message?: string } = {}): Promise<Commit> {
+  if (options.branch) git(dir, 'checkout', '-q', '-B', options.branch);
+  await writeFile(join(dir, 'flake.nix'), `{\n  outputs = { self }: {\n    ciJobs.${SYSTEM} = ${jobs};\n  };\n}\n`);
+  git(dir, 'add', '-A');
+  git(dir, 'commit', '-q', '-m', options.message ?? 'jobs');
+  return { sha: git(dir, 'rev-parse', 'HEAD'), tree: git(dir, 'rev-parse', 'HEAD^{tree}') };
+}
+
+/**
  * Commits a flake with the given jobs (shell scripts; a unique nonce makes each commit's
  * derivations new) to `branch` (default: the current one) and returns the commit and its tree.
  */
 export async function commitJobs(dir: string, jobs: Record<string, string>, options: { branch?: string; nonce?: string } = {}): Promise<Commit> {
-  if (options.branch) git(dir, 'checkout', '-q', '-B', options.branch);
   const nonce = options.nonce ?? randomUUID();
   const attrs = Object.entries(jobs)
     .map(
@@ -44,10 +62,7 @@ export async function commitJobs(dir: string, jobs: Record<string, string>, opti
         `      ${name} = builtins.derivation { name = "${name}"; system = "${SYSTEM}"; builder = "/bin/sh"; args = [ "-c" ${JSON.stringify(`${script}; echo ${name} > $out`)} ]; nonce = "${nonce}"; };`,
     )
     .join('\n');
-  await writeFile(join(dir, 'flake.nix'), `{\n  outputs = { self }: {\n    ciJobs.${SYSTEM} = {\n${attrs}\n    };\n  };\n}\n`);
-  git(dir, 'add', '-A');
-  git(dir, 'commit', '-q', '-m', `jobs ${nonce}`);
-  return { sha: git(dir, 'rev-parse', 'HEAD'), tree: git(dir, 'rev-parse', 'HEAD^{tree}') };
+  return commitFlake(dir, `{\n${attrs}\n    }`, { ...(options.branch ? { branch: options.branch } : {}), message: `jobs ${nonce}` });
 }
 
 /** Points a ref (a PR head, `refs/pull/<n>/head`, as forges keep them) at a commit. */
@@ -138,4 +153,111 @@ export async function githubPushDelivery(
     },
     payload: body,
   };
+}
+
+/** A GitHub App's webhooks and API against a fake GitHub, driving an in-process pipeline. */
+export interface GitHubStack {
+  pipeline: Pipeline;
+  fake: FakeForge;
+  app: FastifyInstance;
+  /** The repository the app is installed on (a local git repository, not yet enabled as a project). */
+  repo: TestRepository;
+  secret: string;
+  installation: number;
+  /** Where the API listens, when started with `listen`. */
+  url?: string;
+  /** A push of `sha` to `ref`, from GitHub's example payload. */
+  pushPayload(sha: string, tree: string, ref?: string): Promise<Json>;
+  /** Delivers a webhook through `app.inject`, signed unless `signature` is given (null: none). */
+  deliver(event: string, payload: unknown, options?: { delivery?: string; signature?: string | null }): Promise<LightMyRequestResponse>;
+  close(): Promise<void>;
+}
+
+const APP_ID = 4242;
+
+/**
+ * harmonia-ci as a GitHub App (JWTs checked against the app's public key, webhooks signed with a
+ * test secret) on a fake GitHub that checks every request against the OpenAPI description, with
+ * one repository `octo-org/hello-flake` holding `.harmonia-ci.toml`.
+ */
+export async function startGitHubStack(options: { env?: Record<string, string>; listen?: boolean } = {}): Promise<GitHubStack> {
+  const secret = `whsec-${randomUUID()}`;
+  const installation = 77;
+  const keys = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const fake = await startFakeForge({ kind: 'github', app: { id: APP_ID, publicKey: keys.publicKey, installationId: installation } });
+  const secrets = await mkdtemp(join(tmpdir(), 'forge-secrets-'));
+  await writeFile(join(secrets, 'webhook'), `${secret}\n`);
+  await writeFile(join(secrets, 'app.pem'), keys.privateKey.export({ type: 'pkcs1', format: 'pem' }));
+  const pipeline = await startPipeline({
+    env: {
+      HARMONIA_CI_FORGES_GITHUB_API_URL: fake.url,
+      HARMONIA_CI_FORGES_GITHUB_APP_ID: String(APP_ID),
+      HARMONIA_CI_FORGES_GITHUB_PRIVATE_KEY_FILE: join(secrets, 'app.pem'),
+      HARMONIA_CI_FORGES_GITHUB_WEBHOOK_SECRET_FILE: join(secrets, 'webhook'),
+      HARMONIA_CI_API_PUBLIC_URL: 'http://ci.example.org',
+      ...options.env,
+    },
+  });
+  const repo = { owner: 'octo-org', name: 'hello-flake', id: 5001, dir: join(pipeline.dir, 'hello-flake') };
+  await createFlakeRepo(repo.dir);
+  fake.addRepo({ ...repo, defaultBranch: 'main' });
+  const app = buildApp({ config: pipeline.config, log: createLogger({ level: 'silent' }), deps: { pool: pipeline.db.pool, temporal: pipeline.client } });
+  if (options.listen) await app.listen({ host: '127.0.0.1', port: 0 });
+  else await app.ready();
+  const address = app.server.address() as AddressInfo | null;
+
+  return {
+    pipeline,
+    fake,
+    app,
+    repo,
+    secret,
+    installation,
+    ...(options.listen && address ? { url: `http://127.0.0.1:${address.port}` } : {}),
+    async pushPayload(sha, tree, ref = 'refs/heads/main') {
+      const payload = adaptRepository(await githubExample('push', undefined, (e) => e.head_commit !== null), repo, installation);
+      Object.assign(payload, { ref, after: sha, forced: false });
+      Object.assign(payload.head_commit as object, { id: sha, tree_id: tree });
+      return payload;
+    },
+    deliver(event, payload, deliverOptions = {}) {
+      const body = JSON.stringify(payload);
+      const signature = deliverOptions.signature === undefined ? githubSignature(secret, body) : deliverOptions.signature;
+      return app.inject({
+        method: 'POST',
+        url: '/webhook/github',
+        headers: {
+          'content-type': 'application/json',
+          'x-github-event': event,
+          'x-github-delivery': deliverOptions.delivery ?? randomUUID(),
+          ...(signature === null ? {} : { 'x-hub-signature-256': signature }),
+        },
+        payload: body,
+      });
+    },
+    async close() {
+      await app.close();
+      await pipeline.close();
+      await fake.close();
+      await rm(secrets, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Installs the app (GitHub's `installation created`), waits for the repository, and enables it as a project. */
+export async function enableRepository(stack: GitHubStack): Promise<void> {
+  const { app, repo, pipeline } = stack;
+  const installed = await stack.deliver('installation', { ...(await githubExample('installation', 'created')), installation: { id: stack.installation } });
+  if (installed.statusCode !== 202) throw new Error(`the installation delivery was answered ${installed.statusCode}: ${installed.body}`);
+  await eventually(`${repo.owner}/${repo.name} discovered`, async () => {
+    const { rows } = await pipeline.db.pool.query('SELECT 1 FROM repositories WHERE name = $1', [repo.name]);
+    return rows[0];
+  });
+  const enabled = await app.inject({ method: 'POST', url: `/api/projects/${repo.owner}/${repo.name}/enable`, payload: { prTrust: 'collaborators' } });
+  if (enabled.statusCode !== 200) throw new Error(`enabling ${repo.owner}/${repo.name} was answered ${enabled.statusCode}: ${enabled.body}`);
+}
+
+/** The last status the forge received for `sha` in `context`. */
+export function lastStatus(fake: FakeForge, sha: string, context: string): FakeForge['statuses'][number] | undefined {
+  return fake.statuses.filter((s) => s.sha === sha && s.context === context).at(-1);
 }

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { startLocalEval } from '../../cli/run-progress.ts';
+import { readRunSummary, startLocalEval } from '../../cli/run-progress.ts';
 import { buildWorkflowId } from '../../workflows/definitions.ts';
 import { startPipeline, waitForEvalWorkflow, waitUntil, writeJobset, type Pipeline } from './harness.ts';
 import { schedulerViolations } from './invariants.ts';
@@ -96,6 +96,27 @@ describe('pipeline: refs and sharing', () => {
     );
     assert.deepEqual(rows.map((r) => r.status), ['succeeded', 'succeeded']);
     assert.equal(await buildStatus('q_first'), 'succeeded');
+  });
+
+  it('finishes both of two merge-queue pushes that overlap, building what they share once', async () => {
+    const nonce = randomUUID();
+    const file = 'queue-overlap.nix';
+    const ref = 'refs/heads/gh-readonly-queue/main/pr-8-fedcba9876543210';
+    const mq_shared = { script: '/bin/sleep 2' };
+    const path = await writeJobset(pipeline.dir, { mq_shared, mq_first: { deps: ['mq_shared'] } }, { nonce, file });
+    const first = await startLocalEval({ client: pipeline.client, pool: pipeline.db.pool, path, ref });
+    await waitUntil(async () => (await buildStatus('mq_shared')) === 'building', 'the shared build runs');
+    await writeJobset(pipeline.dir, { mq_shared, mq_second: { deps: ['mq_shared'] } }, { nonce, file });
+    const second = await startLocalEval({ client: pipeline.client, pool: pipeline.db.pool, path, ref });
+    await waitForEvalWorkflow(pipeline.client, pipeline.db.pool, first.evalId);
+    await waitForEvalWorkflow(pipeline.client, pipeline.db.pool, second.evalId);
+    const [a, b] = [await readRunSummary(pipeline.db.pool, first.evalId), await readRunSummary(pipeline.db.pool, second.evalId)];
+    assert.deepEqual([a.eval.status, b.eval.status], ['succeeded', 'succeeded']);
+    assert.deepEqual(a.jobs.map((j) => `${j.attr} ${j.status}`).sort(), ['mq_first succeeded', 'mq_shared succeeded']);
+    assert.deepEqual(b.jobs.map((j) => `${j.attr} ${j.status}`).sort(), ['mq_second succeeded', 'mq_shared succeeded']);
+    const shared = a.jobs.find((j) => j.attr === 'mq_shared')!.drvPath!;
+    assert.equal(b.jobs.find((j) => j.attr === 'mq_shared')!.drvPath, shared);
+    assert.equal(await buildActivityCount(pipeline, shared), 1);
   });
 
   it('skips an eval whose tree was already evaluated successfully, copying its results', async () => {
