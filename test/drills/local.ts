@@ -48,5 +48,7 @@ export const overlappingPushes: Drill = async (context) => {
     return await outcome(record, summary, (Date.now() - started) / 1000, join(pipeline.dir, 'state', 'cache'));
   } finally {
     await pipeline.close();
+    // Only the arena's build record was used: its database goes too.
+    await arena.db.drop();
   }
 };
