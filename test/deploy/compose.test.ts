@@ -109,9 +109,10 @@ describe('docker-compose.yml', () => {
     assert.equal(images.size, 1, `roles use several images: ${[...images].join(', ')}`);
     for (const role of HARMONIA_ROLES) assert.ok(model.services[role]?.build, `${role} has no build section`);
     assert.match(argv(model.services.api?.command), /^api\b/);
-    for (const role of ['coordinator', 'evaluator', 'signer'] as const) {
+    for (const role of ['coordinator', 'signer'] as const) {
       assert.equal(argv(model.services[role]?.command), `worker ${role}`);
     }
+    assert.match(argv(model.services.evaluator?.entrypoint), /harmonia-ci\.mjs worker evaluator\b/);
     for (const builder of ['builder-1', 'builder-2'] as const) {
       const service = model.services[builder] as Service;
       assert.match(`${argv(service.entrypoint)} ${argv(service.command)}`, /harmonia-ci\.mjs worker builder\b/);
@@ -199,6 +200,27 @@ describe('docker-compose.yml', () => {
     const stores = ['builder-1', 'builder-2'].map((b) => mounts(b).find((m) => m.target === '/nix')?.source);
     assert.ok(stores[0] && stores[1], 'a builder has no volume at /nix');
     assert.notEqual(stores[0], stores[1]);
+  });
+
+  it('lets builders and the evaluator work without another host\'s store: a daemon each, our cache, the signer\'s key', () => {
+    const mounts = (service: Service) => (service.volumes ?? []).map((v) => (typeof v === 'string' ? v.split(':').slice(0, 2) : [v.source, v.target]));
+    for (const name of ['evaluator', 'builder-1', 'builder-2'] as const) {
+      const service = model.services[name] as Service;
+      const line = `${argv(service.entrypoint)} ${argv(service.command)}`;
+      assert.match(line, /nix-daemon &/, `${name} runs no nix-daemon of its own`);
+      assert.ok(mounts(service).some(([, target]) => target === '/nix'), `${name} has no store volume`);
+      // The api serves the cache routes (it holds the S3 credentials); a host reads our cache there.
+      assert.equal(service.environment?.HARMONIA_CI_BUILDER_SUBSTITUTERS, 'http://api:8080', `${name} does not read our cache`);
+    }
+    assert.ok(secretsOf(model.services.api as Service).includes('s3_credentials'), 'the api cannot serve the cache');
+    for (const name of ['builder-1', 'builder-2'] as const) {
+      const service = model.services[name] as Service;
+      const keyFile = /--trusted-public-key "\$\$?\(cat ([^)]+)\)"/.exec(argv(service.entrypoint))?.[1];
+      assert.ok(keyFile, `${name} trusts no key: its substitutions would all be refused`);
+      const mount = (service.volumes ?? []).find((v) => (typeof v === 'string' ? v.split(':')[1] : v.target) === keyFile);
+      assert.ok(mount, `${name} reads ${keyFile}, which nothing mounts`);
+      assert.match(typeof mount === 'string' ? mount : `${mount.source}`, /cache\.pub/, `${name}'s key file is not the public key`);
+    }
   });
 });
 
