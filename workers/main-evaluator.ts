@@ -4,6 +4,7 @@
  */
 import type { Pool } from 'pg';
 import type { ServerConfig } from '../config/types.ts';
+import type { Logger } from '../lib/log.ts';
 import { runRole } from './main-coordinator.ts';
 import { createEvaluatorWorker, runWorkers, type WorkerContext } from './roles.ts';
 import { createDaemonPool, evaluatorActivitiesFor, type RunningRole } from './wiring.ts';
@@ -13,10 +14,11 @@ export async function startEvaluatorRole(options: {
   ctx: WorkerContext;
   pool: Pool;
   daemonSocket: string;
+  log: Logger;
 }): Promise<RunningRole> {
   const daemon = createDaemonPool(options.config, options.daemonSocket);
   try {
-    const worker = await createEvaluatorWorker(options.ctx, evaluatorActivitiesFor({ pool: options.pool, daemon }));
+    const worker = await createEvaluatorWorker(options.ctx, evaluatorActivitiesFor(options.config, { pool: options.pool, daemon, log: options.log }));
     const role = runRole(runWorkers([worker]));
     return {
       done: role.done,

@@ -21,6 +21,7 @@ import { DaemonPool } from '../daemon/protocol/pool.ts';
 import { createForges } from '../forges/index.ts';
 import type { Logger } from '../lib/log.ts';
 import { UPLOAD_EXPIRED } from '../workflows/definitions.ts';
+import { planningLookupFor, upstreamCachesFor } from './caches.ts';
 import { publishStaged } from '../workflows/publish-sequence.ts';
 
 /** A role's workers running in this process. */
@@ -53,12 +54,13 @@ export function coordinatorActivitiesFor(
   });
 }
 
-export function evaluatorActivitiesFor(deps: { pool: Pool; daemon: DaemonPool }): EvaluatorActivities {
-  const { daemon } = deps;
-  return createEvaluatorActivities({
-    pool: deps.pool,
-    isValid: async (paths) => new Set(paths.length === 0 ? [] : await daemon.use((c) => c.queryValidPaths(paths))),
-  });
+/** Planning counts an output as there when the local store, our cache or an upstream cache has it. */
+export function evaluatorActivitiesFor(
+  config: ServerConfig,
+  deps: { pool: Pool; daemon: DaemonPool; log: Logger; signer?: Signer | undefined },
+): EvaluatorActivities {
+  const lookup = planningLookupFor(config, { daemon: deps.daemon, signer: deps.signer, warn: (message) => deps.log.warn(message) });
+  return createEvaluatorActivities({ pool: deps.pool, isValid: (paths) => lookup.available(paths) });
 }
 
 /**
@@ -107,6 +109,7 @@ export async function builderActivitiesFor(
       pool: deps.daemon,
       cache: builderCacheFor(config, deps.signer),
       trustedKeys: trustedKeysFor(config, deps.signer?.key),
+      upstream: upstreamCachesFor(config),
       rootsDir: join(config.stateDir, 'gcroots'),
       limits: {
         wallClockMs: config.limits.buildTimeout,

@@ -83,7 +83,7 @@ async function runWorker(role: Role, options: WorkerOptions): Promise<void> {
       if (role === 'coordinator') {
         running = await startCoordinatorRole({ config, ctx, client, pool: database!.pool, log });
       } else if (role === 'evaluator') {
-        running = await startEvaluatorRole({ config, ctx, pool: database!.pool, daemonSocket });
+        running = await startEvaluatorRole({ config, ctx, pool: database!.pool, daemonSocket, log });
       } else if (role === 'signer') {
         running = await startSignerRole({ config, ctx, log });
       } else {
