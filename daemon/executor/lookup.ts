@@ -6,10 +6,13 @@
  * remembered for a while: a miss briefly (the path may be published any moment), a hit longer.
  *
  * A cache that cannot be asked does not stop planning: after one retry its unanswered paths count
- * as missing for this query, with a warning naming it, so they are built — a delay, not a loss.
+ * as missing, with a warning naming it, so they are built — a delay, not a loss. It is then left
+ * alone for the negative TTL, so a cache that swallows requests costs one timeout per TTL, not one
+ * per layer of the graph.
  */
 import type { PublicKey } from '../core/signing.ts';
 import type { BinaryCache } from './cache-client.ts';
+import { HttpTimeoutError } from '../../lib/http.ts';
 import { CacheRequestError, SubstitutionError } from './errors.ts';
 import { checkSignature } from './substituter.ts';
 
@@ -59,12 +62,15 @@ interface QueryTrouble {
 /** Answers "which of these store paths are available" across the local store and every cache. */
 export class PathLookup {
   private readonly memos: Array<Map<string, Remembered>>;
+  /** Per source: until when it is not asked, after it could not be. */
+  private readonly downUntil: number[];
   private readonly concurrency: number;
   private readonly maxRemembered: number;
   private readonly now: () => number;
 
   constructor(private readonly options: PathLookupOptions) {
     this.memos = options.sources.map(() => new Map());
+    this.downUntil = options.sources.map(() => 0);
     this.concurrency = Math.max(1, options.concurrency ?? DEFAULT_LOOKUP_CONCURRENCY);
     this.maxRemembered = options.maxRemembered ?? DEFAULT_MAX_REMEMBERED;
     this.now = options.now ?? Date.now;
@@ -77,7 +83,8 @@ export class PathLookup {
     let lacking = unique.filter((path) => !found.has(path));
     for (const [index, source] of this.options.sources.entries()) {
       if (lacking.length === 0) break;
-      const present = await this.ask(source, this.memos[index]!, lacking);
+      if (this.now() < this.downUntil[index]!) continue;
+      const present = await this.ask(source, this.memos[index]!, lacking, index);
       for (const path of present) found.add(path);
       lacking = lacking.filter((path) => !present.has(path));
     }
@@ -85,7 +92,7 @@ export class PathLookup {
   }
 
   /** The paths `source` has, from memory where it is fresh, else by narinfo. */
-  private async ask(source: LookupSource, memo: Map<string, Remembered>, paths: string[]): Promise<Set<string>> {
+  private async ask(source: LookupSource, memo: Map<string, Remembered>, paths: string[], index: number): Promise<Set<string>> {
     const present = new Set<string>();
     const toFetch: string[] = [];
     const now = this.now();
@@ -103,6 +110,7 @@ export class PathLookup {
       this.remember(memo, path, answer);
       if (answer) present.add(path);
     });
+    if (trouble.outage !== undefined) this.downUntil[index] = this.now() + this.options.negativeTtlMs;
     this.report(source, trouble);
     return present;
   }
@@ -125,7 +133,8 @@ export class PathLookup {
           return false;
         }
         if (trouble.outage !== undefined) return undefined;
-        if (attempt >= 2) {
+        // A timeout has waited long already; anything else (a dropped connection) gets one more try.
+        if (attempt >= 2 || error instanceof HttpTimeoutError) {
           trouble.outage = error;
           return undefined;
         }
@@ -154,7 +163,8 @@ export class PathLookup {
       const reason = trouble.outage instanceof Error ? trouble.outage.message : String(trouble.outage);
       this.options.warn(
         `binary cache ${url} could not be asked (${reason}); ${trouble.unanswered} path(s) it was asked about count as missing ` +
-          `and will be built unless another source has them: check that the cache is up and reachable from this host`,
+          `and will be built unless another source has them, and it is not asked again for ${Math.round(this.options.negativeTtlMs / 1000)} s: ` +
+          `check that the cache is up and reachable from this host`,
       );
     }
     if (trouble.rejected > 0) {

@@ -139,10 +139,24 @@ test('an unreachable cache is named in a warning, its paths are planned, and the
   const warnings: string[] = [];
 
   const started = performance.now();
-  const alone = await planMissingBuilds([top], (paths) => lookup([{ cache: openBinaryCache(dead) }], { warnings }).available(paths));
+  let asked = 0;
+  const deadCache = openBinaryCache(dead);
+  let clock = 1_000_000;
+  const deadOnly = lookup([{ cache: { url: dead, narInfo: (path) => (asked++, deadCache.narInfo(path)), narFile: (info) => deadCache.narFile(info) } }], {
+    warnings,
+    now: () => clock,
+  });
+  const alone = await planMissingBuilds([top], (paths) => deadOnly.available(paths));
   assert.deepEqual([...alone.needed].sort(), [dep, top].sort(), 'what the dead cache might have had is built');
   assert.ok(performance.now() - started < 10_000, 'a refused connection does not hold planning');
-  assert.ok(warnings.some((message) => message.includes(dead) && /could not be asked/.test(message)), warnings.join('\n'));
+  assert.ok(warnings.some((message) => message.includes(dead) && /could not be asked .*not asked again for 30 s/.test(message)), warnings.join('\n'));
+  // Left alone for the negative TTL, then asked again.
+  const askedBefore = asked;
+  await deadOnly.available([depOut]);
+  assert.equal(asked, askedBefore, 'not asked within the TTL of its outage');
+  clock += 31_000;
+  await deadOnly.available([depOut]);
+  assert.ok(asked > askedBefore, 'asked again once the TTL has passed');
 
   const upstream = await serveDirectory(upstreamDir.dir);
   try {
