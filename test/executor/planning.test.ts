@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { test } from 'node:test';
 import { planMissingBuilds, type ValidityCheck } from '../../activities/evaluator/plan.ts';
 import { startCacheServer } from '../../api/cache-server.ts';
@@ -15,6 +15,8 @@ import { LocalDirectoryBackend } from '../../cache/local.ts';
 import { openBinaryCache } from '../../daemon/executor/cache-client.ts';
 import { PathLookup, type LookupSource } from '../../daemon/executor/lookup.ts';
 import { DaemonPool } from '../../daemon/protocol/pool.ts';
+import { loadServerConfig } from '../../config/server.ts';
+import { planningLookupFor, upstreamCachesFor } from '../../workers/caches.ts';
 import { daemonSocket, instantiate, nixCli, nixCliResult, nonce, realise, scratchDir } from '../protocol/helpers.ts';
 import { generateKey, nixCopyToCache } from './helpers.ts';
 
@@ -192,4 +194,54 @@ test('each source is asked only about what the ones before it lacked', async () 
   assert.deepEqual([...found].sort(), [a, b, c].sort());
   assert.deepEqual(asked[0]!.sort(), [b, c].sort(), 'a is valid locally: no cache is asked about it');
   assert.deepEqual(asked[1], [c], 'our cache has b: the upstream is asked only about c');
+});
+
+test('from configuration: our local cache directory and cache.upstream given in the environment plan as the evaluator plans', async () => {
+  const key = generateKey();
+  const n = nonce();
+  const drvs = instantiate(
+    `rec { ours = sh "plan-ours-${n}" "echo ours > $out"; up = sh "plan-up-${n}" "echo up > $out"; top = sh "plan-cfg-top-${n}" "read x < \${ours}; read y < \${up}; echo $x$y > $out"; }`,
+    ['ours', 'up', 'top'],
+  );
+  const [oursOut, upOut] = realise(drvs.ours!, drvs.up!) as [string, string];
+  const stateDir = scratchDir('harmonia-plan-state-');
+  const ourCache = nixCopyToCache([oursOut], { dir: join(stateDir, 'cache') });
+  const upstream = nixCopyToCache([upOut], { secretKeyFile: key.secretKeyFile });
+  deleteLocally(oursOut);
+  deleteLocally(upOut);
+  const config = await loadServerConfig({
+    env: { HARMONIA_CI_STATE_DIR: stateDir, HARMONIA_CI_CACHE_UPSTREAM: `${upstream.url} ${key.publicKeyText}` },
+    cwd: stateDir,
+  });
+  assert.equal(config.cache.url.kind === 'local' && config.cache.url.path, ourCache.dir, 'the default cache is <state-dir>/cache');
+  assert.equal(upstreamCachesFor(config)[0]!.cache.url, upstream.url);
+  const warnings: string[] = [];
+  const lookup = planningLookupFor(config, { daemon: pool, warn: (message) => warnings.push(message) });
+  const plan = await planMissingBuilds([drvs.top!], (paths) => lookup.available(paths));
+  assert.deepEqual([...plan.needed], [drvs.top]);
+  assert.deepEqual(warnings, []);
+});
+
+test('a cache that accepts and never answers costs one request timeout, without a retry', async () => {
+  const { dep, top, depOut } = depAndTop();
+  deleteLocally(depOut);
+  const sockets = new Set<Socket>();
+  const silent = createServer((socket) => void sockets.add(socket));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  const cache = openBinaryCache(url, { requestMs: 300, idleMs: 300 });
+  let asked = 0;
+  const warnings: string[] = [];
+  try {
+    const started = performance.now();
+    const paths = lookup([{ cache: { url, narInfo: (path) => (asked++, cache.narInfo(path)), narFile: (info) => cache.narFile(info) } }], { warnings });
+    const plan = await planMissingBuilds([top], (wanted) => paths.available(wanted));
+    assert.deepEqual([...plan.needed].sort(), [dep, top].sort());
+    assert.equal(asked, 1, 'the timed-out lookup is not retried, and the next layer does not ask the silent cache');
+    assert.ok(performance.now() - started < 5_000);
+    assert.ok(warnings.some((message) => message.includes(url) && /within 300 ms/.test(message)), warnings.join('\n'));
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await new Promise<void>((resolve) => silent.close(() => resolve()));
+  }
 });
