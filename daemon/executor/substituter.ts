@@ -97,14 +97,14 @@ async function fetchNarInfo(deps: SubstituterDeps, path: string, expected: Reado
         break;
       }
     } catch (error) {
-      // An upstream cache with a bad narinfo is passed over for the next, as Nix does.
-      if (!(error instanceof SubstitutionError)) throw error;
-      refused.push(error.message.replace(/^cannot substitute \S+: /, ''));
+      // An upstream cache that is down or holds a bad narinfo is passed over for the next, as Nix does.
+      const message = error instanceof Error ? error.message : String(error);
+      refused.push(`${source.cache.url}: ${message.replace(/^cannot substitute \S+: /, '')}`);
     }
   }
   if (!found) {
     const asked = [...(deps.cache ? [deps.cache.url] : []), ...upstream.map((source) => source.cache.url)].join(', ');
-    const why = refused.length > 0 ? `; refused: ${refused.join('; ')}` : '';
+    const why = refused.length > 0 ? `; passed over: ${refused.join('; ')}` : '';
     throw new SubstitutionError(path, `no binary cache has it (asked ${asked})${why}`);
   }
   const canonical = expected?.get(path);
