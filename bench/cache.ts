@@ -88,7 +88,7 @@ async function ensureData(options: Options): Promise<{ cache: string; lookups: s
 }
 
 /** Starts a server process and resolves with its base URL once it prints its port or URL. */
-function startServer(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ url: string; child: ChildProcess }> {
+export function startServer(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ url: string; child: ChildProcess }> {
   const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     let text = '';

@@ -1,7 +1,7 @@
 /** A cache backend read as the executor's BinaryCache, so builders on the signer's machine substitute straight from it. */
 import { parseNarInfo, type NarInfo } from '../daemon/core/narinfo.ts';
 import type { BinaryCache } from '../daemon/executor/cache-client.ts';
-import { SubstitutionError } from '../daemon/executor/errors.ts';
+import { CorruptNarInfoError, SubstitutionError } from '../daemon/executor/errors.ts';
 import { narInfoKey } from './layout.ts';
 import type { CacheBackend } from './types.ts';
 
@@ -20,7 +20,7 @@ export function backendBinaryCache(backend: CacheBackend): BinaryCache {
       try {
         return parseNarInfo(text);
       } catch (error) {
-        throw new SubstitutionError(storePath, `the narinfo in ${backend.description} is corrupt: ${(error as Error).message}`);
+        throw new CorruptNarInfoError(storePath, `the narinfo in ${backend.description} is corrupt: ${(error as Error).message}`);
       }
     },
     async *narFile(info: NarInfo): AsyncIterable<Uint8Array> {

@@ -63,8 +63,8 @@ export async function startLocalWorkers({
   // Activities start and signal workflows through the workers' native (Rust) connection: cheaper per call than the JS gRPC client.
   const activityClient = new Client({ connection: stack.workerConnection, namespace: stack.namespace });
   const coordinator = coordinatorActivitiesFor(config, { pool, client: activityClient, log, builderHeartbeatTimeoutMs });
-  const evaluator = evaluatorActivitiesFor({ pool, daemon });
   const signer = withSigner ? await openSigner(config, { generateKey: true, warn: (message) => log.warn(message) }) : undefined;
+  const evaluator = evaluatorActivitiesFor(config, { pool, daemon, log, signer });
   const builder = withBuilder
     ? await builderActivitiesFor(config, {
         host,

@@ -5,7 +5,7 @@
  */
 
 /** How an environment string becomes a configuration value, and how a relative path is resolved. */
-export type KeyKind = 'string' | 'path' | 'location' | 'integer' | 'list' | 'duration' | 'size';
+export type KeyKind = 'string' | 'path' | 'location' | 'integer' | 'list' | 'duration' | 'size' | 'substituters';
 
 export const SERVER_KEYS: ReadonlyArray<readonly [key: string, kind: KeyKind]> = [
   ['state-dir', 'path'],
@@ -24,6 +24,9 @@ export const SERVER_KEYS: ReadonlyArray<readonly [key: string, kind: KeyKind]> =
   ['cache.url', 'location'],
   ['cache.signing-key-file', 'path'],
   ['cache.public-keys', 'list'],
+  ['cache.upstream', 'substituters'],
+  ['cache.negative-ttl', 'duration'],
+  ['cache.positive-ttl', 'duration'],
   ['s3.credentials-file', 'path'],
   ['s3.profile', 'string'],
   ['builder.systems', 'list'],

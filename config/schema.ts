@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { CACHE_URL_EXPECTATION, parseCacheLocation } from './cache-location.ts';
 import { duration, integer, list, matching, oneOf, secretFile, size, text, url } from './fields.ts';
 import { camelize } from './camelize.ts';
+import { parsePublicKey } from '../daemon/core/signing.ts';
 
 /** Values the defaults depend on, taken from the running machine. */
 export interface DefaultsContext {
@@ -24,6 +25,30 @@ const SYSTEM = /^[a-z0-9_]+-[a-z0-9_]+$/;
 const FEATURE = /^[A-Za-z0-9_.+-]+$/;
 const PUBLIC_KEY = /^[^:\s]+:[A-Za-z0-9+/]{43}=$/;
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):\d{1,5}$/;
+
+/** A public key that also decodes to the 32 bytes of an Ed25519 key, with the decoder's reason when it does not. */
+const publicKey = matching(PUBLIC_KEY, 'a Nix public key "name:base64"').superRefine((value, ctx) => {
+  // A value of the wrong form has its issue already.
+  if (!PUBLIC_KEY.test(value)) return;
+  try {
+    parsePublicKey(value);
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: `expected a Nix public key "name:base64": ${(error as Error).message}`, input: value });
+  }
+});
+
+/** An upstream substituter such as cache.nixos.org: where it is, and the keys its narinfos must be signed with. */
+const upstreamCache = z.strictObject(
+  {
+    url: url(['http', 'https', 'file']),
+    'public-keys': z.array(publicKey, { error: 'expected a list of the cache\'s public keys "name:base64"' }).min(1, {
+      error:
+        'expected at least one public key: without one none of the cache\'s narinfos can be trusted ' +
+        '(cache.nixos.org publishes "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=")',
+    }),
+  },
+  { error: 'expected a table with url and public-keys (in the environment: a URL followed by its keys)' },
+);
 
 const cacheUrl = z.string({ error: `expected ${CACHE_URL_EXPECTATION}` }).transform((value, ctx) => {
   const location = parseCacheLocation(value);
@@ -98,6 +123,13 @@ export function serverConfigSchema(context: DefaultsContext) {
           url: cacheUrl.optional(),
           'signing-key-file': secretFile('cache.signing-key-file').optional(),
           'public-keys': list(PUBLIC_KEY, 'a Nix public key "name:base64"').default([]),
+          // Asked in order, after our own cache, when planning and when a builder substitutes.
+          upstream: z
+            .array(upstreamCache, { error: 'expected a list of [[cache.upstream]] tables, each with url and public-keys' })
+            .default([]),
+          // How long a narinfo lookup's answer is reused when planning: a miss briefly, a hit longer.
+          'negative-ttl': duration().prefault('30s'),
+          'positive-ttl': duration().prefault('10m'),
         })
         .prefault({}),
       s3: z

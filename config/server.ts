@@ -48,7 +48,7 @@ export async function loadServerConfig(options: LoadServerConfigOptions): Promis
   throw new ConfigError(
     problemsFromIssues(result.error.issues, schema, (path) => {
       const key = dottedKey(path);
-      const variable = origins.get(key.replace(/\[\d+\]$/, ''));
+      const variable = origins.get(key.replace(/\[.*$/, ''));
       if (variable !== undefined) return `environment variable ${variable}`;
       if (file !== undefined) return key === '' ? file : `${file}: ${key}`;
       return key === '' ? 'configuration' : `configuration key ${key}`;
@@ -90,7 +90,24 @@ function fromEnvironment(value: string, kind: KeyKind, cwd: string): unknown {
   if (isRelativeLocal(value, kind)) return resolve(cwd, value);
   if (kind === 'integer') return /^-?\d+$/.test(value.trim()) ? Number(value) : value;
   if (kind === 'list') return value.split(/[,\s]+/).filter((item) => item !== '');
+  if (kind === 'substituters') return substitutersFromEnvironment(value);
   return value;
+}
+
+/**
+ * A list like the others (items split at commas and white space) where each URL opens an entry
+ * and the public keys after it belong to it: `https://cache.nixos.org cache.nixos.org-1:… file:///srv/mirror mirror-1:…`.
+ * A key before any URL is left as an entry of its own, which the schema then names as wrong.
+ */
+function substitutersFromEnvironment(value: string): unknown[] {
+  const entries: Array<{ url?: string; 'public-keys': string[] } | string> = [];
+  for (const item of value.split(/[,\s]+/).filter((text) => text !== '')) {
+    const last = entries.at(-1);
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(item)) entries.push({ url: item, 'public-keys': [] });
+    else if (last !== undefined && typeof last !== 'string') last['public-keys'].push(item);
+    else entries.push(item);
+  }
+  return entries;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

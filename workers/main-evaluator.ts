@@ -9,6 +9,7 @@ import type { Pool } from 'pg';
 import { createUploadActivities, prepareStaging } from '../activities/builder/upload.ts';
 import { builderCacheFor } from '../activities/signer/setup.ts';
 import type { ServerConfig } from '../config/types.ts';
+import type { Logger } from '../lib/log.ts';
 import { runRole } from './main-coordinator.ts';
 import { createEvaluatorWorker, createHostWorker, runWorkers, type WorkerContext } from './roles.ts';
 import { createDaemonPool, evaluatorActivitiesFor, type RunningRole } from './wiring.ts';
@@ -22,6 +23,7 @@ export async function startEvaluatorRole(options: {
   pool: Pool;
   daemonSocket: string;
   host: string;
+  log: Logger;
 }): Promise<RunningRole> {
   const daemon = createDaemonPool(options.config, options.daemonSocket);
   try {
@@ -30,7 +32,7 @@ export async function startEvaluatorRole(options: {
     await prepareStaging(stagingDir);
     const uploads = createUploadActivities({ stagingDir });
     const closure = { daemon, cache: builderCacheFor(options.config), uploads, host };
-    const worker = await createEvaluatorWorker(options.ctx, evaluatorActivitiesFor({ pool: options.pool, daemon, closure }));
+    const worker = await createEvaluatorWorker(options.ctx, evaluatorActivitiesFor(options.config, { pool: options.pool, daemon, log: options.log, closure }));
     const hostWorker = await createHostWorker(options.ctx, uploads, { host, systems: [], features: [], maxJobs: UPLOAD_SLOTS });
     const role = runRole(runWorkers([worker, hostWorker]));
     return {

@@ -22,6 +22,7 @@ import { DaemonPool } from '../daemon/protocol/pool.ts';
 import { createForges } from '../forges/index.ts';
 import type { Logger } from '../lib/log.ts';
 import { UPLOAD_EXPIRED } from '../workflows/definitions.ts';
+import { planningLookupFor, upstreamCachesFor } from './caches.ts';
 import { publishStaged } from '../workflows/publish-sequence.ts';
 
 /** A role's workers running in this process. */
@@ -54,13 +55,13 @@ export function coordinatorActivitiesFor(
   });
 }
 
-export function evaluatorActivitiesFor(deps: { pool: Pool; daemon: DaemonPool; closure?: ClosureDeps }): EvaluatorActivities {
-  const { daemon } = deps;
-  return createEvaluatorActivities({
-    pool: deps.pool,
-    ...(deps.closure ? { closure: deps.closure } : {}),
-    isValid: async (paths) => new Set(paths.length === 0 ? [] : await daemon.use((c) => c.queryValidPaths(paths))),
-  });
+/** Planning counts an output as there when the local store, our cache or an upstream cache has it. */
+export function evaluatorActivitiesFor(
+  config: ServerConfig,
+  deps: { pool: Pool; daemon: DaemonPool; log: Logger; signer?: Signer | undefined; closure?: ClosureDeps },
+): EvaluatorActivities {
+  const lookup = planningLookupFor(config, { daemon: deps.daemon, signer: deps.signer, warn: (message) => deps.log.warn(message) });
+  return createEvaluatorActivities({ pool: deps.pool, isValid: (paths) => lookup.available(paths), ...(deps.closure ? { closure: deps.closure } : {}) });
 }
 
 /**
@@ -109,6 +110,7 @@ export async function builderActivitiesFor(
       pool: deps.daemon,
       cache: builderCacheFor(config, deps.signer),
       trustedKeys: trustedKeysFor(config, deps.signer?.key),
+      upstream: upstreamCachesFor(config),
       rootsDir: join(config.stateDir, 'gcroots'),
       limits: {
         wallClockMs: config.limits.buildTimeout,

@@ -87,7 +87,7 @@ async function runWorker(role: Role, options: WorkerOptions): Promise<void> {
       if (role === 'coordinator') {
         running = await startCoordinatorRole({ config, ctx, client, pool: database!.pool, log });
       } else if (role === 'evaluator') {
-        running = await startEvaluatorRole({ config, ctx, pool: database!.pool, daemonSocket, host });
+        running = await startEvaluatorRole({ config, ctx, pool: database!.pool, daemonSocket, host, log });
       } else if (role === 'signer') {
         running = await startSignerRole({ config, ctx, log });
       } else {

@@ -9,7 +9,7 @@ import { pipeline, Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import { parseNarInfo, type NarInfo } from '../core/narinfo.ts';
-import { ExecutorError, SubstitutionError, UnsupportedCompressionError } from './errors.ts';
+import { CacheRequestError, CorruptNarInfoError, ExecutorError, UnsupportedCompressionError } from './errors.ts';
 import { zstdDecompress } from './zstd.ts';
 import { DEFAULT_HTTP_TIMEOUTS, fetchStream, fetchText, type HttpTimeouts } from '../../lib/http.ts';
 
@@ -31,7 +31,7 @@ function parseOrExplain(text: string, storePath: string, source: string): NarInf
   try {
     return parseNarInfo(text);
   } catch (error) {
-    throw new SubstitutionError(storePath, `the narinfo at ${source} is corrupt: ${error instanceof Error ? error.message : String(error)}`);
+    throw new CorruptNarInfoError(storePath, `the narinfo at ${source} is corrupt: ${error instanceof Error ? error.message : String(error)}`);
   }
 }
 
@@ -74,7 +74,7 @@ class HttpCache implements BinaryCache {
     const location = this.resolve(`${hashPartOf(storePath)}.narinfo`);
     const { response, text } = await fetchText(location, {}, this.timeouts.requestMs);
     if (response.status === 404 || response.status === 403) return undefined;
-    if (!response.ok) throw new SubstitutionError(storePath, `GET ${location} answered ${response.status} ${response.statusText}`);
+    if (!response.ok) throw new CacheRequestError(storePath, `GET ${location} answered ${response.status} ${response.statusText}`);
     return parseOrExplain(text, storePath, location);
   }
 
@@ -83,7 +83,7 @@ class HttpCache implements BinaryCache {
     const { response, body } = await fetchStream(location, this.timeouts);
     if (!response.ok || !response.body) {
       await response.body?.cancel();
-      throw new SubstitutionError(info.storePath, `GET ${location} answered ${response.status} ${response.statusText}`);
+      throw new CacheRequestError(info.storePath, `GET ${location} answered ${response.status} ${response.statusText}`);
     }
     yield* body;
   }

@@ -19,6 +19,12 @@ export class SubstitutionError extends ExecutorError {
   }
 }
 
+/** A cache holds a narinfo that does not parse: that path's fault, not the cache's. */
+export class CorruptNarInfoError extends SubstitutionError {}
+
+/** A cache answered a request with an error status: the cache is in trouble, not the path. */
+export class CacheRequestError extends SubstitutionError {}
+
 /** The cache serves a compression this Node cannot decode. */
 export class UnsupportedCompressionError extends SubstitutionError {
   constructor(path: string, readonly compression: string) {

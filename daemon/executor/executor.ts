@@ -11,7 +11,7 @@ import type { BinaryCache } from './cache-client.ts';
 import { ExecutorError, FrankenbuildError } from './errors.ts';
 import { BuildRoots, removeStaleRoots } from './roots.ts';
 import { runBuild } from './run-build.ts';
-import { substitutePaths, type SubstituterDeps } from './substituter.ts';
+import { substitutePaths, type SubstituterDeps, type TrustedCache } from './substituter.ts';
 import { DEFAULT_BUILD_LIMITS, type BuildLimits, type BuildOutcome, type BuildRequest, type BuiltOutputInfo, type InputReport } from './types.ts';
 
 /** What an executor works with. */
@@ -21,6 +21,8 @@ export interface ExecutorOptions {
   cache?: BinaryCache;
   /** Keys whose signatures make a narinfo acceptable. */
   trustedKeys?: readonly PublicKey[];
+  /** Caches asked in order for what `cache` lacks, each with the keys its narinfos must be signed with. */
+  upstream?: readonly TrustedCache[];
   /** Directory for the per-build GC root symlinks. */
   rootsDir: string;
   /** Defaults for every build (each request may override). */
@@ -43,7 +45,7 @@ export interface Executor {
 /** Creates an executor, first removing GC roots left behind by crashed processes. */
 export async function createExecutor(options: ExecutorOptions): Promise<Executor> {
   const staleRootsRemoved = await removeStaleRoots(options.rootsDir);
-  const deps: SubstituterDeps = { pool: options.pool, cache: options.cache, trustedKeys: options.trustedKeys ?? [] };
+  const deps: SubstituterDeps = { pool: options.pool, cache: options.cache, trustedKeys: options.trustedKeys ?? [], upstream: options.upstream ?? [] };
   const defaults = { ...DEFAULT_BUILD_LIMITS, ...options.limits };
   return {
     staleRootsRemoved,

@@ -197,6 +197,7 @@ describe('error messages', () => {
       'temporal.address': 'no-port',
       'api.public-url': 'ci.example.org',
       'cache.url': 's3://bucket/path',
+      'cache.upstream': 'https://cache.example.org',
       'forges.gitea.url': 'gitea',
       'projects.pr-trust': 'anyone',
     };
@@ -246,6 +247,43 @@ describe('error messages', () => {
     const file = await writeConfig('syntax.toml', '[api]\nport = \n');
     assert.match(await configError(loadServerConfig({ file, env: {} })), new RegExp(`${file}:2:8: Invalid TOML document`));
     assert.match(await configError(loadServerConfig({ file: join(dir, 'absent.toml'), env: {} })), /absent\.toml: cannot read the configuration file/);
+  });
+});
+
+describe('upstream caches', () => {
+  const NIXOS = 'cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=';
+  const MIRROR = 'mirror-1:Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE=';
+
+  it('are read from [[cache.upstream]] tables in order, and from one variable where each URL opens an entry', async () => {
+    const file = await writeConfig(
+      'upstream.toml',
+      `[[cache.upstream]]\nurl = "https://cache.nixos.org"\npublic-keys = ["${NIXOS}"]\n[[cache.upstream]]\nurl = "file:///srv/mirror"\npublic-keys = ["${MIRROR}", "${NIXOS}"]\n`,
+    );
+    const expected = [
+      { url: 'https://cache.nixos.org', 'public-keys': [NIXOS] },
+      { url: 'file:///srv/mirror', 'public-keys': [MIRROR, NIXOS] },
+    ];
+    assert.deepEqual((await loadServerConfig({ file, env: {} })).cache.upstream, expected);
+    const env = { HARMONIA_CI_CACHE_UPSTREAM: `https://cache.nixos.org ${NIXOS}, file:///srv/mirror ${MIRROR},${NIXOS}` };
+    assert.deepEqual((await loadServerConfig({ env, cwd: dir })).cache.upstream, expected);
+    const defaults = await loadServerConfig({ env: {}, cwd: dir });
+    assert.deepEqual(defaults.cache.upstream, []);
+    assert.equal(defaults.cache.negativeTtl, 30_000);
+    assert.equal(defaults.cache.positiveTtl, 600_000);
+  });
+
+  it('name the entry and the fix: a scheme we cannot read, no key, a key that does not parse, a key before any URL', async () => {
+    const file = await writeConfig(
+      'upstream-bad.toml',
+      `[[cache.upstream]]\nurl = "s3://bucket"\npublic-keys = ["${NIXOS}"]\n[[cache.upstream]]\nurl = "https://c.example.org"\npublic-keys = []\n` +
+        `[[cache.upstream]]\nurl = "https://d.example.org"\npublic-keys = ["cache.nixos.org-1"]\n`,
+    );
+    const message = await configError(loadServerConfig({ file, env: {} }));
+    assert.match(message, /cache\.upstream\[0\]\.url: expected a URL starting with http:\/\/ or https:\/\/ or file:\/\/, got "s3:\/\/bucket"/);
+    assert.match(message, /cache\.upstream\[1\]\.public-keys: expected at least one public key: .*cache\.nixos\.org-1:6NCH/);
+    assert.match(message, /cache\.upstream\[2\]\.public-keys\[0\]: expected a Nix public key "name:base64", got "cache\.nixos\.org-1"/);
+    const env = await configError(loadServerConfig({ env: { HARMONIA_CI_CACHE_UPSTREAM: `${NIXOS} https://cache.nixos.org` }, cwd: dir }));
+    assert.match(env, /environment variable HARMONIA_CI_CACHE_UPSTREAM: expected a table with url and public-keys \(in the environment: a URL followed by its keys\)/);
   });
 });
 

@@ -58,6 +58,65 @@ test('missing inputs and their missing references are substituted from a nix cop
   }
 });
 
+test('what our cache lacks is substituted from the upstream caches in order, each narinfo checked with that cache\'s own keys', async () => {
+  const ours = generateKey();
+  const upstreamKey = generateKey();
+  const { drvs, dep, mid } = chain();
+  const depHash = hashOf(dep);
+  // Our cache holds dep only; mid is upstream. A first upstream signs with our key, which is not its own.
+  const ourCache = nixCopyToCache([dep], { secretKeyFile: ours.secretKeyFile });
+  const misSigned = nixCopyToCache([mid], { secretKeyFile: ours.secretKeyFile });
+  const upstream = nixCopyToCache([mid], { secretKeyFile: upstreamKey.secretKeyFile });
+  // Were dep taken from the upstream cache, its import would fail: our cache has priority.
+  const depInfo = readFileSync(join(upstream.dir, `${dep.slice('/nix/store/'.length, '/nix/store/'.length + 32)}.narinfo`), 'utf8');
+  const depNar = join(upstream.dir, /^URL: (.*)$/m.exec(depInfo)![1]!);
+  const nar = readFileSync(depNar);
+  nar[nar.indexOf('dep-')] = 'D'.charCodeAt(0);
+  writeFileSync(depNar, nar);
+  deleteLocally(mid, dep);
+  const { executor, close } = await testExecutor({
+    cache: openBinaryCache(ourCache.url),
+    trustedKeys: [ours.publicKey],
+    upstream: [
+      { cache: openBinaryCache(misSigned.url), trustedKeys: [upstreamKey.publicKey] },
+      { cache: openBinaryCache(upstream.url), trustedKeys: [upstreamKey.publicKey] },
+    ],
+  });
+  try {
+    const outcome = await executor.build(requestFor(drvs.top!));
+    assert.equal(outcome.kind, 'succeeded');
+    assert.deepEqual(outcome.inputs.substituted, [dep, mid]);
+    assert.equal(nixCliResult('nix-store', ['--verify-path', dep, mid]).status, 0);
+    assert.equal(hashOf(dep), depHash);
+  } finally {
+    await close();
+  }
+});
+
+test('an upstream narinfo signed only by a key trusted for our cache is refused: keys count for their own cache', async () => {
+  const ours = generateKey();
+  const upstreamKey = generateKey();
+  const { drvs, dep, mid } = chain();
+  const ourCache = nixCopyToCache([dep], { secretKeyFile: ours.secretKeyFile });
+  const misSigned = nixCopyToCache([mid], { secretKeyFile: ours.secretKeyFile });
+  deleteLocally(mid, dep);
+  const { executor, close } = await testExecutor({
+    cache: openBinaryCache(ourCache.url),
+    trustedKeys: [ours.publicKey],
+    upstream: [{ cache: openBinaryCache(misSigned.url), trustedKeys: [upstreamKey.publicKey] }],
+  });
+  try {
+    await assert.rejects(executor.build(requestFor(drvs.top!)), (error: unknown) => {
+      assert.ok(error instanceof SubstitutionError);
+      assert.ok(error.message.includes(mid) && error.message.includes(misSigned.url) && error.message.includes(ours.publicKey.name), error.message);
+      return true;
+    });
+    assert.equal(isValid(mid), false);
+  } finally {
+    await close();
+  }
+});
+
 test('a narinfo signed by an untrusted key is refused and nothing is imported', async () => {
   const signer = generateKey();
   const other = generateKey();

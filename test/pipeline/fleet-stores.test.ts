@@ -46,7 +46,7 @@ describe('fleet: evaluator and builders with stores of their own', () => {
     assert.deepEqual(
       Object.fromEntries(summary.jobs.map((job) => [job.attr, job.status])),
       { d2_0: 'dep-failed', d2_1: 'succeeded', d2_2: 'dep-failed' },
-      JSON.stringify((await fleet.pool.query('SELECT d.name, b.status, b.attempts, b.node, b.error FROM build_jobs b JOIN derivations d USING (drv_path)')).rows),
+      JSON.stringify({ summary, builds: (await fleet.pool.query('SELECT d.name, b.status, b.attempts, b.node, b.error FROM build_jobs b JOIN derivations d USING (drv_path)')).rows }),
     );
     const { rows } = await fleet.pool.query<{ node: string; n: string }>(
       "SELECT node, count(*) AS n FROM build_jobs WHERE status IN ('succeeded', 'failed') GROUP BY node ORDER BY node",
