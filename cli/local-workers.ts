@@ -53,7 +53,8 @@ export interface LocalWorkersOptions {
   builderHeartbeatTimeoutMs?: number;
   /**
    * The evaluator publishes the `.drv` closure of what is to be built to our cache, for builders
-   * with stores of their own (default: when no builder runs here; one here shares the store).
+   * with stores of their own (`dev` without a builder). Off by default: a builder here, or one
+   * beside it sharing the machine's nix-daemon, finds the `.drv` files in the store already.
    */
   publishClosure?: boolean;
 }
@@ -71,7 +72,7 @@ export async function startLocalWorkers({
   signer: withSigner = withCoordinator,
   host = builderHostName(),
   builderHeartbeatTimeoutMs,
-  publishClosure = withEvaluator && !withBuilder,
+  publishClosure = false,
 }: LocalWorkersOptions): Promise<LocalWorkers> {
   const pool = stack.database.pool;
   const daemon = createDaemonPool(config, stack.daemonSocket);

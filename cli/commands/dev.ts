@@ -151,6 +151,8 @@ async function runDev(options: DevOptions): Promise<number> {
         evaluator: roles.has('evaluator'),
         signer: roles.has('signer'),
         builder: roles.has('builder'),
+        // Builders elsewhere may have stores of their own: what they build must be in the cache first.
+        publishClosure: roles.has('evaluator') && !roles.has('builder'),
       });
       workers = running;
       started.push({ name: 'workers', stop: () => running.stop() });
