@@ -122,4 +122,44 @@ describe('dev --roles without a builder, and a builder started from its line', {
     // What it started in this process stops newest first; the configured services are not its to stop.
     assert.deepEqual([...dev.output().matchAll(/^stopped (.+)$/gm)].map((m) => m[1]).slice(0, 3), ['API', 'binary cache', 'workers']);
   });
+
+  it('with the signer in a process of its own, the evaluator hands the closure over through its upload queue', async () => {
+    // The fleet's signer signs with a configured key; dev reads the same one to print it.
+    const keyFile = join(h.env.HARMONIA_CI_STATE_DIR!, 'signing-key');
+    const withKey = { HARMONIA_CI_CACHE_SIGNING_KEY_FILE: keyFile };
+    const signer = h.start(['worker', 'signer'], { ...withKey, DATABASE_URL: '' });
+    await signer.waitFor(/signer worker running/, 60_000);
+    const apart = h.start(['dev', '--roles', 'api,coordinator,evaluator', '--port', '0', '--no-ui'], withKey);
+    await apart.waitFor(/^running; press Ctrl-C to stop$/m, 90_000);
+    const output = apart.output();
+    assert.match(output, /^ {2}workers +ok +coordinator, evaluator; the evaluator publishes \.drv closures for builders elsewhere$/m);
+    const url = /^ {2}api +ok +listening on (\S+)$/m.exec(output)![1]!;
+    const key = (await readSigningKey(keyFile)).publicKey;
+    assert.ok(output.includes(`--substituter ${url} --trusted-public-key ${key}`), output);
+
+    const viaDev = { DATABASE_URL: '', HARMONIA_CI_API_PUBLIC_URL: url };
+    const file = await writeJobs(h.dir, { apart: {} });
+    const evalResult = await h.cli(['eval', file, '--project', 'signer-apart'], viaDev);
+    assert.equal(evalResult.code, 0, evalResult.stderr);
+    const evalId = evalResult.stdout.trim();
+    const planned = await waitUntil(async () => {
+      const result = await h.cli(['status', evalId, '--json'], viaDev);
+      assert.equal(result.code, 0, result.stderr);
+      const detail = JSON.parse(result.stdout) as EvalDetail;
+      return detail.jobs[0]?.status === 'pending' ? detail : undefined;
+    }, 'the eval plans its build', 60_000);
+    const drvPath = planned.jobs[0]!.drvPath!;
+    // The eval workflow uploads the staged closure after the evaluate activity has planned the build.
+    const narinfo = await waitUntil(async () => {
+      const response = await fetch(`${url}/${drvPath.slice('/nix/store/'.length, '/nix/store/'.length + 32)}.narinfo`);
+      return response.status === 200 ? response.text() : undefined;
+    }, `${drvPath} goes to the cache through the signer process`);
+    assert.match(narinfo, new RegExp(`^Sig: ${key.split(':')[0]}:`, 'm'));
+    assert.match(narinfo, /^CA: text:sha256:/m, 'the signer checked the .drv against its contents');
+
+    apart.child.kill('SIGINT');
+    assert.equal(await apart.exited, 0, apart.output());
+    signer.child.kill('SIGTERM');
+    assert.equal(await signer.exited, 0, signer.output());
+  });
 });
