@@ -1,16 +1,24 @@
 /**
- * The in-process workers of `dev` and `run`: coordinator, evaluator and one builder, wired to the
- * local stack. A fleet runs the same factories apart (`harmonia-ci worker <role>`).
+ * The in-process workers of `dev` and `run`: coordinator, evaluator, signer and one builder (or
+ * the roles `dev --roles` names), wired to the local stack. A fleet runs the same factories apart
+ * (`harmonia-ci worker <role>`).
  */
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@temporalio/client';
 import type { Logger } from '../lib/log.ts';
-import { openSigner } from '../activities/signer/setup.ts';
+import { ApplicationFailure } from '@temporalio/common';
+import { builderCacheFor, openSigner, type Signer } from '../activities/signer/setup.ts';
 import { createDatabaseLogSink } from '../activities/builder/log-sink.ts';
+import { createUploadActivities, prepareStaging } from '../activities/builder/upload.ts';
+import type { StagedUpload } from '../activities/types.ts';
+import type { ClosureDeps } from '../activities/evaluator/closure.ts';
 import type { ServerConfig } from '../config/types.ts';
-import { createBuilderWorkers, createCoordinatorWorker, createEvaluatorWorker, createSignerWorker, runWorkers } from '../workers/roles.ts';
+import type { DaemonPool } from '../daemon/protocol/pool.ts';
+import { createBuilderWorkers, createCoordinatorWorker, createEvaluatorWorker, createHostWorker, createSignerWorker, runWorkers } from '../workers/roles.ts';
 import { builderActivitiesFor, coordinatorActivitiesFor, createDaemonPool, evaluatorActivitiesFor } from '../workers/wiring.ts';
+import { UPLOAD_EXPIRED } from '../workflows/definitions.ts';
+import { publishStaged } from '../workflows/publish-sequence.ts';
 import type { LocalStack } from './stack.ts';
 
 /** Build tasks per max-jobs slot for a builder that publishes its own outputs (workers/roles.ts). */
@@ -43,7 +51,16 @@ export interface LocalWorkersOptions {
   signer?: boolean;
   host?: string;
   builderHeartbeatTimeoutMs?: number;
+  /**
+   * The evaluator publishes the `.drv` closure of what is to be built to our cache, for builders
+   * with stores of their own (`dev` without a builder). Off by default: a builder here, or one
+   * beside it sharing the machine's nix-daemon, finds the `.drv` files in the store already.
+   */
+  publishClosure?: boolean;
 }
+
+/** Uploads of the in-process evaluator's closure at once, when no signer shares the process. */
+const CLOSURE_UPLOAD_SLOTS = 4;
 
 export async function startLocalWorkers({
   stack,
@@ -55,6 +72,7 @@ export async function startLocalWorkers({
   signer: withSigner = withCoordinator,
   host = builderHostName(),
   builderHeartbeatTimeoutMs,
+  publishClosure = false,
 }: LocalWorkersOptions): Promise<LocalWorkers> {
   const pool = stack.database.pool;
   const daemon = createDaemonPool(config, stack.daemonSocket);
@@ -64,7 +82,8 @@ export async function startLocalWorkers({
   const activityClient = new Client({ connection: stack.workerConnection, namespace: stack.namespace });
   const coordinator = coordinatorActivitiesFor(config, { pool, client: activityClient, log, builderHeartbeatTimeoutMs });
   const signer = withSigner ? await openSigner(config, { generateKey: true, warn: (message) => log.warn(message) }) : undefined;
-  const evaluator = evaluatorActivitiesFor(config, { pool, daemon, log, signer });
+  const closure = publishClosure ? await closureDeps(config, daemon, host, signer) : undefined;
+  const evaluator = evaluatorActivitiesFor(config, { pool, daemon, log, signer, ...(closure ? { closure } : {}) });
   const builder = withBuilder
     ? await builderActivitiesFor(config, {
         host,
@@ -80,6 +99,10 @@ export async function startLocalWorkers({
     ...(withCoordinator ? [await createCoordinatorWorker(ctx, coordinator)] : []),
     ...(withEvaluator ? [await createEvaluatorWorker(ctx, evaluator)] : []),
     ...(signer ? [await createSignerWorker(ctx, signer.activities)] : []),
+    // Without a signer here the eval workflow hands the staged closure to the signer through this queue.
+    ...(closure && !closure.publish
+      ? [await createHostWorker(ctx, closure.uploads, { host: closure.host, systems: [], features: [], maxJobs: CLOSURE_UPLOAD_SLOTS })]
+      : []),
     ...(builder
       ? await createBuilderWorkers(ctx, builder, {
           host,
@@ -101,5 +124,33 @@ export async function startLocalWorkers({
       await daemon.close();
       await signer?.close();
     },
+  };
+}
+
+/**
+ * What the in-process evaluator needs to publish the `.drv` closure, as `harmonia-ci worker
+ * evaluator` does; beside a signer it publishes straight through it instead of round trips
+ * through the eval workflow.
+ */
+async function closureDeps(config: ServerConfig, daemon: DaemonPool, host: string, signer: Signer | undefined): Promise<ClosureDeps> {
+  const uploadHost = `evaluator-${host}`;
+  const stagingDir = join(config.stateDir, 'uploads', uploadHost);
+  await prepareStaging(stagingDir);
+  const uploads = createUploadActivities({ stagingDir });
+  const deps: ClosureDeps = { daemon, cache: builderCacheFor(config, signer), uploads, host: uploadHost };
+  if (!signer) return deps;
+  const { activities } = signer;
+  return {
+    ...deps,
+    publish: (staged: StagedUpload) =>
+      publishStaged(
+        {
+          targets: activities.prepareUpload,
+          upload: uploads.uploadOutputs,
+          publish: activities.publish,
+          isExpired: (error) => error instanceof ApplicationFailure && error.type === UPLOAD_EXPIRED,
+        },
+        staged,
+      ),
   };
 }

@@ -122,6 +122,25 @@ export async function ensureLocalProject(pool: Pool, path: string, attrs: string
   return projectName;
 }
 
+/**
+ * A project of the name given, for a local directory or file evaluated by `harmonia-ci eval`:
+ * created on first use, as `run` creates its own, so a machine without a forge needs no setup. An
+ * existing project of that name (a forge's too) is left as it is; false then.
+ */
+export async function createNamedLocalProject(pool: Pool, projectName: string, path: string): Promise<boolean> {
+  const repo = await pool.query<{ id: string }>(
+    `INSERT INTO repositories (forge, owner, name, clone_url) VALUES ('local', 'local', $1, $2)
+     ON CONFLICT (forge, lower(owner), lower(name)) DO UPDATE SET updated_at = now()
+     RETURNING id`,
+    [projectName, path],
+  );
+  const project = await pool.query(
+    `INSERT INTO projects (repository_id, name, settings) VALUES ($1, $2, '{}') ON CONFLICT (name) DO NOTHING`,
+    [repo.rows[0]!.id, projectName],
+  );
+  return project.rowCount === 1;
+}
+
 /** Disables a project (by project name or `owner/name`), removing its Gitea webhook and stopping its polling. */
 export async function disableProject(deps: ProjectDeps, key: string): Promise<ProjectRepository> {
   const project = (await findProject(deps.pool, { name: key })) ?? (await projectOfRepository(deps.pool, key));

@@ -35,11 +35,22 @@ export interface JobSummary {
   error: string | null;
   /** Status of its build; null when nothing had to be built (cached) or it did not evaluate. */
   build: BuildStatus | null;
+  /** The job in one word, as `harmonia-ci status` shows it: its build's status, `cached` or `eval-error`. */
+  status: JobState;
+  /** Output name → store path, as far as known (a failed build has none). */
+  outputs: Record<string, string>;
 }
 
 /** The operator view of a job. */
 export function toJobSummary(job: EvalJob): JobSummary {
-  return { attr: job.attr, drvPath: job.drvPath, error: job.evalError, build: job.planned && job.build ? job.build.status : null };
+  return {
+    attr: job.attr,
+    drvPath: job.drvPath,
+    error: job.evalError,
+    build: job.planned && job.build ? job.build.status : null,
+    status: jobState(job),
+    outputs: job.outputs,
+  };
 }
 
 /** A job's state in one word: its build status when planned, else `cached` or `eval-error`. */

@@ -2,6 +2,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { Pool } from 'pg';
 import { gitSourceUrl } from '../../forges/git-source.ts';
+import { createNamedLocalProject } from '../../forges/projects.ts';
 import type { EvalSettings, EvalStatus, JobsetSource } from '../../workflows/types.ts';
 import type { CoordinatorActivities, StartEvalRequest, StartedEval } from '../types.ts';
 
@@ -47,14 +48,18 @@ export function createEvalActivities({ pool, defaults }: { pool: Pool; defaults:
 
 async function createEval(pool: Pool, defaults: EvalSettings, request: StartEvalRequest): Promise<StartedEval> {
   const { push } = request;
-  const project = await pool.query<{ id: string; settings: Partial<EvalSettings> }>(
-    'SELECT id, settings FROM projects WHERE name = $1',
-    [request.projectName],
-  );
-  const row = project.rows[0];
+  const findProject = (): Promise<{ id: string; settings: Partial<EvalSettings> } | undefined> =>
+    pool.query<{ id: string; settings: Partial<EvalSettings> }>('SELECT id, settings FROM projects WHERE name = $1', [request.projectName]).then((r) => r.rows[0]);
+  let row = await findProject();
+  // A local directory or file (`harmonia-ci eval <dir> --project NAME`) needs no forge: its
+  // project is made on first use. Pushes from forges name git sources, never paths.
+  if (!row && push.source.kind === 'path') {
+    await createNamedLocalProject(pool, request.projectName, push.source.url);
+    row = await findProject();
+  }
   if (!row) {
     throw ApplicationFailure.nonRetryable(
-      `project ${request.projectName} does not exist; create it with \`harmonia-ci projects enable\``,
+      `project ${request.projectName} does not exist; create it with \`harmonia-ci projects enable\`, or evaluate a local directory with \`harmonia-ci eval <dir> --project NAME\``,
       'UnknownProject',
     );
   }

@@ -64,8 +64,15 @@ const evalDetailSchema = {
       type: 'array',
       items: {
         type: 'object',
-        required: ['attr', 'drvPath', 'error', 'build'],
-        properties: { attr: string, drvPath: nullableString, error: nullableString, build: nullableString },
+        required: ['attr', 'drvPath', 'error', 'build', 'status', 'outputs'],
+        properties: {
+          attr: string,
+          drvPath: nullableString,
+          error: nullableString,
+          build: nullableString,
+          status: string,
+          outputs: { type: 'object', additionalProperties: string },
+        },
       },
     },
     builds: { type: 'array', items: { type: 'object', required: Object.keys(buildProperties), properties: buildProperties } },

@@ -2,7 +2,9 @@
  * `harmonia-ci eval <flake-url> --project <name> --ref <ref>`: what a webhook push does, from the
  * command line. It signals the ref workflow with a push (signal-with-start), waits for the eval
  * it creates and prints its id. A local path is evaluated as it is on disk (a fresh eval every
- * time); a git URL at the commit the ref points to (`git ls-remote`), or at --rev.
+ * time); a git URL at the commit the ref points to (`git ls-remote`), or at --rev. A local path
+ * needs no forge: the coordinator creates an unknown --project for it on first use, so this works
+ * against `harmonia-ci dev` (reads through its API) as `run` does.
  * `harmonia-ci re-evaluate <project> <ref>` evaluates the ref's latest commit again
  * (`temporal workflow signal --workflow-id 'ref/<project>/<ref>' --name re-evaluate`).
  */
@@ -89,7 +91,7 @@ export function registerEval(program: Command): void {
     .command('eval')
     .argument('<flake-url>', 'a local flake directory or .nix file, or a git URL')
     .description("evaluate a project's jobset as a push would, and print the eval id")
-    .requiredOption('--project <name>', 'the project (its name in `harmonia-ci status`)')
+    .requiredOption('--project <name>', 'the project (its name in `harmonia-ci status`); for a local path, created on first use')
     .option('--ref <ref>', 'the branch or full ref the eval belongs to', 'refs/heads/main')
     .option('--rev <sha>', 'git URL: the commit to evaluate (default: where --ref points)')
     .option('--wait <seconds>', 'how long to wait for the eval to be created', '60')

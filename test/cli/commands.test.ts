@@ -189,11 +189,12 @@ describe('operator commands', { timeout: 180_000 }, () => {
     assert.match(again.stderr, /has already ended \(cancelled\)/);
   });
 
-  it('`re-evaluate` evaluates the ref again; `eval` of an unknown project says so', async () => {
+  it('`re-evaluate` evaluates the ref again; `eval` of a git URL for an unknown project says so', async () => {
     const { rows } = await h.db.pool.query<{ started_at: Date }>('SELECT started_at FROM evaluations WHERE id = $1', [evalId]);
     const [reEvaluated, unknown] = await Promise.all([
       h.cli(['re-evaluate', project, 'local']),
-      h.cli(['eval', flakeDir, '--project', `no-such-project-${randomUUID().slice(0, 6)}`]),
+      // A local path makes its project on first use; a git URL belongs to a forge's project.
+      h.cli(['eval', `file://${flakeDir}`, '--rev', 'a'.repeat(40), '--project', `no-such-project-${randomUUID().slice(0, 6)}`]),
     ]);
     assert.equal(reEvaluated.code, 0, reEvaluated.stderr);
     await waitUntil(async () => {
