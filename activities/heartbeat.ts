@@ -25,3 +25,25 @@ export function stepHeartbeat(details?: unknown): void {
   const quiet = Math.min(QUIET_MS, (context.info.heartbeatTimeoutMs ?? Infinity) / 3);
   if (now - first >= quiet) context.heartbeat(details);
 }
+
+/**
+ * Runs `work`, heartbeating the current activity every few seconds while it runs (a third of the
+ * heartbeat timeout at most): for steps whose progress has no natural beat, such as one long upload.
+ * A worker that dies stops heartbeating, and the activity is retried after its heartbeat timeout
+ * instead of its whole start-to-close timeout (a completion lost with a crashed server, too).
+ */
+export async function withHeartbeats<T>(work: () => Promise<T>, details?: unknown): Promise<T> {
+  let context: Context;
+  try {
+    context = Context.current();
+  } catch {
+    return work();
+  }
+  const every = Math.min(10_000, (context.info.heartbeatTimeoutMs ?? Infinity) / 3);
+  const timer = setInterval(() => context.heartbeat(details), every);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+  }
+}

@@ -16,6 +16,11 @@ import { publishStaged } from './publish-sequence.ts';
 
 /** If the host vanished, nobody polls its queue: give up after this and build again elsewhere. */
 const HOST_GONE_AFTER = '1 hour';
+/**
+ * An upload whose host stopped heartbeating (it died, or its completion was lost with a crashed
+ * Temporal server) is tried again after this, not after its 30-minute start-to-close timeout.
+ */
+const HOST_HEARTBEAT_TIMEOUT = '2 minutes';
 /** A signer silent this long is presumed dead; another one (or the same, restarted) retries. */
 const SIGNER_HEARTBEAT_TIMEOUT = '1 minute';
 /** `limits.publish-deadline` unless the build's input says otherwise. */
@@ -33,6 +38,7 @@ export function publishFromHost(
     taskQueue: hostQueue(options.host),
     scheduleToStartTimeout: HOST_GONE_AFTER,
     startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: options.heartbeatTimeoutMs ?? HOST_HEARTBEAT_TIMEOUT,
     scheduleToCloseTimeout: deadline,
     retry: STORAGE_RETRY,
   });

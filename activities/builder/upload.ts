@@ -19,7 +19,7 @@ import type { UploadTarget } from '../../cache/types.ts';
 import { UPLOAD_EXPIRED } from '../../workflows/definitions.ts';
 import type { BuiltOutput } from '../../workflows/types.ts';
 import type { HostActivities, StagedFile, StagedUpload, UploadPlan } from '../types.ts';
-import { stepHeartbeat } from '../heartbeat.ts';
+import { stepHeartbeat, withHeartbeats } from '../heartbeat.ts';
 import { removeFile } from '../../lib/files.ts';
 import { DEFAULT_HTTP_TIMEOUTS, describeRequest, Watchdog, watchedUpload, type HttpTimeouts } from '../../lib/http.ts';
 import { Staging } from './staging.ts';
@@ -203,21 +203,26 @@ export function createUploadActivities(deps: UploadDeps): HostUploads {
       return staged;
     },
 
-    async uploadOutputs({ drvPath, plan }: { drvPath: string; plan: UploadPlan }): Promise<void> {
-      const dir = stagingOf(drvPath);
-      for (const { key, target } of plan.uploads) {
-        const path = key === logKey(drvPath) ? join(dir, 'log.zst') : join(dir, basename(key));
-        if (!(await staging.has(path))) {
-          throw ApplicationFailure.nonRetryable(`the staged file for ${key} is gone from ${dir} (did the builder restart?)`, STAGING_MISSING);
-        }
-        if (Date.now() >= target.expiresAt) throw expired(key);
-        stepHeartbeat({ uploading: key });
-        const source = staging.get(path) ?? path;
-        if (target.kind === 'file') await uploadToFile(source, target.path);
-        else await uploadToUrl(key, source, target);
-      }
-      await staging.removeDir(dir);
-      await staging.remove(buildLogPath(deps.stagingDir, drvPath));
+    uploadOutputs({ drvPath, plan }: { drvPath: string; plan: UploadPlan }): Promise<void> {
+      return withHeartbeats(() => upload(drvPath, plan), { uploading: drvPath });
     },
   };
+
+  /** Sends each staged file to its target, then clears the staging of this build. */
+  async function upload(drvPath: string, plan: UploadPlan): Promise<void> {
+    const dir = stagingOf(drvPath);
+    for (const { key, target } of plan.uploads) {
+      const path = key === logKey(drvPath) ? join(dir, 'log.zst') : join(dir, basename(key));
+      if (!(await staging.has(path))) {
+        throw ApplicationFailure.nonRetryable(`the staged file for ${key} is gone from ${dir} (did the builder restart?)`, STAGING_MISSING);
+      }
+      if (Date.now() >= target.expiresAt) throw expired(key);
+      stepHeartbeat({ uploading: key });
+      const source = staging.get(path) ?? path;
+      if (target.kind === 'file') await uploadToFile(source, target.path);
+      else await uploadToUrl(key, source, target);
+    }
+    await staging.removeDir(dir);
+    await staging.remove(buildLogPath(deps.stagingDir, drvPath));
+  }
 }

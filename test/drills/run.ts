@@ -1,5 +1,5 @@
 /**
- * Fault drills: `npm run drills [-- --layers 10 --width 30] [--only <words>] [--keep]`. Each drill runs a
+ * Fault drills: `npm run drills [-- --layers 10 --width 30] [--only <words>[|<words>…]] [--keep]`. Each drill runs a
  * salted layered DAG (one job per derivation of the top layer, one derivation failing on purpose
  * with dependents) through the stack against the same real services the tests use, injects one
  * fault, and compares with a fault-free run of the same shape: final job statuses equal, each
@@ -41,7 +41,8 @@ async function main(): Promise<void> {
     options: { layers: { type: 'string', default: '10' }, width: { type: 'string', default: '30' }, only: { type: 'string' }, keep: { type: 'boolean', default: false } },
   });
   const shape = { layers: Number(values.layers), width: Number(values.width) };
-  const chosen = DRILLS.filter(([name]) => !values.only || name.includes(values.only));
+  const wanted = values.only?.split('|') ?? [];
+  const chosen = DRILLS.filter(([name]) => wanted.length === 0 || wanted.some((part) => name.includes(part)));
   if (chosen.length === 0) throw new Error(`--only ${JSON.stringify(values.only)} matches none of: ${DRILLS.map(([name]) => name).join('; ')}`);
   applyTestEnvironmentDefaults();
   const root = await mkdtemp(join(tmpdir(), 'harmonia-drills-'));

@@ -15,6 +15,8 @@ import { readRunSummary, startLocalEval } from '../../cli/run-progress.ts';
 import { outcome, writeDag, type DrillContext } from '../drills/common.ts';
 import { startFleet, untilEnded, type Fleet } from '../drills/fleet.ts';
 import { requireEnv } from '../helpers/env.ts';
+import { PROJECT_ROOT } from '../../lib/tools.ts';
+import { waitUntil, writeJobset } from './harness.ts';
 
 /** Every file under `dir`, recursively (a store or a state directory). */
 async function filesUnder(dir: string): Promise<string[]> {
@@ -72,6 +74,30 @@ describe('fleet: evaluator and builders with stores of their own', () => {
     assert.equal(judged.narinfosWithoutNar, 0);
     // 6 outputs, and the 9 .drv files the builders needed.
     assert.equal(judged.narinfos, 6 + 9);
+  });
+
+  it('finishes on the other builder a build whose host was SIGKILLed mid-build', async () => {
+    const path = await writeJobset(fleet.dir, { victim: { script: 'echo started; /bin/sleep 4' } });
+    const { evalId } = await startLocalEval({ client: fleet.client, pool: fleet.pool, path });
+    const nodeOf = async () =>
+      (await fleet.pool.query<{ node: string | null; status: string }>("SELECT b.node, b.status FROM build_jobs b JOIN derivations d USING (drv_path) WHERE d.name = 'victim'")).rows[0];
+    await waitUntil(async () => (await nodeOf())?.status === 'building', 'the victim builds');
+    const first = (await nodeOf())!.node!;
+    // The whole host goes: its builder, its nix-daemon and the build itself.
+    await fleet.kill(first);
+    const summary = await untilEnded(fleet, evalId);
+    assert.deepEqual(summary.jobs.map((job) => job.status), ['succeeded']);
+    const { rows } = await fleet.pool.query<{ node: string; attempts: number }>("SELECT b.node, b.attempts FROM build_jobs b JOIN derivations d USING (drv_path) WHERE d.name = 'victim'");
+    assert.notEqual(rows[0]!.node, first, 'the other builder finished it');
+    assert.equal(rows[0]!.attempts, 2);
+    await fleet.start('builder', first);
+  });
+
+  it('runs the bundled example through builders that share no store', async () => {
+    const { evalId } = await startLocalEval({ client: fleet.client, pool: fleet.pool, path: join(PROJECT_ROOT, 'examples') });
+    const summary = await untilEnded(fleet, evalId);
+    const statuses = Object.fromEntries(summary.jobs.map((job) => [job.attr.split('.').at(-1)!, job.status]));
+    assert.deepEqual(statuses, { app: 'succeeded', docs: 'succeeded', 'flaky-test': 'failed', greeting: 'succeeded', library: 'succeeded', release: 'dep-failed' }, JSON.stringify(summary));
   });
 
   it('never gives a builder the signing key or the storage credentials', async () => {
