@@ -7,18 +7,14 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@temporalio/client';
 import type { Logger } from '../lib/log.ts';
-import { ApplicationFailure } from '@temporalio/common';
 import { builderCacheFor, openSigner, type Signer } from '../activities/signer/setup.ts';
 import { createDatabaseLogSink } from '../activities/builder/log-sink.ts';
 import { createUploadActivities, prepareStaging } from '../activities/builder/upload.ts';
-import type { StagedUpload } from '../activities/types.ts';
 import type { ClosureDeps } from '../activities/evaluator/closure.ts';
 import type { ServerConfig } from '../config/types.ts';
 import type { DaemonPool } from '../daemon/protocol/pool.ts';
 import { createBuilderWorkers, createCoordinatorWorker, createEvaluatorWorker, createHostWorker, createSignerWorker, runWorkers } from '../workers/roles.ts';
-import { builderActivitiesFor, coordinatorActivitiesFor, createDaemonPool, evaluatorActivitiesFor } from '../workers/wiring.ts';
-import { UPLOAD_EXPIRED } from '../workflows/definitions.ts';
-import { publishStaged } from '../workflows/publish-sequence.ts';
+import { builderActivitiesFor, coordinatorActivitiesFor, createDaemonPool, evaluatorActivitiesFor, publishInProcess } from '../workers/wiring.ts';
 import type { LocalStack } from './stack.ts';
 
 /** Build tasks per max-jobs slot for a builder that publishes its own outputs (workers/roles.ts). */
@@ -139,18 +135,5 @@ async function closureDeps(config: ServerConfig, daemon: DaemonPool, host: strin
   const uploads = createUploadActivities({ stagingDir });
   const deps: ClosureDeps = { daemon, cache: builderCacheFor(config, signer), uploads, host: uploadHost };
   if (!signer) return deps;
-  const { activities } = signer;
-  return {
-    ...deps,
-    publish: (staged: StagedUpload) =>
-      publishStaged(
-        {
-          targets: activities.prepareUpload,
-          upload: uploads.uploadOutputs,
-          publish: activities.publish,
-          isExpired: (error) => error instanceof ApplicationFailure && error.type === UPLOAD_EXPIRED,
-        },
-        staged,
-      ),
-  };
+  return { ...deps, publish: publishInProcess(signer.activities, uploads) };
 }

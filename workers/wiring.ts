@@ -15,7 +15,7 @@ import { createCoordinatorActivities } from '../activities/coordinator/index.ts'
 import type { ClosureDeps } from '../activities/evaluator/closure.ts';
 import { createEvaluatorActivities } from '../activities/evaluator/index.ts';
 import { builderCacheFor, trustedKeysFor, type Signer } from '../activities/signer/setup.ts';
-import type { BuilderActivities, CoordinatorActivities, EvaluatorActivities, HostActivities, StagedUpload } from '../activities/types.ts';
+import type { BuilderActivities, CoordinatorActivities, EvaluatorActivities, HostActivities, PublishOutcome, SignerActivities, StagedUpload } from '../activities/types.ts';
 import type { ServerConfig } from '../config/types.ts';
 import { createExecutor } from '../daemon/executor/executor.ts';
 import { DaemonPool } from '../daemon/protocol/pool.ts';
@@ -65,6 +65,23 @@ export function evaluatorActivitiesFor(
 }
 
 /**
+ * Publishing through a signer in this process: the same sequence and targets a remote host gets
+ * (workflows/publish-sequence.ts), as plain calls. For a builder's outputs and an evaluator's closure.
+ */
+export function publishInProcess(signer: SignerActivities, uploads: HostActivities): (staged: StagedUpload) => Promise<PublishOutcome> {
+  return (staged) =>
+    publishStaged(
+      {
+        targets: signer.prepareUpload,
+        upload: uploads.uploadOutputs,
+        publish: signer.publish,
+        isExpired: (error) => error instanceof ApplicationFailure && error.type === UPLOAD_EXPIRED,
+      },
+      staged,
+    );
+}
+
+/**
  * The build and upload activities of one builder host. Its staging directory is per host (several
  * in-process builders in tests must not clear each other's) and is emptied here: what an earlier
  * process left there belongs to no upload now.
@@ -92,20 +109,7 @@ export async function builderActivitiesFor(
     stage: upload.stageOutputs,
     ...(deps.recordStart ? { recordStart: deps.recordStart } : {}),
     // A signer in this process: publish from here, through the same sequence and targets a remote host gets.
-    ...(signer
-      ? {
-          publish: (staged: StagedUpload) =>
-            publishStaged(
-              {
-                targets: signer.prepareUpload,
-                upload: upload.uploadOutputs,
-                publish: signer.publish,
-                isExpired: (error) => error instanceof ApplicationFailure && error.type === UPLOAD_EXPIRED,
-              },
-              staged,
-            ),
-        }
-      : {}),
+    ...(signer ? { publish: publishInProcess(signer, upload) } : {}),
     executor: await createExecutor({
       pool: deps.daemon,
       cache: builderCacheFor(config, deps.signer),

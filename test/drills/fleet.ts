@@ -9,6 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { appendFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { Client, Connection } from '@temporalio/client';
@@ -22,6 +23,7 @@ import { ensureNamespace } from '../../temporal/namespace.ts';
 import { ensureSearchAttributes } from '../../temporal/search-attributes.ts';
 import { evalWorkflowId } from '../../workflows/definitions.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
+import { requireEnv } from '../helpers/env.ts';
 import { startPrivatePostgres, type PrivatePostgres } from '../helpers/private-postgres.ts';
 import { namespaceHost, type NamespaceHost } from '../helpers/namespace-host.ts';
 import { startSeaweedS3, type SeaweedS3 } from '../helpers/seaweedfs.ts';
@@ -287,6 +289,14 @@ export async function startFleet(context: DrillContext, label: string, options: 
     kill,
     stop: stopAll,
   };
+}
+
+/** A drill context for a test file, on the services test/run.ts started; remove `root` after. */
+export async function testDrillContext(prefix: string, shape: Shape): Promise<DrillContext> {
+  const root = await mkdtemp(join(tmpdir(), prefix));
+  const names = ['TEMPORAL_ADDRESS', 'NIX_DAEMON_SOCKET_PATH', 'HARMONIA_TEST_S3_ENDPOINT', 'HARMONIA_TEST_S3_ACCESS_KEY_ID', 'HARMONIA_TEST_S3_SECRET_ACCESS_KEY'];
+  const services = Object.fromEntries(names.map((name) => [name, requireEnv(name)]));
+  return { root, shape, services, say: () => undefined };
 }
 
 /** Signals a role's whole process group (it was started detached); nothing if it is gone. */

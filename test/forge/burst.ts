@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { random as seededRandom } from '../nar/helpers.ts';
 import { waitForEvalWorkflow } from '../pipeline/harness.ts';
 import { eventually, githubSignature, lastStatus, type Commit, type GitHubStack } from './support.ts';
 
@@ -43,7 +44,7 @@ const BAD_KINDS: BurstKind[] = ['missing signature', 'wrong secret', 'tampered b
 export async function sendWebhookBurst(stack: GitHubStack, plan: BurstPlan): Promise<SentDelivery[]> {
   if (!stack.url) throw new Error('the webhook burst needs the API listening on a port (startGitHubStack({ listen: true }))');
   const url = `${stack.url}/webhook/github`;
-  const random = seeded(plan.seed ?? 1);
+  const random = seededRandom(plan.seed ?? 1);
   const bodies = new Map<string, string>();
   for (const ref of plan.refs) {
     for (const commit of plan.commits) bodies.set(`${ref} ${commit.sha}`, JSON.stringify(await stack.pushPayload(commit.sha, commit.tree, ref)));
@@ -256,14 +257,3 @@ export async function checkWebhookBurst(stack: GitHubStack, plan: BurstPlan, sen
   };
 }
 
-/** A small deterministic generator (mulberry32): the same seed gives the same burst. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -6,13 +6,10 @@
  * every successful derivation built once and published with its NAR, no eval left open.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import type { DrillContext, Outcome } from '../drills/common.ts';
-import { coordinatorKilled, postgresRestarted, temporalKilled } from '../drills/fleet.ts';
-import { requireEnv } from '../helpers/env.ts';
+import { coordinatorKilled, postgresRestarted, temporalKilled, testDrillContext } from '../drills/fleet.ts';
 
 // Two layers of three: d1_0 fails on purpose (it reads d0_0 and d0_1), the rest succeed.
 const EXPECTED = { d1_0: 'failed', d1_1: 'succeeded', d1_2: 'succeeded' };
@@ -29,11 +26,7 @@ function assertNothingLost(result: Outcome): void {
 describe('fleet: one part taken away mid-run', () => {
   let context: DrillContext;
   before(async () => {
-    const root = await mkdtemp(join(tmpdir(), 'hci-fleet-faults-'));
-    const services = Object.fromEntries(
-      ['TEMPORAL_ADDRESS', 'NIX_DAEMON_SOCKET_PATH', 'HARMONIA_TEST_S3_ENDPOINT', 'HARMONIA_TEST_S3_ACCESS_KEY_ID', 'HARMONIA_TEST_S3_SECRET_ACCESS_KEY'].map((name) => [name, requireEnv(name)]),
-    );
-    context = { root, shape: { layers: 2, width: 3 }, services, say: () => undefined };
+    context = await testDrillContext('hci-fleet-faults-', { layers: 2, width: 3 });
   });
   after(async () => {
     if (context) await rm(context.root, { recursive: true, force: true });

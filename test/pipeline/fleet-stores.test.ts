@@ -7,14 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readRunSummary, startLocalEval } from '../../cli/run-progress.ts';
 import { outcome, writeDag, type DrillContext } from '../drills/common.ts';
-import { startFleet, untilEnded, type Fleet } from '../drills/fleet.ts';
-import { requireEnv } from '../helpers/env.ts';
+import { startFleet, testDrillContext, untilEnded, type Fleet } from '../drills/fleet.ts';
 import { PROJECT_ROOT } from '../../lib/tools.ts';
 import { waitUntil, writeJobset } from './harness.ts';
 
@@ -28,11 +26,7 @@ describe('fleet: evaluator and builders with stores of their own', () => {
   let context: DrillContext;
   let fleet: Fleet;
   before(async () => {
-    const root = await mkdtemp(join(tmpdir(), 'hci-fleet-stores-'));
-    const services = Object.fromEntries(
-      ['TEMPORAL_ADDRESS', 'NIX_DAEMON_SOCKET_PATH', 'HARMONIA_TEST_S3_ENDPOINT', 'HARMONIA_TEST_S3_ACCESS_KEY_ID', 'HARMONIA_TEST_S3_SECRET_ACCESS_KEY'].map((name) => [name, requireEnv(name)]),
-    );
-    context = { root, shape: { layers: 3, width: 3 }, services, say: () => undefined };
+    context = await testDrillContext('hci-fleet-stores-', { layers: 3, width: 3 });
     fleet = await startFleet(context, 'stores', { ownStores: true, builders: 2 });
   });
   after(async () => {
