@@ -43,17 +43,32 @@ export interface BuiltinEvaluation {
   emit: (line: EvalJobLine) => Promise<void>;
 }
 
+/** How Nix says that it could not talk to its store, as opposed to an error in the expression. */
+const STORE_UNREACHABLE = /cannot open connection to remote store|cannot connect to socket at|Connection reset by peer/;
+const STORE_TRIES = 3;
+
 /** Evaluates every job under the selected attribute, emitting one line per job or failed attribute. */
 export async function evaluateBuiltin(evaluation: BuiltinEvaluation): Promise<void> {
   const { ctx, root, select, forceRecurse, emit } = evaluation;
   const limit = createLimiter(Math.max(1, evaluation.workers));
   const selectLabel = select.length === 0 ? 'the top-level value' : `attribute '${formatAttrPath(select)}'`;
 
-  const request = (req: Request): Promise<NixOutcome> => {
+  const request = async (req: Request): Promise<NixOutcome> => {
     const program =
       `(${WALK_PROGRAM}\n) { root = ${root.expr}; select = builtins.fromJSON ${nixString(JSON.stringify(select))}; ` +
       `forceRecurse = ${String(forceRecurse)}; request = builtins.fromJSON ${nixString(JSON.stringify(req))}; }`;
-    return limit(() => runNix(ctx, evalArgs(root, program)));
+    // A store that cannot be reached is no error of the attribute: try again, then fail the whole
+    // evaluation (its activity is retried) rather than record a job as broken.
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await limit(() => runNix(ctx, evalArgs(root, program)));
+      if (outcome.ok || !STORE_UNREACHABLE.test(outcome.message)) return outcome;
+      if (attempt >= STORE_TRIES) {
+        throw new Error(
+          `the evaluation cannot reach its Nix store (${outcome.message.trim().split('\n')[0]}): check that the nix-daemon runs (NIX_REMOTE, NIX_DAEMON_SOCKET_PATH)`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
+    }
   };
   const errorLine = (path: string[], message: string): Promise<void> => {
     const attrPath = [...select, ...path];

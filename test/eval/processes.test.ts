@@ -121,3 +121,21 @@ test('workers evaluate attributes in parallel', async () => {
     await rm(meeting, { recursive: true, force: true });
   }
 });
+
+test('a store it cannot reach fails the evaluation, tried three times, instead of marking jobs broken', async () => {
+  const dir = await tempSource({ 'jobs.nix': `{ a = ${drvExpr(`unreachable-${nonce()}`)}; }` });
+  try {
+    const lines: unknown[] = [];
+    const evaluation = evaluateJobs({
+      source: { kind: 'file', path: join(dir, 'jobs.nix') },
+      nixOptions: OFFLINE_NIX_OPTIONS,
+      evaluator: 'builtin',
+      extraEnv: { NIX_REMOTE: `unix://${join(dir, 'no-daemon.sock')}` },
+      onJob: (line) => void lines.push(line),
+    });
+    await assert.rejects(evaluation, /the evaluation cannot reach its Nix store \(.*cannot connect to socket at.*\): check that the nix-daemon runs/);
+    assert.deepEqual(lines, [], 'no job was recorded as broken');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
