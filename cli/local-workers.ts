@@ -7,14 +7,11 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@temporalio/client';
 import type { Logger } from '../lib/log.ts';
-import { builderCacheFor, openSigner, type Signer } from '../activities/signer/setup.ts';
+import { openSigner } from '../activities/signer/setup.ts';
 import { createDatabaseLogSink } from '../activities/builder/log-sink.ts';
-import { createUploadActivities, prepareStaging } from '../activities/builder/upload.ts';
-import type { ClosureDeps } from '../activities/evaluator/closure.ts';
 import type { ServerConfig } from '../config/types.ts';
-import type { DaemonPool } from '../daemon/protocol/pool.ts';
 import { createBuilderWorkers, createCoordinatorWorker, createEvaluatorWorker, createHostWorker, createSignerWorker, runWorkers } from '../workers/roles.ts';
-import { builderActivitiesFor, coordinatorActivitiesFor, createDaemonPool, evaluatorActivitiesFor, publishInProcess } from '../workers/wiring.ts';
+import { builderActivitiesFor, coordinatorActivitiesFor, createDaemonPool, evaluatorActivitiesFor, evaluatorClosureFor } from '../workers/wiring.ts';
 import type { LocalStack } from './stack.ts';
 
 /** Build tasks per max-jobs slot for a builder that publishes its own outputs (workers/roles.ts). */
@@ -78,7 +75,7 @@ export async function startLocalWorkers({
   const activityClient = new Client({ connection: stack.workerConnection, namespace: stack.namespace });
   const coordinator = coordinatorActivitiesFor(config, { pool, client: activityClient, log, builderHeartbeatTimeoutMs });
   const signer = withSigner ? await openSigner(config, { generateKey: true, warn: (message) => log.warn(message) }) : undefined;
-  const closure = publishClosure ? await closureDeps(config, daemon, host, signer) : undefined;
+  const closure = publishClosure ? await evaluatorClosureFor(config, { daemon, host, signer, log }) : undefined;
   const evaluator = evaluatorActivitiesFor(config, { pool, daemon, log, signer, ...(closure ? { closure } : {}) });
   const builder = withBuilder
     ? await builderActivitiesFor(config, {
@@ -121,19 +118,4 @@ export async function startLocalWorkers({
       await signer?.close();
     },
   };
-}
-
-/**
- * What the in-process evaluator needs to publish the `.drv` closure, as `harmonia-ci worker
- * evaluator` does; beside a signer it publishes straight through it instead of round trips
- * through the eval workflow.
- */
-async function closureDeps(config: ServerConfig, daemon: DaemonPool, host: string, signer: Signer | undefined): Promise<ClosureDeps> {
-  const uploadHost = `evaluator-${host}`;
-  const stagingDir = join(config.stateDir, 'uploads', uploadHost);
-  await prepareStaging(stagingDir);
-  const uploads = createUploadActivities({ stagingDir });
-  const deps: ClosureDeps = { daemon, cache: builderCacheFor(config, signer), uploads, host: uploadHost };
-  if (!signer) return deps;
-  return { ...deps, publish: publishInProcess(signer.activities, uploads) };
 }

@@ -34,3 +34,17 @@ export function planningLookupFor(config: ServerConfig, deps: { daemon: DaemonPo
     warn: deps.warn,
   });
 }
+
+/**
+ * Which paths our cache holds, for the evaluator's `.drv` closure: our cache alone, hits remembered
+ * for `cache.positive-ttl` (a closure shares most of its `.drv` files with the previous eval's),
+ * misses never (they are published the moment after).
+ */
+export function ourCacheLookupFor(config: ServerConfig, deps: { signer?: Signer | undefined; warn(message: string): void }): PathLookup {
+  return new PathLookup({
+    sources: [{ cache: builderCacheFor(config, deps.signer), rememberMisses: false }],
+    negativeTtlMs: config.cache.negativeTtl,
+    positiveTtlMs: config.cache.positiveTtl,
+    warn: deps.warn,
+  });
+}

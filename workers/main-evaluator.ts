@@ -4,15 +4,12 @@
  * its store, so it publishes the `.drv` files and sources of what is to be built to our cache
  * (activities/evaluator/closure.ts), uploading from its own host queue `host-evaluator-<host>`.
  */
-import { join } from 'node:path';
 import type { Pool } from 'pg';
-import { createUploadActivities, prepareStaging } from '../activities/builder/upload.ts';
-import { builderCacheFor } from '../activities/signer/setup.ts';
 import type { ServerConfig } from '../config/types.ts';
 import type { Logger } from '../lib/log.ts';
 import { runRole } from './main-coordinator.ts';
 import { createEvaluatorWorker, createHostWorker, runWorkers, type WorkerContext } from './roles.ts';
-import { createDaemonPool, evaluatorActivitiesFor, type RunningRole } from './wiring.ts';
+import { createDaemonPool, evaluatorActivitiesFor, evaluatorClosureFor, type RunningRole } from './wiring.ts';
 
 /** Uploads of one evaluator host at once. */
 const UPLOAD_SLOTS = 4;
@@ -27,13 +24,9 @@ export async function startEvaluatorRole(options: {
 }): Promise<RunningRole> {
   const daemon = createDaemonPool(options.config, options.daemonSocket);
   try {
-    const host = `evaluator-${options.host}`;
-    const stagingDir = join(options.config.stateDir, 'uploads', host);
-    await prepareStaging(stagingDir);
-    const uploads = createUploadActivities({ stagingDir });
-    const closure = { daemon, cache: builderCacheFor(options.config), uploads, host };
+    const closure = await evaluatorClosureFor(options.config, { daemon, host: options.host, log: options.log });
     const worker = await createEvaluatorWorker(options.ctx, evaluatorActivitiesFor(options.config, { pool: options.pool, daemon, log: options.log, closure }));
-    const hostWorker = await createHostWorker(options.ctx, uploads, { host, systems: [], features: [], maxJobs: UPLOAD_SLOTS });
+    const hostWorker = await createHostWorker(options.ctx, closure.uploads, { host: closure.host, systems: [], features: [], maxJobs: UPLOAD_SLOTS });
     const role = runRole(runWorkers([worker, hostWorker]));
     return {
       done: role.done,

@@ -22,7 +22,7 @@ import { DaemonPool } from '../daemon/protocol/pool.ts';
 import { createForges } from '../forges/index.ts';
 import type { Logger } from '../lib/log.ts';
 import { UPLOAD_EXPIRED } from '../workflows/definitions.ts';
-import { planningLookupFor, upstreamCachesFor } from './caches.ts';
+import { ourCacheLookupFor, planningLookupFor, upstreamCachesFor } from './caches.ts';
 import { publishStaged } from '../workflows/publish-sequence.ts';
 
 /** A role's workers running in this process. */
@@ -62,6 +62,24 @@ export function evaluatorActivitiesFor(
 ): EvaluatorActivities {
   const lookup = planningLookupFor(config, { daemon: deps.daemon, signer: deps.signer, warn: (message) => deps.log.warn(message) });
   return createEvaluatorActivities({ pool: deps.pool, isValid: (paths) => lookup.available(paths), ...(deps.closure ? { closure: deps.closure } : {}) });
+}
+
+/**
+ * What an evaluator needs to publish the `.drv` closure of what is to be built: staging and uploads
+ * on its own host queue `host-evaluator-<host>`, our cache to see what it holds, and, beside a
+ * signer, publishing straight through it instead of round trips through the eval workflow.
+ */
+export async function evaluatorClosureFor(
+  config: ServerConfig,
+  deps: { daemon: DaemonPool; host: string; signer?: Signer | undefined; log: Logger },
+): Promise<ClosureDeps> {
+  const host = `evaluator-${deps.host}`;
+  const stagingDir = join(config.stateDir, 'uploads', host);
+  await prepareStaging(stagingDir);
+  const uploads = createUploadActivities({ stagingDir });
+  const lookup = ourCacheLookupFor(config, { signer: deps.signer, warn: (message) => deps.log.warn(message) });
+  const closure: ClosureDeps = { daemon: deps.daemon, inCache: (paths) => lookup.available(paths), uploads, host };
+  return deps.signer ? { ...closure, publish: publishInProcess(deps.signer.activities, uploads) } : closure;
 }
 
 /**

@@ -8,7 +8,6 @@
  * signs (activities/signer/content-address.ts).
  */
 import { toNarHash } from '../../daemon/core/hash.ts';
-import type { BinaryCache } from '../../daemon/executor/cache-client.ts';
 import type { DaemonPool } from '../../daemon/protocol/pool.ts';
 import type { PathInfo } from '../../daemon/protocol/path-info.ts';
 import type { HostUploads } from '../builder/upload.ts';
@@ -16,13 +15,15 @@ import type { PublishOutcome, StagedUpload } from '../types.ts';
 
 /** Paths per staged batch: a batch travels in workflow history, so it stays well under its payload limit. */
 export const CLOSURE_BATCH = 200;
-/** Narinfo lookups in flight at once. */
-const LOOKUPS = 32;
 
 export interface ClosureDeps {
   daemon: DaemonPool;
-  /** Our cache, read as builders read it. */
-  cache: BinaryCache;
+  /**
+   * Which of these paths our cache holds (read as builders read it; hits remembered, misses not,
+   * workers/caches.ts). A cache that cannot be asked answers "none": the signer skips what the
+   * cache already holds, so the cost is an upload, not an error.
+   */
+  inCache: (paths: string[]) => Promise<Set<string>>;
   /** Staging and the host-queue upload of this evaluator. */
   uploads: HostUploads;
   /** This evaluator's host name: the eval workflow uploads through its queue. */
@@ -61,23 +62,6 @@ export async function storeClosure(daemon: DaemonPool, roots: Iterable<string>):
 }
 
 /**
- * The paths whose narinfo our cache lacks, looked up LOOKUPS at a time. A lookup that fails counts
- * as missing: the signer skips what the cache already holds, so the cost is an upload, not an error.
- */
-async function missingFromCache(cache: BinaryCache, infos: PathInfo[]): Promise<PathInfo[]> {
-  const present = new Array<boolean>(infos.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < infos.length) {
-      const index = next++;
-      present[index] = await cache.narInfo(infos[index]!.path).then((info) => info !== undefined, () => false);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(LOOKUPS, infos.length) }, worker));
-  return infos.filter((_, index) => !present[index]);
-}
-
-/**
  * Stages the closure of `drvPaths` that our cache lacks, and publishes it when a signer is here.
  * Returns the batches left for the eval workflow to publish, and how many paths went out here.
  */
@@ -88,7 +72,8 @@ export async function publishDerivationClosure(
   progress: (what: string) => void,
 ): Promise<{ batches: StagedUpload[]; published: number }> {
   const closure = await storeClosure(deps.daemon, drvPaths);
-  const missing = await missingFromCache(deps.cache, closure);
+  const present = await deps.inCache(closure.map((info) => info.path));
+  const missing = closure.filter((info) => !present.has(info.path));
   const batches: StagedUpload[] = [];
   let published = 0;
   for (let i = 0; i < missing.length; i += CLOSURE_BATCH) {

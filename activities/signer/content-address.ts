@@ -4,44 +4,59 @@
  * over its bytes and references; a source (`nix-store --add`, `builtins.path`) is a recursive
  * sha256 over its NAR; a flat fixed-output path hashes the file's bytes. A path that matches none
  * is refused: an evaluator cannot get a signature on a `.drv` that says something else than its
- * name promises, which builders would otherwise trust. Returns the narinfo's `CA` field.
+ * name promises, which builders would otherwise trust.
  */
-import { formatHash, hashBytes, type Hash } from '../../daemon/core/hash.ts';
+import { createHash } from 'node:crypto';
+import { formatHash, type Hash } from '../../daemon/core/hash.ts';
 import { makeFixedOutputPath, makeTextPath, parseStorePath, type StorePath } from '../../daemon/core/store-path.ts';
 import { parseNar } from '../../daemon/nar/parse.ts';
 
-async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
-  yield bytes;
+/** What a NAR addresses: its own hash and size, and the hash of its bytes when it is one plain file. */
+export interface NarAddress {
+  narHash: Hash;
+  narSize: number;
+  /** sha256 of the file's bytes, when the NAR holds one regular, non-executable file. */
+  fileHash?: Hash;
 }
 
-/** The bytes of a NAR that holds one regular, non-executable file; undefined for anything else. */
-async function singleFile(nar: Uint8Array): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
+const sha256 = (hasher: ReturnType<typeof createHash>): Hash => ({ algorithm: 'sha256', digest: new Uint8Array(hasher.digest()) });
+
+/** Reads a NAR as it streams (it is never held whole: a source may be large), validating it. */
+export async function readNarAddress(nar: AsyncIterable<Uint8Array>): Promise<NarAddress> {
+  const narHasher = createHash('sha256');
+  const fileHasher = createHash('sha256');
+  let narSize = 0;
   let single = true;
-  for await (const event of parseNar(once(nar))) {
+  async function* counted(): AsyncGenerator<Uint8Array> {
+    for await (const chunk of nar) {
+      narHasher.update(chunk);
+      narSize += chunk.length;
+      yield chunk;
+    }
+  }
+  for await (const event of parseNar(counted())) {
     if (event.type === 'regular' && event.path.length === 0 && !event.executable) continue;
-    if (event.type === 'contents') chunks.push(Buffer.from(event.chunk));
+    if (event.type === 'contents') fileHasher.update(event.chunk);
     else single = false;
   }
-  return single ? Buffer.concat(chunks) : undefined;
+  return { narHash: sha256(narHasher), narSize, ...(single ? { fileHash: sha256(fileHasher) } : {}) };
 }
 
 const samePath = (a: StorePath, b: StorePath): boolean => a.hashPart === b.hashPart && a.name === b.name;
 
 /**
- * Checks that `path` is addressed by `nar` (whose sha256 is `narHash`) and `references`; returns
- * the `CA` value Nix writes for it. Throws naming the path when it is not content-addressed so.
+ * Checks that `path` is addressed by the NAR read into `address` and `references`; returns the `CA`
+ * value Nix writes for it. Throws naming the path when it is not content-addressed so.
  */
-export async function contentAddressOf(path: string, nar: Uint8Array, narHash: Hash, references: readonly string[]): Promise<string> {
+export function contentAddressOf(path: string, address: NarAddress, references: readonly string[]): string {
   const claimed = parseStorePath(path);
   const others = references.filter((ref) => ref !== path).map((ref) => parseStorePath(ref));
   const selfReference = references.includes(path);
-  const file = await singleFile(nar);
-  if (file && !selfReference) {
-    const contentHash = hashBytes('sha256', file);
-    if (samePath(makeTextPath(claimed.name, contentHash, others), claimed)) return `text:${formatHash(contentHash, 'base32')}`;
-    if (others.length === 0 && samePath(makeFixedOutputPath({ method: 'flat', hash: contentHash, name: claimed.name }), claimed)) {
-      return `fixed:${formatHash(contentHash, 'base32')}`;
+  const { fileHash, narHash } = address;
+  if (fileHash && !selfReference) {
+    if (samePath(makeTextPath(claimed.name, fileHash, others), claimed)) return `text:${formatHash(fileHash, 'base32')}`;
+    if (others.length === 0 && samePath(makeFixedOutputPath({ method: 'flat', hash: fileHash, name: claimed.name }), claimed)) {
+      return `fixed:${formatHash(fileHash, 'base32')}`;
     }
   }
   if (samePath(makeFixedOutputPath({ method: 'recursive', hash: narHash, name: claimed.name, references: others, hasSelfReference: selfReference }), claimed)) {

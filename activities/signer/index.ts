@@ -6,9 +6,9 @@
  */
 import { stepHeartbeat } from '../heartbeat.ts';
 import { ApplicationFailure } from '@temporalio/common';
-import { hashBytes, parsePrefixedHash, toNarHash } from '../../daemon/core/hash.ts';
+import { parsePrefixedHash, toNarHash } from '../../daemon/core/hash.ts';
 import { zstdDecompress } from '../../daemon/executor/zstd.ts';
-import { contentAddressOf } from './content-address.ts';
+import { contentAddressOf, readNarAddress, type NarAddress } from './content-address.ts';
 import { narInfoFingerprint, parseNarInfo, printNarInfo, type NarInfo } from '../../daemon/core/narinfo.ts';
 import { signFingerprint, type SecretKey } from '../../daemon/core/signing.ts';
 import { readText } from '../../cache/backend-reader.ts';
@@ -83,18 +83,20 @@ export function createSignerActivities(deps: SignerDeps): SignerActivities {
   async function verifiedContentAddress(output: StagedOutput, stored: StoredObject): Promise<string> {
     const object = await backend.get(stored.key);
     if (!object) throw ApplicationFailure.nonRetryable(`${stored.key} (the NAR of ${output.path}) vanished from ${backend.description}`, UPLOAD_MISSING);
-    const chunks: Buffer[] = [];
-    for await (const chunk of zstdDecompress(object.body)) chunks.push(chunk);
-    const nar = Buffer.concat(chunks);
-    const narHash = hashBytes('sha256', nar);
-    if (nar.length !== output.narSize || toNarHash(narHash) !== output.narHash) {
+    let address: NarAddress;
+    try {
+      address = await readNarAddress(zstdDecompress(object.body));
+    } catch (error) {
+      throw ApplicationFailure.nonRetryable(`the NAR uploaded for ${output.path} is not a valid NAR: ${(error as Error).message}`, CLOSURE_REFUSED);
+    }
+    if (address.narSize !== output.narSize || toNarHash(address.narHash) !== output.narHash) {
       throw ApplicationFailure.nonRetryable(
-        `the NAR uploaded for ${output.path} is ${nar.length} bytes hashing to ${toNarHash(narHash)}, not the ${output.narSize} bytes and ${output.narHash} announced`,
+        `the NAR uploaded for ${output.path} is ${address.narSize} bytes hashing to ${toNarHash(address.narHash)}, not the ${output.narSize} bytes and ${output.narHash} announced`,
         CLOSURE_REFUSED,
       );
     }
     try {
-      return await contentAddressOf(output.path, nar, narHash, output.references);
+      return contentAddressOf(output.path, address, output.references);
     } catch (error) {
       throw ApplicationFailure.nonRetryable((error as Error).message, CLOSURE_REFUSED);
     }
