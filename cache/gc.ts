@@ -120,7 +120,7 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
   const inGrace: StoredObject[] = [];
   for await (const object of backend.list()) {
     const kind = classifyKey(object.key);
-    if (kind === undefined || kind === 'cache-info') continue;
+    if (kind === undefined || kind === 'cache-info' || kind === 'incoming') continue;
     if (object.lastModified >= graceEnd) inGrace.push(object);
     else if (kind === 'narinfo' ? live.narInfos.has(object.key) : kind === 'nar' ? live.nars.has(object.key) : logs.has(object.key)) kept++;
     else doomed[kind].push(object);

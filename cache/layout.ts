@@ -1,7 +1,8 @@
 /**
  * The binary cache layout, shared by both storage backends, the signer, the builder's upload and
  * the HTTP server (compatible with niks3 and harmonia): `nix-cache-info`, `<hash>.narinfo`,
- * `nar/<narhash>.nar.zst`, `log/<drv name>` (zstd).
+ * `nar/<narhash>.nar.zst`, `log/<drv name>` (zstd); uploads wait under `incoming/` until the
+ * signer has verified them, and are never served from there.
  */
 import type { NarHash } from '../daemon/core/hash.ts';
 import { DEFAULT_STORE_DIR, parseStorePath } from '../daemon/core/store-path.ts';
@@ -39,15 +40,25 @@ export function logKey(drvPath: string): string {
   return `log/${drvPath.slice(drvPath.lastIndexOf('/') + 1)}`;
 }
 
+/**
+ * `incoming/<sha256 of the bytes, base32>-<size>`: where an announced upload is staged. Only the
+ * signer moves it to its final name, after reading it back; equal uploads share one name.
+ */
+export function stagingKey(spec: { sha256: string; size: number }): string {
+  return `incoming/${spec.sha256.slice(spec.sha256.indexOf(':') + 1)}-${spec.size}`;
+}
+
 const HASH_PART = /^[0-9a-df-np-sv-z]{32}$/;
 const NAR_FILE = /^nar\/[0-9a-df-np-sv-z]{52}\.nar\.zst$/;
+const INCOMING_FILE = /^incoming\/[0-9a-df-np-sv-z]{52}-\d{1,15}$/;
 const LOG_FILE = /^log\/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+\.drv$/;
 
 /** What kind of object a key names, or undefined for a key outside the layout. */
-export function classifyKey(key: string): 'cache-info' | 'narinfo' | 'nar' | 'log' | undefined {
+export function classifyKey(key: string): 'cache-info' | 'narinfo' | 'nar' | 'log' | 'incoming' | undefined {
   if (key === CACHE_INFO_KEY) return 'cache-info';
   if (key.endsWith('.narinfo') && HASH_PART.test(key.slice(0, -'.narinfo'.length))) return 'narinfo';
   if (NAR_FILE.test(key)) return 'nar';
   if (LOG_FILE.test(key)) return 'log';
+  if (INCOMING_FILE.test(key)) return 'incoming';
   return undefined;
 }

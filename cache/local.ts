@@ -2,18 +2,16 @@
  * A binary cache in a local directory (the embedded default), laid out like the S3 bucket so that
  * `nix copy --from file://<dir>` reads it too. Writes are atomic (a temporary file renamed or
  * linked into place). Uploads land in `.incoming/` under a name derived from their announced hash
- * and become visible only when the signer has re-hashed them: a builder sharing the machine writes
+ * and become visible only when the signer has read them back: a builder sharing the machine writes
  * staging files, never the served layout.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, opendir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
-import { formatHash, parsePrefixedHash } from '../daemon/core/hash.ts';
 import { removeFile } from '../lib/files.ts';
-import { classifyKey } from './layout.ts';
-import { CacheStorageError, InvalidKeyError, UploadMismatchError } from './errors.ts';
+import { classifyKey, stagingKey } from './layout.ts';
+import { CacheStorageError, InvalidKeyError } from './errors.ts';
 import type { ByteRange, CacheBackend, ObjectStream, StoredObject, UploadSpec, UploadTarget } from './types.ts';
 
 const INCOMING = '.incoming';
@@ -21,13 +19,6 @@ const READ_CHUNK = 1 << 20;
 
 function isMissing(error: unknown): boolean {
   return (error as NodeJS.ErrnoException).code === 'ENOENT';
-}
-
-/** SHA-256 of a file as `sha256:<base32>`. */
-async function hashFile(path: string): Promise<string> {
-  const hasher = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: READ_CHUNK })) hasher.update(chunk as Buffer);
-  return formatHash({ algorithm: 'sha256', digest: new Uint8Array(hasher.digest()) }, 'base32');
 }
 
 export class LocalDirectoryBackend implements CacheBackend {
@@ -51,10 +42,10 @@ export class LocalDirectoryBackend implements CacheBackend {
     return join(this.root, key);
   }
 
-  /** The staging file of an announced upload: named by key, hash and size, so only equal uploads of one key coincide. */
+  /** The staging file of an announced upload: named by hash and size, so only equal uploads coincide. */
   private stagingPath(spec: UploadSpec): string {
-    const hash = formatHash(parsePrefixedHash(spec.sha256), 'base32', false);
-    return join(this.root, INCOMING, `${spec.key.replace('/', '_')}-${hash}-${spec.size}`);
+    this.path(spec.key);
+    return join(this.root, INCOMING, stagingKey(spec).slice('incoming/'.length));
   }
 
   async check(): Promise<void> {
@@ -167,39 +158,43 @@ export class LocalDirectoryBackend implements CacheBackend {
     return { kind: 'file', path: this.stagingPath(spec), expiresAt: Date.now() + options.lifetimeMs };
   }
 
-  async commitUpload(spec: UploadSpec): Promise<StoredObject | undefined> {
-    const target = this.path(spec.key);
-    const existing = await this.verifiedHead(spec.key);
-    if (existing) return existing;
-    const staged = this.stagingPath(spec);
-    const info = await stat(staged).catch((error: unknown) => {
+  async stagedUpload(spec: UploadSpec): Promise<StoredObject | undefined> {
+    const info = await stat(this.stagingPath(spec)).catch((error: unknown) => {
       if (isMissing(error)) return undefined;
       throw error;
     });
-    if (!info) return undefined;
-    const sha256 = await hashFile(staged);
-    if (info.size !== spec.size || sha256 !== spec.sha256) {
-      await removeFile(staged);
-      throw new UploadMismatchError(
-        `the upload for ${spec.key} is ${info.size} bytes hashing to ${sha256}, but ${spec.size} bytes hashing to ${spec.sha256} were announced; it was discarded`,
-      );
+    return info && { key: stagingKey(spec), size: info.size, lastModified: info.mtime };
+  }
+
+  async readStaged(spec: UploadSpec): Promise<Readable | undefined> {
+    try {
+      const handle = await open(this.stagingPath(spec), 'r');
+      return handle.createReadStream({ highWaterMark: READ_CHUNK });
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
     }
+  }
+
+  async promoteUpload(spec: UploadSpec): Promise<boolean> {
+    const target = this.path(spec.key);
+    const staged = this.stagingPath(spec);
     await this.ensureDir(dirname(target));
     try {
+      // link() fails if the name exists: an object already there is kept.
       await link(staged, target);
+      return true;
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      return this.verifiedHead(spec.key);
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      if (isMissing(error)) throw new CacheStorageError(`the staged upload for ${spec.key} vanished from ${this.root} before it was moved into place`);
+      throw error;
     } finally {
       await removeFile(staged);
     }
-    return { key: spec.key, size: info.size, lastModified: info.mtime, sha256 };
   }
 
-  /** The object at `key` with its hash computed, or undefined. */
-  private async verifiedHead(key: string): Promise<StoredObject | undefined> {
-    const object = await this.head(key);
-    return object && { ...object, sha256: await hashFile(this.path(key)) };
+  async discardUpload(spec: UploadSpec): Promise<void> {
+    await removeFile(this.stagingPath(spec));
   }
 
   /** Removes staging files older than `before` (uploads that were never committed). */

@@ -1,12 +1,15 @@
 /**
  * A binary cache in an S3 bucket (tested on SeaweedFS). Only the signer and the HTTP server hold
- * credentials; builders get presigned PUT URLs, each scoped to one key, one length (a signed
- * header), one SHA-256 checksum (`x-amz-checksum-sha256`, compared by the storage with what
- * arrives) and `If-None-Match: *` (an existing object is never replaced).
+ * credentials; builders get presigned PUT URLs to a staging key (cache/layout.ts `stagingKey`),
+ * each scoped to one length (a signed header), one SHA-256 checksum (`x-amz-checksum-sha256`,
+ * compared by the storage with what arrives) and `If-None-Match: *`; a large upload gets one URL
+ * per part (s3-multipart.ts). The signer reads the staged bytes back and copies them to their
+ * final key, which no builder can write.
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
+  CopyObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
@@ -20,7 +23,8 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { S3Credentials } from '../config/secrets.ts';
 import { decodeBase64, formatHash, parsePrefixedHash } from '../daemon/core/hash.ts';
 import { CONNECT_TIMEOUT_MS, IDLE_TIMEOUT_MS } from '../lib/http.ts';
-import { classifyKey } from './layout.ts';
+import { classifyKey, stagingKey } from './layout.ts';
+import { abortMultipart, completeMultipart, copyInParts, copySource, DEFAULT_MULTIPART, multipartTarget, type MultipartOptions } from './s3-multipart.ts';
 import { CacheStorageError, InvalidKeyError } from './errors.ts';
 import type { ByteRange, CacheBackend, ObjectStream, StoredObject, UploadSpec, UploadTarget } from './types.ts';
 
@@ -33,6 +37,8 @@ export interface S3BackendOptions {
   credentials?: S3Credentials;
   /** Connection and inactivity limits of every request (defaults CONNECT_TIMEOUT_MS and IDLE_TIMEOUT_MS, lib/http.ts). */
   timeouts?: { connectMs: number; idleMs: number };
+  /** Where uploads and copies go in parts (defaults DEFAULT_MULTIPART). */
+  multipart?: Partial<MultipartOptions>;
 }
 
 const DELETE_BATCH = 1000;
@@ -55,9 +61,11 @@ export class S3Backend implements CacheBackend {
   readonly description: string;
   private readonly client: S3Client;
   private readonly bucket: string;
+  private readonly multipart: MultipartOptions;
 
   constructor(options: S3BackendOptions) {
     this.bucket = options.bucket;
+    this.multipart = { ...DEFAULT_MULTIPART, ...options.multipart };
     this.description = `s3://${options.bucket}${options.endpoint ? ` at ${options.endpoint}` : ''}`;
     this.client = new S3Client({
       region: options.region ?? 'us-east-1',
@@ -71,6 +79,10 @@ export class S3Backend implements CacheBackend {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
+  }
+
+  private get scope(): { client: S3Client; bucket: string } {
+    return { client: this.client, bucket: this.bucket };
   }
 
   private checked(key: string): string {
@@ -199,12 +211,23 @@ export class S3Backend implements CacheBackend {
   }
 
   async uploadTarget(spec: UploadSpec, options: { contentType: string; contentEncoding?: string; lifetimeMs: number }): Promise<UploadTarget> {
+    this.checked(spec.key);
+    const key = stagingKey(spec);
     const seconds = Math.max(1, Math.floor(options.lifetimeMs / 1000));
+    const expiresAt = Date.now() + seconds * 1000;
+    if (spec.size > this.multipart.threshold) {
+      try {
+        const target = await multipartTarget(this.scope, key, { ...options, size: spec.size, partSize: this.multipart.partSize, lifetimeSeconds: seconds });
+        return { kind: 'multipart', ...target, expiresAt };
+      } catch (error) {
+        throw this.storageError(`preparing the multipart upload of ${key}`, error);
+      }
+    }
     const headers: Record<string, string> = { 'content-type': options.contentType, 'if-none-match': '*' };
     if (options.contentEncoding) headers['content-encoding'] = options.contentEncoding;
     const command = new PutObjectCommand({
       Bucket: this.bucket,
-      Key: this.checked(spec.key),
+      Key: key,
       ContentLength: spec.size,
       ChecksumSHA256: toS3Checksum(spec.sha256),
       ContentType: options.contentType,
@@ -212,17 +235,65 @@ export class S3Backend implements CacheBackend {
       ...(options.contentEncoding ? { ContentEncoding: options.contentEncoding } : {}),
     });
     const url = await getSignedUrl(this.client, command, { expiresIn: seconds });
-    return { kind: 'put', url, headers, expiresAt: Date.now() + seconds * 1000 };
+    return { kind: 'put', url, headers, expiresAt };
   }
 
-  async commitUpload(spec: UploadSpec): Promise<StoredObject | undefined> {
-    const object = await this.head(spec.key);
-    if (!object || object.sha256) return object;
-    // A storage that keeps no checksum: hash what it holds rather than trust the uploader.
-    const stream = await this.get(spec.key);
-    if (!stream) return undefined;
-    const hasher = createHash('sha256');
-    for await (const chunk of stream.body) hasher.update(chunk as Buffer);
-    return { ...object, sha256: formatHash({ algorithm: 'sha256', digest: new Uint8Array(hasher.digest()) }, 'base32') };
+  async stagedUpload(spec: UploadSpec): Promise<StoredObject | undefined> {
+    const key = stagingKey(spec);
+    const staged = await this.head(key);
+    if (staged || spec.size <= this.multipart.threshold) return staged;
+    try {
+      if (!(await completeMultipart(this.scope, key, spec.size))) return undefined;
+    } catch (error) {
+      throw this.storageError(`completing the multipart upload of ${key}`, error);
+    }
+    return this.head(key);
+  }
+
+  async readStaged(spec: UploadSpec): Promise<Readable | undefined> {
+    return (await this.get(stagingKey(spec)))?.body;
+  }
+
+  async promoteUpload(spec: UploadSpec): Promise<boolean> {
+    const from = stagingKey(spec);
+    const to = this.checked(spec.key);
+    // Only the signer writes final keys, and only after verifying: an object there is kept.
+    const existing = await this.head(to);
+    if (!existing) {
+      try {
+        const source = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: from }));
+        const size = source.ContentLength ?? 0;
+        if (size > this.multipart.copyLimit) {
+          await copyInParts(this.scope, { key: from, size, contentType: source.ContentType, contentEncoding: source.ContentEncoding }, to, this.multipart.copyPartSize);
+        } else {
+          await this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: to, CopySource: copySource(this.bucket, from) }));
+        }
+      } catch (error) {
+        throw this.storageError(`moving ${from} to ${to}`, error);
+      }
+    }
+    await this.delete([from]);
+    return !existing;
+  }
+
+  async discardUpload(spec: UploadSpec): Promise<void> {
+    const key = stagingKey(spec);
+    await this.delete([key]);
+    try {
+      await abortMultipart(this.scope, { key });
+    } catch (error) {
+      throw this.storageError(`aborting the multipart upload of ${key}`, error);
+    }
+  }
+
+  async removeStaleUploads(before: Date): Promise<number> {
+    const stale: string[] = [];
+    for await (const object of this.list('incoming/')) if (object.lastModified < before) stale.push(object.key);
+    await this.delete(stale);
+    try {
+      return stale.length + (await abortMultipart(this.scope, { prefix: 'incoming/', before }));
+    } catch (error) {
+      throw this.storageError('aborting stale multipart uploads', error);
+    }
   }
 }

@@ -3,9 +3,10 @@
  * Two backends implement it with one layout (cache/layout.ts): an S3 bucket and a local directory.
  *
  * Glossary: an *object* is one file of the cache under its *key*; an *upload target* is where an
- * untrusted uploader (a builder) may put the bytes of one announced object — a presigned PUT URL
- * for S3, a staging file for a local directory — and *committing* it makes the signer check the
- * bytes that arrived before anything refers to them.
+ * untrusted uploader (a builder) may put the bytes of one announced object — presigned PUT URLs
+ * for S3 (one, or one per part of a large object), a staging file for a local directory. An upload
+ * is *staged* apart from the served layout (cache/layout.ts `stagingKey`); the signer reads it
+ * back, and only then *promotes* it to its key, or *discards* it.
  */
 import type { Readable } from 'node:stream';
 
@@ -54,6 +55,14 @@ export type UploadTarget =
       expiresAt: number;
     }
   | {
+      kind: 'multipart';
+      /** Bytes per part; the last part holds the rest. */
+      partSize: number;
+      /** Presigned PUTs of the parts not yet uploaded (parts already there are left out), each scoped to its length. */
+      parts: Array<{ number: number; url: string; headers: Record<string, string> }>;
+      expiresAt: number;
+    }
+  | {
       kind: 'file';
       /** A staging file inside the cache directory, only reachable when builder and signer share a machine. */
       path: string;
@@ -82,14 +91,25 @@ export interface CacheBackend {
   /** Every object whose key starts with `prefix`, in no particular order. */
   list(prefix?: string): AsyncIterable<StoredObject>;
 
-  /** A target for one upload, valid for `lifetimeMs`; an existing object at the key is never replaced. */
+  /**
+   * A target for one upload, valid for `lifetimeMs`, staging the bytes apart from the served
+   * layout; above the storage's multipart threshold, one target per part.
+   */
   uploadTarget(spec: UploadSpec, options: { contentType: string; contentEncoding?: string; lifetimeMs: number }): Promise<UploadTarget>;
   /**
-   * After an upload: makes the object visible at its key once its bytes match the spec, and
-   * returns what the key holds (an earlier upload of equal content may have won; its own size and
-   * hash are returned). Undefined when neither the upload nor an earlier object is there.
+   * The staged upload once it has all arrived (a multipart upload's parts are joined here), or
+   * undefined. Its size is what arrived, which need not be what was announced.
    */
-  commitUpload(spec: UploadSpec): Promise<StoredObject | undefined>;
-  /** Removes uploads never committed and older than `before`; storages that stage nothing have no such method. */
-  removeStaleUploads?(before: Date): Promise<number>;
+  stagedUpload(spec: UploadSpec): Promise<StoredObject | undefined>;
+  /** The bytes of a staged upload, to be read back before anything refers to them. */
+  readStaged(spec: UploadSpec): Promise<Readable | undefined>;
+  /**
+   * Moves a staged upload the signer has verified to its key and removes the staging. An object
+   * already at the key is kept (first writer wins) and false returned.
+   */
+  promoteUpload(spec: UploadSpec): Promise<boolean>;
+  /** Removes a staged upload (one the signer refused), and any unfinished parts of it. */
+  discardUpload(spec: UploadSpec): Promise<void>;
+  /** Removes staged uploads (and unfinished multipart uploads) older than `before`; returns how many. */
+  removeStaleUploads(before: Date): Promise<number>;
 }

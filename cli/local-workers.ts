@@ -74,7 +74,7 @@ export async function startLocalWorkers({
   // Activities start and signal workflows through the workers' native (Rust) connection: cheaper per call than the JS gRPC client.
   const activityClient = new Client({ connection: stack.workerConnection, namespace: stack.namespace });
   const coordinator = coordinatorActivitiesFor(config, { pool, client: activityClient, log, builderHeartbeatTimeoutMs });
-  const signer = withSigner ? await openSigner(config, { generateKey: true, warn: (message) => log.warn(message) }) : undefined;
+  const signer = withSigner ? await openSigner(config, { generateKey: true, warn: (message) => log.warn(message), store: daemon }) : undefined;
   const closure = publishClosure ? await evaluatorClosureFor(config, { daemon, host, signer, log }) : undefined;
   const evaluator = evaluatorActivitiesFor(config, { pool, daemon, log, signer, ...(closure ? { closure } : {}) });
   const builder = withBuilder

@@ -27,6 +27,8 @@ export const SERVER_KEYS: ReadonlyArray<readonly [key: string, kind: KeyKind]> =
   ['cache.upstream', 'substituters'],
   ['cache.negative-ttl', 'duration'],
   ['cache.positive-ttl', 'duration'],
+  ['cache.multipart-threshold', 'size'],
+  ['cache.multipart-part-size', 'size'],
   ['s3.credentials-file', 'path'],
   ['s3.profile', 'string'],
   ['builder.systems', 'list'],

@@ -130,6 +130,9 @@ export function serverConfigSchema(context: DefaultsContext) {
           // How long a narinfo lookup's answer is reused when planning: a miss briefly, a hit longer.
           'negative-ttl': duration().prefault('30s'),
           'positive-ttl': duration().prefault('10m'),
+          // Uploads to S3 larger than this go in parts of multipart-part-size (one PUT carries at most 5 GB).
+          'multipart-threshold': size({ bytes: 5 * 1024 ** 3, written: '5G' }).prefault('512M'),
+          'multipart-part-size': size({ bytes: 5 * 1024 ** 3, written: '5G' }).prefault('64M'),
         })
         .prefault({}),
       s3: z

@@ -10,6 +10,7 @@ import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { copyFile, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { toNarHash } from '../../daemon/core/hash.ts';
 import { packNar, tapHash } from '../../daemon/nar/index.ts';
@@ -151,7 +152,41 @@ export async function uploadToUrl(
   timeouts: HttpTimeouts = DEFAULT_HTTP_TIMEOUTS,
 ): Promise<void> {
   const size = typeof source === 'string' ? (await stat(source)).size : source.length;
-  const chunks = typeof source === 'string' ? createReadStream(source, { highWaterMark: 1 << 20 }) : only(source);
+  await putBytes(key, { url: target.url, headers: target.headers }, { size, chunks: () => (typeof source === 'string' ? createReadStream(source, { highWaterMark: 1 << 20 }) : only(source)) }, timeouts);
+}
+
+/**
+ * PUTs each part of a staged file that is not in `done` to its presigned URL, adding it to `done`
+ * as it lands: an upload retried after a fault sends only the parts still missing.
+ */
+export async function uploadInParts(
+  key: string,
+  source: string | Buffer,
+  target: Extract<UploadTarget, { kind: 'multipart' }>,
+  done: Set<number>,
+  timeouts: HttpTimeouts = DEFAULT_HTTP_TIMEOUTS,
+  onPart?: (done: number[]) => void,
+): Promise<void> {
+  const total = typeof source === 'string' ? (await stat(source)).size : source.length;
+  for (const part of target.parts) {
+    if (done.has(part.number)) continue;
+    const start = (part.number - 1) * target.partSize;
+    const end = Math.min(start + target.partSize, total);
+    if (end <= start) throw new Error(`part ${part.number} of ${key} starts past the end of its ${total} staged bytes: the upload was planned for another file`);
+    const chunks = (): AsyncIterable<Uint8Array> =>
+      typeof source === 'string' ? createReadStream(source, { start, end: end - 1, highWaterMark: 1 << 20 }) : only(source.subarray(start, end));
+    await putBytes(`${key} (part ${part.number} of ${Math.ceil(total / target.partSize)})`, part, { size: end - start, chunks }, timeouts);
+    done.add(part.number);
+    onPart?.([...done]);
+  }
+}
+
+async function putBytes(
+  what: string,
+  target: { url: string; headers: Record<string, string> },
+  body: { size: number; chunks: () => AsyncIterable<Uint8Array> },
+  timeouts: HttpTimeouts,
+): Promise<void> {
   const watchdog = new Watchdog(describeRequest('PUT', target.url));
   watchdog.arm(timeouts.requestMs, 'no progress');
   let response: Response;
@@ -159,8 +194,8 @@ export async function uploadToUrl(
   try {
     response = await fetch(target.url, {
       method: 'PUT',
-      headers: { ...target.headers, 'content-length': String(size) },
-      body: Readable.toWeb(Readable.from(watchedUpload(chunks, watchdog, timeouts))) as ReadableStream,
+      headers: { ...target.headers, 'content-length': String(body.size) },
+      body: Readable.toWeb(Readable.from(watchedUpload(body.chunks(), watchdog, timeouts))) as ReadableStream,
       duplex: 'half',
       signal: watchdog.signal,
     } as RequestInit);
@@ -172,8 +207,24 @@ export async function uploadToUrl(
     watchdog.disarm();
   }
   if (response.ok || response.status === 412) return;
-  if (response.status === 403 && /expired/i.test(text)) throw expired(key);
-  throw new Error(`PUT of ${key} (${size} bytes) was refused with ${response.status} ${response.statusText}: ${text.slice(0, 300)}`);
+  if (response.status === 403 && /expired/i.test(text)) throw expired(what);
+  throw new Error(`PUT of ${what} (${body.size} bytes) was refused with ${response.status} ${response.statusText}: ${text.slice(0, 300)}`);
+}
+
+/** What an upload's heartbeats carry: the parts of each multipart upload that have landed. */
+interface PartProgress {
+  uploading: string;
+  parts: Record<string, number[]>;
+}
+
+/** The parts the previous attempt of the current activity reported as uploaded, if any. */
+function partsReported(): Record<string, number[]> {
+  try {
+    const details = Context.current().info.heartbeatDetails as Partial<PartProgress> | undefined;
+    return details?.parts && typeof details.parts === 'object' ? details.parts : {};
+  } catch {
+    return {};
+  }
 }
 
 /** A builder's uploads: staging right after a build (in the build activity), and the host-queue upload. */
@@ -204,12 +255,14 @@ export function createUploadActivities(deps: UploadDeps): HostUploads {
     },
 
     uploadOutputs({ drvPath, plan }: { drvPath: string; plan: UploadPlan }): Promise<void> {
-      return withHeartbeats(() => upload(drvPath, plan), { uploading: drvPath });
+      // Parts a failed attempt of this activity uploaded, as its heartbeats reported them.
+      const progress: PartProgress = { uploading: drvPath, parts: { ...partsReported() } };
+      return withHeartbeats(() => upload(drvPath, plan, progress), progress);
     },
   };
 
   /** Sends each staged file to its target, then clears the staging of this build. */
-  async function upload(drvPath: string, plan: UploadPlan): Promise<void> {
+  async function upload(drvPath: string, plan: UploadPlan, progress: PartProgress): Promise<void> {
     const dir = stagingOf(drvPath);
     for (const { key, target } of plan.uploads) {
       const path = key === logKey(drvPath) ? join(dir, 'log.zst') : join(dir, basename(key));
@@ -220,7 +273,13 @@ export function createUploadActivities(deps: UploadDeps): HostUploads {
       stepHeartbeat({ uploading: key });
       const source = staging.get(path) ?? path;
       if (target.kind === 'file') await uploadToFile(source, target.path);
-      else await uploadToUrl(key, source, target);
+      else if (target.kind === 'put') await uploadToUrl(key, source, target);
+      else {
+        const done = new Set(progress.parts[key] ?? []);
+        await uploadInParts(key, source, target, done, undefined, (numbers) => {
+          progress.parts[key] = numbers;
+        });
+      }
     }
     await staging.removeDir(dir);
     await staging.remove(buildLogPath(deps.stagingDir, drvPath));

@@ -6,40 +6,15 @@
  * is refused: an evaluator cannot get a signature on a `.drv` that says something else than its
  * name promises, which builders would otherwise trust.
  */
-import { createHash } from 'node:crypto';
 import { formatHash, type Hash } from '../../daemon/core/hash.ts';
 import { makeFixedOutputPath, makeTextPath, parseStorePath, type StorePath } from '../../daemon/core/store-path.ts';
-import { parseNar } from '../../daemon/nar/parse.ts';
 
-/** What a NAR addresses: its own hash and size, and the hash of its bytes when it is one plain file. */
+/** What a NAR addresses: its own hash and size, and the hash of its bytes when it is one plain file (activities/signer/inspect.ts reads it). */
 export interface NarAddress {
   narHash: Hash;
   narSize: number;
   /** sha256 of the file's bytes, when the NAR holds one regular, non-executable file. */
   fileHash?: Hash;
-}
-
-const sha256 = (hasher: ReturnType<typeof createHash>): Hash => ({ algorithm: 'sha256', digest: new Uint8Array(hasher.digest()) });
-
-/** Reads a NAR as it streams (it is never held whole: a source may be large), validating it. */
-export async function readNarAddress(nar: AsyncIterable<Uint8Array>): Promise<NarAddress> {
-  const narHasher = createHash('sha256');
-  const fileHasher = createHash('sha256');
-  let narSize = 0;
-  let single = true;
-  async function* counted(): AsyncGenerator<Uint8Array> {
-    for await (const chunk of nar) {
-      narHasher.update(chunk);
-      narSize += chunk.length;
-      yield chunk;
-    }
-  }
-  for await (const event of parseNar(counted())) {
-    if (event.type === 'regular' && event.path.length === 0 && !event.executable) continue;
-    if (event.type === 'contents') fileHasher.update(event.chunk);
-    else single = false;
-  }
-  return { narHash: sha256(narHasher), narSize, ...(single ? { fileHash: sha256(fileHasher) } : {}) };
 }
 
 const samePath = (a: StorePath, b: StorePath): boolean => a.hashPart === b.hashPart && a.name === b.name;

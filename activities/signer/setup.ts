@@ -12,6 +12,8 @@ import { openCacheBackend } from '../../cache/open.ts';
 import type { CacheBackend } from '../../cache/types.ts';
 import type { SignerActivities } from '../types.ts';
 import { createSignerActivities, initialiseCache } from './index.ts';
+import { SignerDerivations } from './derivations.ts';
+import type { DaemonPool } from '../../daemon/protocol/pool.ts';
 import { ensureLocalSigningKey, readSigningKey, type SigningKey } from './keys.ts';
 
 export interface Signer {
@@ -24,7 +26,7 @@ export interface Signer {
 /** Opens the configured cache, loads the signing key (generating one on a single machine) and sets the cache up. */
 export async function openSigner(
   config: ServerConfig,
-  options: { generateKey: boolean; warn?(message: string): void },
+  options: { generateKey: boolean; warn?(message: string): void; store?: DaemonPool },
 ): Promise<Signer> {
   const keyFile = config.cache.signingKeyFile;
   let key: SigningKey;
@@ -35,7 +37,11 @@ export async function openSigner(
       'the signer needs a signing key: set cache.signing-key-file (HARMONIA_CI_CACHE_SIGNING_KEY_FILE) to a file made by `harmonia-ci keys generate`',
     );
   }
-  const backend = await openCacheBackend(config.cache.url, { profile: config.s3.profile, ...(config.s3.credentialsFile ? { credentialsFile: config.s3.credentialsFile } : {}) });
+  const backend = await openCacheBackend(
+    config.cache.url,
+    { profile: config.s3.profile, ...(config.s3.credentialsFile ? { credentialsFile: config.s3.credentialsFile } : {}) },
+    { multipart: { threshold: config.cache.multipartThreshold, partSize: config.cache.multipartPartSize } },
+  );
   try {
     await backend.check();
     await initialiseCache(backend);
@@ -47,6 +53,7 @@ export async function openSigner(
     backend,
     secretKey: key.secretKey,
     uploadLifetimeMs: config.limits.presignedUrlLifetime,
+    derivations: new SignerDerivations({ backend, store: options.store, upstream: config.cache.upstream.map((upstream) => openBinaryCache(upstream.url)) }),
     ...(options.warn ? { warn: options.warn } : {}),
   });
   return { activities, backend, key, close: () => backend.close() };

@@ -13,10 +13,17 @@ import { startCacheServer } from '../../api/cache-server.ts';
 import { readText } from '../../cache/backend-reader.ts';
 import { LocalDirectoryBackend } from '../../cache/local.ts';
 import { S3Backend } from '../../cache/s3.ts';
+import type { MultipartOptions } from '../../cache/s3-multipart.ts';
 import type { CacheBackend } from '../../cache/types.ts';
 import { parseNarHash } from '../../daemon/core/hash.ts';
 import { parseNarInfo } from '../../daemon/core/narinfo.ts';
 import type { BuiltOutput } from '../../workflows/types.ts';
+import { SignerDerivations } from '../../activities/signer/derivations.ts';
+import { createSignerActivities } from '../../activities/signer/index.ts';
+import type { SignerActivities } from '../../activities/types.ts';
+import type { SecretKey } from '../../daemon/core/signing.ts';
+import { DaemonPool } from '../../daemon/protocol/pool.ts';
+import { daemonSocket } from '../protocol/helpers.ts';
 import { requireTestS3 } from '../helpers/env.ts';
 
 export const NIX_OPTIONS = ['--option', 'build-users-group', '', '--option', 'substituters', ''];
@@ -92,14 +99,14 @@ export async function localBackend(): Promise<TestBackend> {
 }
 
 /** A fresh bucket on the runner's SeaweedFS, so collections and listings see only this test's objects. */
-export async function s3Backend(): Promise<TestBackend & { bucket: string; url: string }> {
+export async function s3Backend(options: { multipart?: Partial<MultipartOptions> } = {}): Promise<TestBackend & { bucket: string; url: string }> {
   const s3 = requireTestS3();
   const bucket = `cache-test-${nonce()}`;
   const credentials = { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey };
   const admin = new S3Client({ endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials });
   await admin.send(new CreateBucketCommand({ Bucket: bucket }));
   admin.destroy();
-  const backend = new S3Backend({ bucket, endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials });
+  const backend = new S3Backend({ bucket, endpoint: s3.endpoint, region: s3.region, forcePathStyle: true, credentials, ...options });
   return { name: 's3', backend, bucket, url: `s3://${bucket}?endpoint=${s3.endpoint}&region=${s3.region}`, close: () => backend.close() };
 }
 
@@ -144,4 +151,19 @@ export async function assertEveryNarInfoHasItsNar(backend: CacheBackend): Promis
     count++;
   }
   return count;
+}
+
+/**
+ * Signer activities over `backend` that read derivations and input references from the test
+ * store as well, as a signer sharing a machine with the evaluator does (outputs here are built by
+ * nix-build, whose `.drv` files were never published). Close the returned pool after use.
+ */
+export function signerOnTestStore(
+  backend: CacheBackend,
+  secretKey: SecretKey,
+  options: { uploadLifetimeMs?: number } = {},
+): SignerActivities & { pool: DaemonPool } {
+  const pool = new DaemonPool({ socketPath: daemonSocket() });
+  const activities = createSignerActivities({ backend, secretKey, derivations: new SignerDerivations({ backend, store: pool }), ...options });
+  return { ...activities, pool };
 }

@@ -15,6 +15,8 @@ import { execa } from 'execa';
 import { openSigner } from '../../activities/signer/setup.ts';
 import type { SignerActivities } from '../../activities/types.ts';
 import { LocalDirectoryBackend } from '../../cache/local.ts';
+import { DaemonPool } from '../../daemon/protocol/pool.ts';
+import { daemonSocket } from '../protocol/helpers.ts';
 import { startLocalEval } from '../../cli/run-progress.ts';
 import type { RunSummary } from '../../cli/run-progress.ts';
 import { PROJECT_ROOT } from '../../lib/tools.ts';
@@ -174,7 +176,9 @@ describe('an upload target that expired before the upload', () => {
   });
 
   it('makes the build workflow ask the signer again, and the build succeeds', async () => {
-    const signer = await openSigner(pipeline.config, { generateKey: true });
+    // Beside the test's store, as in `run`: the derivations were never published to the cache.
+    const store = new DaemonPool({ socketPath: daemonSocket() });
+    const signer = await openSigner(pipeline.config, { generateKey: true, store });
     let rounds = 0;
     // The real signer, except that its first plan arrives already expired (a builder that queued for 15 minutes).
     const activities: SignerActivities = {
@@ -189,6 +193,7 @@ describe('an upload target that expired before the upload', () => {
     stop = async () => {
       await running.shutdown();
       await signer.close();
+      await store.close();
     };
     const summary = await pipeline.run(await writeJobset(pipeline.dir, { single: { script: 'echo once' } }));
     assert.deepEqual(summary.jobs.map((job) => job.status), ['succeeded']);

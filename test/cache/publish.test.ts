@@ -11,24 +11,13 @@ import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { execa } from 'execa';
 import { buildLogPath, createUploadActivities, prepareStaging, type HostUploads } from '../../activities/builder/upload.ts';
-import { createSignerActivities, initialiseCache, UPLOAD_MISSING } from '../../activities/signer/index.ts';
-import type { SignerActivities, StagedUpload } from '../../activities/types.ts';
+import { initialiseCache, UPLOAD_MISSING } from '../../activities/signer/index.ts';
+import type { StagedUpload } from '../../activities/types.ts';
 import { narInfoKey } from '../../cache/layout.ts';
 import { formatKey, generateKeyPair } from '../../daemon/core/signing.ts';
 import { UPLOAD_EXPIRED } from '../../workflows/definitions.ts';
 import type { BuiltOutput } from '../../workflows/types.ts';
-import {
-  assertEveryNarInfoHasItsNar,
-  buildOutputs,
-  localBackend,
-  NIX_COMMAND,
-  runNix,
-  s3Backend,
-  serveCache,
-  substitute,
-  tempDir,
-  type TestBackend,
-} from './helpers.ts';
+import { assertEveryNarInfoHasItsNar, buildOutputs, localBackend, NIX_COMMAND, runNix, s3Backend, serveCache, signerOnTestStore, substitute, tempDir, type TestBackend } from './helpers.ts';
 
 const SYSTEM = 'x86_64-linux';
 
@@ -47,7 +36,7 @@ for (const open of [localBackend, s3Backend]) {
     let tmp: Awaited<ReturnType<typeof tempDir>>;
     let built: Awaited<ReturnType<typeof buildOutputs>>;
     let server: Awaited<ReturnType<typeof serveCache>>;
-    let signer: SignerActivities;
+    let signer: ReturnType<typeof signerOnTestStore>;
     let host: HostUploads;
     let stagingDir: string;
     const key = generateKeyPair('harmonia-test-cache-1');
@@ -65,7 +54,7 @@ for (const open of [localBackend, s3Backend]) {
       test = await open();
       built = await buildOutputs(tmp.dir);
       await initialiseCache(test.backend);
-      signer = createSignerActivities({ backend: test.backend, secretKey: key.secretKey });
+      signer = signerOnTestStore(test.backend, key.secretKey);
       stagingDir = join(tmp.dir, 'staging');
       await prepareStaging(stagingDir);
       host = createUploadActivities({ stagingDir });
@@ -76,6 +65,7 @@ for (const open of [localBackend, s3Backend]) {
     });
     after(async () => {
       await server?.close();
+      await signer?.pool.close();
       await test?.close();
       await tmp?.remove();
     });
@@ -127,7 +117,7 @@ for (const open of [localBackend, s3Backend]) {
 
     it('fails an upload whose target expired with the typed failure the workflow retries on', async () => {
       const again = await buildOutputs(tmp.dir);
-      const hasty = createSignerActivities({ backend: test.backend, secretKey: key.secretKey, uploadLifetimeMs: 1000 });
+      const hasty = signerOnTestStore(test.backend, key.secretKey, { uploadLifetimeMs: 1000 });
       const staged = await host.stageOutputs({ drvPath: again.depDrv, system: SYSTEM, outputs: [again.dep] });
       const plan = await hasty.prepareUpload(staged);
       await new Promise((resolve) => setTimeout(resolve, 1100));
@@ -135,6 +125,7 @@ for (const open of [localBackend, s3Backend]) {
       // Fresh targets from the signer go through.
       await host.uploadOutputs({ drvPath: again.depDrv, plan: await signer.prepareUpload(staged) });
       assert.equal((await signer.publish(staged)).outputs[0]!.narHash, again.dep.narHash);
+      await hasty.pool.close();
     });
 
     it('is refused by Nix when the stored NAR was tampered with', async () => {

@@ -15,7 +15,7 @@ import type { Client } from '@temporalio/client';
 import { execa } from 'execa';
 import type { FastifyInstance } from 'fastify';
 import { buildLogPath, createUploadActivities, prepareStaging } from '../../activities/builder/upload.ts';
-import { createSignerActivities, initialiseCache } from '../../activities/signer/index.ts';
+import { initialiseCache } from '../../activities/signer/index.ts';
 import { buildApp } from '../../api/app.ts';
 import { readText } from '../../cache/backend-reader.ts';
 import { LocalDirectoryBackend } from '../../cache/local.ts';
@@ -27,7 +27,7 @@ import { createLogger } from '../../lib/log.ts';
 import { connectTemporal } from '../../temporal/connection.ts';
 import { requireEnv } from '../helpers/env.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
-import { buildOutputs, tempDir } from './helpers.ts';
+import { buildOutputs, signerOnTestStore, tempDir } from './helpers.ts';
 
 describe('cache routes in the API app', () => {
   let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -47,7 +47,7 @@ describe('cache routes in the API app', () => {
     backend = new LocalDirectoryBackend(join(tmp.dir, 'cache'));
     built = await buildOutputs(tmp.dir);
     const key = generateKeyPair('serve-test-1');
-    const signer = createSignerActivities({ backend, secretKey: key.secretKey });
+    const signer = signerOnTestStore(backend, key.secretKey);
     await initialiseCache(backend);
     const stagingDir = join(tmp.dir, 'staging');
     await prepareStaging(stagingDir);
@@ -56,6 +56,7 @@ describe('cache routes in the API app', () => {
     const staged = await host.stageOutputs({ drvPath: built.topDrv, system: 'x86_64-linux', outputs: [built.top] });
     await host.uploadOutputs({ drvPath: built.topDrv, plan: await signer.prepareUpload(staged) });
     await signer.publish(staged);
+    await signer.pool.close();
     narUrl = /^URL: (.*)$/m.exec((await readText(backend, narInfoKey(built.top.path)))!)![1]!;
     nar = Buffer.from(await (await backend.get(narUrl))!.body.toArray().then((chunks) => Buffer.concat(chunks as Buffer[])));
 

@@ -11,7 +11,6 @@ import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { execa } from 'execa';
 import { createUploadActivities, prepareStaging } from '../../activities/builder/upload.ts';
-import { createSignerActivities } from '../../activities/signer/index.ts';
 import { backendBinaryCache } from '../../cache/backend-reader.ts';
 import { LocalDirectoryBackend } from '../../cache/local.ts';
 import { hashEquals } from '../../daemon/core/hash.ts';
@@ -20,7 +19,7 @@ import { narStream, openBinaryCache, type BinaryCache } from '../../daemon/execu
 import { ZstdError } from '../../daemon/executor/errors.ts';
 import { IN_PROCESS_LIMIT, zstdCompress, zstdDecompress } from '../../daemon/executor/zstd.ts';
 import { hashStream } from '../../daemon/nar/index.ts';
-import { buildOutputs, NIX_COMMAND, NIX_OPTIONS, runNix, tempDir } from './helpers.ts';
+import { buildOutputs, NIX_COMMAND, NIX_OPTIONS, runNix, signerOnTestStore, tempDir } from './helpers.ts';
 
 async function collect(stream: AsyncIterable<Uint8Array>): Promise<Buffer> {
   const chunks: Uint8Array[] = [];
@@ -106,13 +105,14 @@ describe('zstd', () => {
     await assertReadsBack(openBinaryCache(pathToFileURL(nixCache).href), built.top.path);
 
     const ours = new LocalDirectoryBackend(join(tmp.dir, 'our-cache'));
-    const signer = createSignerActivities({ backend: ours, secretKey: key.secretKey });
+    const signer = signerOnTestStore(ours, key.secretKey);
     const stagingDir = join(tmp.dir, 'staging');
     await prepareStaging(stagingDir);
     const host = createUploadActivities({ stagingDir });
     const staged = await host.stageOutputs({ drvPath: built.topDrv, system: 'x86_64-linux', outputs: [built.top] });
     await host.uploadOutputs({ drvPath: built.topDrv, plan: await signer.prepareUpload(staged) });
     await signer.publish(staged);
+    await signer.pool.close();
     await assertReadsBack(backendBinaryCache(ours), built.top.path);
   });
 });

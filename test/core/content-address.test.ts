@@ -10,12 +10,17 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { execa } from 'execa';
-import { contentAddressOf, readNarAddress } from '../../activities/signer/content-address.ts';
+import { contentAddressOf } from '../../activities/signer/content-address.ts';
+import { inspectUpload } from '../../activities/signer/inspect.ts';
+import { zstdCompress } from '../../daemon/executor/zstd.ts';
 import { lines, nix, NIX_COMMAND, nixString, nonce, tempDir } from './nix-oracle.ts';
 
 async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
   yield bytes;
 }
+
+/** What the signer reads back from an upload of this NAR. */
+const readNarAddress = (nar: AsyncIterable<Uint8Array>) => inspectUpload(zstdCompress(nar), { candidates: [], maxNarSize: Infinity });
 
 async function narOf(path: string): Promise<Buffer> {
   return (await execa('nix-store', ['--dump', path], { encoding: 'buffer' })).stdout as Buffer;
