@@ -41,16 +41,17 @@ export function logKey(drvPath: string): string {
 }
 
 /**
- * `incoming/<sha256 of the bytes, base32>-<size>`: where an announced upload is staged. Only the
- * signer moves it to its final name, after reading it back; equal uploads share one name.
+ * `incoming/<final key, / as _>-<sha256 of the bytes, base32>-<size>`: where an announced upload
+ * is staged. Only the signer moves it to its final name, after reading it back. Equal uploads for
+ * one key share one name; uploads for different keys never do.
  */
-export function stagingKey(spec: { sha256: string; size: number }): string {
-  return `incoming/${spec.sha256.slice(spec.sha256.indexOf(':') + 1)}-${spec.size}`;
+export function stagingKey(spec: { key: string; sha256: string; size: number }): string {
+  return `incoming/${spec.key.replace('/', '_')}-${spec.sha256.slice(spec.sha256.indexOf(':') + 1)}-${spec.size}`;
 }
 
 const HASH_PART = /^[0-9a-df-np-sv-z]{32}$/;
 const NAR_FILE = /^nar\/[0-9a-df-np-sv-z]{52}\.nar\.zst$/;
-const INCOMING_FILE = /^incoming\/[0-9a-df-np-sv-z]{52}-\d{1,15}$/;
+const INCOMING_FILE = /^incoming\/(nar_[0-9a-df-np-sv-z]{52}\.nar\.zst|log_[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+\.drv)-[0-9a-df-np-sv-z]{52}-\d{1,15}$/;
 const LOG_FILE = /^log\/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+\.drv$/;
 
 /** What kind of object a key names, or undefined for a key outside the layout. */

@@ -146,7 +146,7 @@ in { inherit dep unrelated evil fod; }
     for (const output of staged.outputs) {
       assert.equal(await test.backend.head(narInfoKey(output.path)), undefined, `no narinfo for ${output.path}`);
       assert.equal(await test.backend.head(narKey(output.narHash)), undefined, 'no NAR under its final name');
-      assert.equal(await test.backend.head(stagingKey(output.file)), undefined, 'the staged upload was discarded');
+      assert.equal(await test.backend.head(stagingKey({ key: narKey(output.narHash), ...output.file })), undefined, 'the staged upload was discarded');
     }
   }
 

@@ -118,7 +118,7 @@ for (const open of [localBackend, s3Backend]) {
         const wrong = await deliver(target, tampered);
         assert.equal(wrong.status, 400, wrong.text);
         assert.match(wrong.text, /BadDigest/);
-        const elsewhere = await deliver({ ...target, url: target.url.replace(stagingKey(spec), `incoming/${'0'.repeat(52)}-2000`) }, body);
+        const elsewhere = await deliver({ ...target, url: target.url.replace(stagingKey(spec), stagingKey({ ...spec, key: narKeyFor() })) }, body);
         assert.equal(elsewhere.status, 403, elsewhere.text);
         const final = await deliver({ ...target, url: target.url.replace(stagingKey(spec), spec.key) }, body);
         assert.equal(final.status, 403, 'the URL cannot be turned to the final name');

@@ -6,10 +6,12 @@
  * substitute it and their inputs from the cache.
  */
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { execa } from 'execa';
 import { readRunSummary, startLocalEval } from '../../cli/run-progress.ts';
 import { outcome, writeDag, type DrillContext } from '../drills/common.ts';
 import { startFleet, testDrillContext, untilEnded, type Fleet } from '../drills/fleet.ts';
@@ -85,6 +87,44 @@ describe('fleet: evaluator and builders with stores of their own', () => {
     assert.notEqual(rows[0]!.node, first, 'the other builder finished it');
     assert.equal(rows[0]!.attempts, 2);
     await fleet.start('builder', first);
+  });
+
+  it('replaces an input a builder holds with other contents than the cache (Frankenbuild) before building on it', async () => {
+    // `base` differs with every build ($$); `user` copies it into its own output.
+    const path = join(fleet.dir, `franken-${randomUUID().slice(0, 8)}.nix`);
+    const job = (name: string, script: string, inputs = ''): string =>
+      `${name} = builtins.derivation { name = "${name}"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" ${JSON.stringify(script)} ]; nonce = "${randomUUID()}"; ${inputs} };`;
+    await writeFile(path, `rec {\n  ${job('base', 'echo pid $$ > $out')}\n  ${job('user', 'read line < $base; echo "$line" > $out; echo $base >> $out', 'inherit base;')}\n}\n`);
+    // Each builder builds its own `base` first, straight through its own daemon, as if it had built it for a job of its own.
+    const own = new Map<string, string>();
+    for (const builder of ['builder-1', 'builder-2']) {
+      const env = { ...process.env, ...fleet.hosts.get(builder)!.env };
+      const built = await execa('nix-build', ['--option', 'build-users-group', '', '--option', 'substituters', '', '--no-out-link', path, '-A', 'base'], { env });
+      own.set(builder, await readFile(join(fleet.hosts.get(builder)!.root, built.stdout.trim()), 'utf8'));
+    }
+    assert.notEqual(own.get('builder-1'), own.get('builder-2'), 'the two builders hold different contents at one path');
+
+    const first = await startLocalEval({ client: fleet.client, pool: fleet.pool, path, attrs: ['base'] });
+    assert.deepEqual((await untilEnded(fleet, first.evalId)).jobs.map((job) => job.status), ['succeeded']);
+    const canonicalOn = (await fleet.pool.query<{ node: string }>("SELECT b.node FROM build_jobs b JOIN derivations d USING (drv_path) WHERE d.name = 'base'")).rows[0]!.node;
+    const other = canonicalOn === 'builder-1' ? 'builder-2' : 'builder-1';
+    const baseName = (await readdir(join(fleet.hosts.get(canonicalOn)!.root, 'nix', 'store'))).find((name) => name.endsWith('-base'))!;
+    const canonical = await readFile(join(fleet.hosts.get(canonicalOn)!.root, 'nix', 'store', baseName), 'utf8');
+    assert.notEqual(canonical, own.get(other), `${other}'s base is not the one in the cache`);
+    // Only the builder whose `base` differs from the cache's is left to build `user`.
+    await fleet.kill(canonicalOn);
+    try {
+      const second = await startLocalEval({ client: fleet.client, pool: fleet.pool, path });
+      const summary = await untilEnded(fleet, second.evalId);
+      assert.deepEqual(Object.fromEntries(summary.jobs.map((job) => [job.attr, job.status])), { base: 'succeeded', user: 'succeeded' });
+      const store = join(fleet.hosts.get(other)!.root, 'nix', 'store');
+      const names = await readdir(store);
+      const user = names.find((name) => name.endsWith('-user'))!;
+      assert.equal(await readFile(join(store, baseName), 'utf8'), canonical, `${other} now holds the cache's base`);
+      assert.equal((await readFile(join(store, user), 'utf8')).split('\n')[0]!, canonical.trim(), 'user was built against the canonical base');
+    } finally {
+      await fleet.start('builder', canonicalOn);
+    }
   });
 
   it('runs the bundled example through builders that share no store', async () => {
