@@ -49,22 +49,27 @@ interface Scope {
   bucket: string;
 }
 
-/** The unfinished multipart uploads of one key, newest first. */
-async function uploadsOf(scope: Scope, key: string): Promise<Array<{ uploadId: string; initiated: Date }>> {
-  const found: Array<{ uploadId: string; initiated: Date }> = [];
+/** The unfinished multipart uploads under a prefix, page by page. */
+async function* uploadsUnder(scope: Scope, prefix: string): AsyncGenerator<{ key: string; uploadId: string; initiated: Date }> {
   let keyMarker: string | undefined;
   let uploadIdMarker: string | undefined;
   for (;;) {
     const page = await scope.client.send(
-      new ListMultipartUploadsCommand({ Bucket: scope.bucket, Prefix: key, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+      new ListMultipartUploadsCommand({ Bucket: scope.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
     );
     for (const upload of page.Uploads ?? []) {
-      if (upload.Key === key && upload.UploadId) found.push({ uploadId: upload.UploadId, initiated: upload.Initiated ?? new Date(0) });
+      if (upload.Key && upload.UploadId) yield { key: upload.Key, uploadId: upload.UploadId, initiated: upload.Initiated ?? new Date(0) };
     }
-    if (!page.IsTruncated) break;
+    if (!page.IsTruncated) return;
     keyMarker = page.NextKeyMarker;
     uploadIdMarker = page.NextUploadIdMarker;
   }
+}
+
+/** The unfinished multipart uploads of one key, newest first. */
+async function uploadsOf(scope: Scope, key: string): Promise<Array<{ uploadId: string; initiated: Date }>> {
+  const found: Array<{ uploadId: string; initiated: Date }> = [];
+  for await (const upload of uploadsUnder(scope, key)) if (upload.key === key) found.push(upload);
   return found.sort((a, b) => b.initiated.getTime() - a.initiated.getTime());
 }
 
@@ -158,27 +163,14 @@ export async function completeMultipart(scope: Scope, key: string, size: number)
   return false;
 }
 
-/** Aborts the unfinished uploads of `key`, or (without a key) those begun before `before`; returns how many. */
+/** Aborts the unfinished uploads of `key`, or (without a key) those under `prefix` begun before `before`; returns how many. */
 export async function abortMultipart(scope: Scope, filter: { key: string } | { prefix: string; before: Date }): Promise<number> {
-  let aborted = 0;
-  const prefix = 'key' in filter ? filter.key : filter.prefix;
-  let keyMarker: string | undefined;
-  let uploadIdMarker: string | undefined;
-  for (;;) {
-    const page = await scope.client.send(
-      new ListMultipartUploadsCommand({ Bucket: scope.bucket, Prefix: prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
-    );
-    for (const upload of page.Uploads ?? []) {
-      const wanted = 'key' in filter ? upload.Key === filter.key : (upload.Initiated ?? new Date(0)) < filter.before;
-      if (!wanted || !upload.Key || !upload.UploadId) continue;
-      await scope.client.send(new AbortMultipartUploadCommand({ Bucket: scope.bucket, Key: upload.Key, UploadId: upload.UploadId }));
-      aborted++;
-    }
-    if (!page.IsTruncated) break;
-    keyMarker = page.NextKeyMarker;
-    uploadIdMarker = page.NextUploadIdMarker;
+  const doomed = [];
+  for await (const upload of uploadsUnder(scope, 'key' in filter ? filter.key : filter.prefix)) {
+    if ('key' in filter ? upload.key === filter.key : upload.initiated < filter.before) doomed.push(upload);
   }
-  return aborted;
+  for (const upload of doomed) await scope.client.send(new AbortMultipartUploadCommand({ Bucket: scope.bucket, Key: upload.key, UploadId: upload.uploadId }));
+  return doomed.length;
 }
 
 /** Copies a large object in parts (UploadPartCopy), keeping its content type and encoding. */
