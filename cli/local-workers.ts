@@ -69,10 +69,10 @@ export async function startLocalWorkers({
 }: LocalWorkersOptions): Promise<LocalWorkers> {
   const pool = stack.database.pool;
   const daemon = createDaemonPool(config, stack.daemonSocket);
-  const ctx = { connection: stack.workerConnection, namespace: stack.namespace, bundleDir: join(config.stateDir, 'bundles') };
+  const ctx = { connection: stack.workerConnection, namespace: stack.namespace, bundleDir: join(config.stateDir, 'bundles'), dataConverter: stack.dataConverter };
 
   // Activities start and signal workflows through the workers' native (Rust) connection: cheaper per call than the JS gRPC client.
-  const activityClient = new Client({ connection: stack.workerConnection, namespace: stack.namespace });
+  const activityClient = new Client({ connection: stack.workerConnection, namespace: stack.namespace, ...(stack.dataConverter ? { dataConverter: stack.dataConverter } : {}) });
   const coordinator = coordinatorActivitiesFor(config, { pool, client: activityClient, log, builderHeartbeatTimeoutMs });
   const signer = withSigner ? await openSigner(config, { generateKey: true, warn: (message) => log.warn(message), store: daemon }) : undefined;
   const closure = publishClosure ? await evaluatorClosureFor(config, { daemon, host, signer, log }) : undefined;

@@ -6,6 +6,7 @@
  */
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import type { NativeConnection } from '@temporalio/worker';
 import { temporalConnectionConfig } from '../temporal/settings.ts';
 import type { ServerConfig } from '../config/types.ts';
@@ -14,7 +15,7 @@ import { resolveSocketPath } from '../daemon/protocol/pool.ts';
 import type { Logger } from '../lib/log.ts';
 import { daemonAnswers, startNixDaemon } from '../lib/nix-daemon.ts';
 import { isPortOpen } from '../lib/ports.ts';
-import { connectTemporal, connectTemporalWorker } from '../temporal/connection.ts';
+import { connectTemporal, connectTemporalWorker, dataConverterOf } from '../temporal/connection.ts';
 import { startTemporalDevServer } from '../temporal/dev-server.ts';
 
 export interface LocalStackOptions {
@@ -33,6 +34,8 @@ export interface LocalStackOptions {
 export interface LocalStack {
   client: Client;
   workerConnection: NativeConnection;
+  /** The payload codec's converter, for every worker and client beside `client`. */
+  dataConverter: DataConverter | undefined;
   namespace: string;
   temporalAddress: string;
   temporalUiUrl: string | undefined;
@@ -88,7 +91,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       daemonSocket = daemon.socketPath;
       report(`nix        started nix-daemon on ${daemonSocket}`);
     }
-    return { client, workerConnection, namespace, temporalAddress: address, temporalUiUrl, database, daemonSocket, stop };
+    return { client, workerConnection, dataConverter: dataConverterOf(connectionConfig), namespace, temporalAddress: address, temporalUiUrl, database, daemonSocket, stop };
   } catch (error) {
     await stop();
     throw error;

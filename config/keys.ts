@@ -14,6 +14,7 @@ export const SERVER_KEYS: ReadonlyArray<readonly [key: string, kind: KeyKind]> =
   ['temporal.address', 'string'],
   ['temporal.namespace', 'string'],
   ['temporal.api-key-file', 'path'],
+  ['temporal.codec-key-file', 'path'],
   ['temporal.tls.cert-file', 'path'],
   ['temporal.tls.key-file', 'path'],
   ['temporal.tls.ca-file', 'path'],

@@ -97,6 +97,8 @@ export function serverConfigSchema(context: DefaultsContext) {
           address: matching(HOST_PORT, 'host:port, e.g. "temporal.example.org:7233"').optional(),
           namespace: text('a Temporal namespace name').default('default'),
           'api-key-file': secretFile('temporal.api-key-file').optional(),
+          // Encrypts every payload (histories hold presigned URLs and log tails): temporal/codec.ts.
+          'codec-key-file': secretFile('temporal.codec-key-file').optional(),
           tls: z
             .strictObject({
               'cert-file': secretFile('temporal.tls.cert-file').optional(),

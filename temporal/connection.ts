@@ -6,6 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
+import type { DataConverter, PayloadCodec } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 import { TemporalConnectionError, TemporalNamespaceError, TemporalTlsError } from './errors.ts';
 import { GrpcStatus, grpcStatusOf, messageOf } from './rpc.ts';
@@ -32,6 +33,13 @@ export interface TemporalConnectionConfig {
   apiKey?: string;
   /** How long to wait for the first connection (default 10 s). */
   connectTimeoutMs?: number;
+  /** Encrypts payloads (temporal/codec.ts); every client and worker of a deployment needs the same. */
+  codec?: PayloadCodec;
+}
+
+/** The data converter of clients and workers: the payload codec, when one is configured. */
+export function dataConverterOf(config: { codec?: PayloadCodec | undefined }): DataConverter | undefined {
+  return config.codec ? { payloadCodecs: [config.codec] } : undefined;
 }
 
 async function readPem(path: string, what: string): Promise<Buffer> {
@@ -113,7 +121,8 @@ export async function connectTemporal(config: TemporalConnectionConfig): Promise
     }
     throw connectionFailure(config, error);
   }
-  return new Client({ connection, namespace: config.namespace });
+  const dataConverter = dataConverterOf(config);
+  return new Client({ connection, namespace: config.namespace, ...(dataConverter ? { dataConverter } : {}) });
 }
 
 /** Opens the native (Rust core) connection a Worker polls through; close it after the worker stops. */

@@ -30,3 +30,6 @@ export class SearchAttributeError extends TemporalSetupError {}
 
 /** The local `temporal server start-dev` process failed to start or to answer. */
 export class DevServerError extends TemporalSetupError {}
+
+/** The payload codec's key is missing or wrong, or a payload cannot be decrypted. */
+export class TemporalCodecError extends TemporalSetupError {}

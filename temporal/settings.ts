@@ -1,10 +1,11 @@
 /** From the `[temporal]` section of the server configuration to connection settings. */
 import type { TemporalConfig } from '../config/types.ts';
+import { EncryptionCodec, parseCodecKey } from './codec.ts';
 import type { TemporalConnectionConfig } from './connection.ts';
 
 /** Connection settings for `address` (the configured one, or a dev server's), reading the API key file if any. */
 export async function temporalConnectionConfig(temporal: TemporalConfig, address: string): Promise<TemporalConnectionConfig> {
-  const { tls, apiKeyFile } = temporal;
+  const { tls, apiKeyFile, codecKeyFile } = temporal;
   return {
     address,
     namespace: temporal.namespace,
@@ -17,5 +18,6 @@ export async function temporalConnectionConfig(temporal: TemporalConfig, address
       },
     }),
     ...(apiKeyFile && { apiKey: await apiKeyFile.read() }),
+    ...(codecKeyFile && { codec: new EncryptionCodec(parseCodecKey(await codecKeyFile.read(), codecKeyFile.path)) }),
   };
 }

@@ -3,6 +3,7 @@
  * same factories serve `harmonia-ci worker <role>` in a fleet and the in-process workers of
  * `dev` and `run` on one machine.
  */
+import type { DataConverter } from '@temporalio/common';
 import type { NativeConnection } from '@temporalio/worker';
 import { Worker } from '@temporalio/worker';
 import type { BuilderActivities, CoordinatorActivities, EvaluatorActivities, HostActivities, SignerActivities } from '../activities/types.ts';
@@ -14,6 +15,13 @@ export interface WorkerContext {
   namespace: string;
   /** Where the workflow bundle is cached. */
   bundleDir: string;
+  /** The payload codec of the deployment (temporal/codec.ts), when one is configured. */
+  dataConverter?: DataConverter | undefined;
+}
+
+/** What every worker of a role shares: its connection, namespace and data converter. */
+function base(ctx: WorkerContext): { connection: NativeConnection; namespace: string; dataConverter?: DataConverter } {
+  return { connection: ctx.connection, namespace: ctx.namespace, ...(ctx.dataConverter ? { dataConverter: ctx.dataConverter } : {}) };
 }
 
 /** Workflows kept in the worker's cache: bounded so 10,000 open builds do not exhaust memory. */
@@ -21,8 +29,7 @@ export const MAX_CACHED_WORKFLOWS = 600;
 
 export async function createCoordinatorWorker(ctx: WorkerContext, activities: CoordinatorActivities): Promise<Worker> {
   return Worker.create({
-    connection: ctx.connection,
-    namespace: ctx.namespace,
+    ...base(ctx),
     taskQueue: COORDINATOR_QUEUE,
     workflowBundle: await loadWorkflowBundle(ctx.bundleDir),
     activities,
@@ -37,8 +44,7 @@ export async function createEvaluatorWorker(
   maxEvals = 1,
 ): Promise<Worker> {
   return Worker.create({
-    connection: ctx.connection,
-    namespace: ctx.namespace,
+    ...base(ctx),
     taskQueue: EVAL_QUEUE,
     activities,
     maxConcurrentActivityTaskExecutions: maxEvals,
@@ -51,8 +57,7 @@ export async function createEvaluatorWorker(
  */
 export async function createSignerWorker(ctx: WorkerContext, activities: SignerActivities, maxConcurrent = 8): Promise<Worker> {
   return Worker.create({
-    connection: ctx.connection,
-    namespace: ctx.namespace,
+    ...base(ctx),
     taskQueue: SIGNER_QUEUE,
     activities,
     maxConcurrentActivityTaskExecutions: maxConcurrent,
@@ -103,8 +108,7 @@ export async function createBuildQueueWorkers(
   return Promise.all(
     [...new Set(queues)].map((taskQueue) =>
       Worker.create({
-        connection: ctx.connection,
-        namespace: ctx.namespace,
+        ...base(ctx),
         taskQueue,
         activities: build,
         maxConcurrentActivityTaskExecutions: identity.maxJobs * (identity.tasksPerSlot ?? 1),
@@ -119,8 +123,7 @@ export async function createBuildQueueWorkers(
 /** The worker of the host's own queue: uploads of what this host built. */
 export async function createHostWorker(ctx: WorkerContext, activities: HostActivities, identity: BuilderIdentity): Promise<Worker> {
   return Worker.create({
-    connection: ctx.connection,
-    namespace: ctx.namespace,
+    ...base(ctx),
     taskQueue: hostQueue(identity.host),
     activities: { uploadOutputs: activities.uploadOutputs },
     maxConcurrentActivityTaskExecutions: identity.maxJobs,

@@ -5,7 +5,7 @@
  * calls succeed once it answers; a background check logs when it is first reached.
  */
 import { Client, Connection } from '@temporalio/client';
-import { loadTlsConfig, type TemporalConnectionConfig } from '../../temporal/connection.ts';
+import { dataConverterOf, loadTlsConfig, type TemporalConnectionConfig } from '../../temporal/connection.ts';
 import { sharedPlugin } from './shared.ts';
 
 declare module 'fastify' {
@@ -35,7 +35,8 @@ export const temporalPlugin = sharedPlugin<TemporalPluginOptions>('temporal', as
   // retrying for ~15 s on timers that outlive the app's close; the dispatcher and this plugin's
   // contact loop retry on their own schedule, and a route's caller can try again.
   const connection = Connection.lazy({ address: settings.address, tls: await loadTlsConfig(settings.tls), apiKey: settings.apiKey, interceptors: [] });
-  const client = new Client({ connection, namespace: settings.namespace });
+  const dataConverter = dataConverterOf(settings);
+  const client = new Client({ connection, namespace: settings.namespace, ...(dataConverter ? { dataConverter } : {}) });
   app.decorate('temporal', client);
 
   let closed = false;

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { SigningError } from '../../daemon/core/errors.ts';
 import { formatKey, generateKeyPair } from '../../daemon/core/signing.ts';
 import { CliError } from '../errors.ts';
+import { generateCodecKeyText } from '../../temporal/codec.ts';
 
 interface GenerateOptions {
   secret: string;
@@ -47,9 +48,9 @@ export function generateKeyFiles(name: string, options: GenerateOptions): string
   return formatKey(pair.publicKey);
 }
 
-/** Registers `keys generate`. */
+/** Registers `keys generate` and `keys codec`. */
 export function registerKeys(program: Command): void {
-  const keys = program.command('keys').description('manage binary cache signing keys (Nix key file format)');
+  const keys = program.command('keys').description('manage binary cache signing keys (Nix key file format) and the Temporal payload codec key');
   keys
     .command('generate')
     .description('create an Ed25519 key pair usable as nix secret-key-files / trusted-public-keys')
@@ -59,5 +60,12 @@ export function registerKeys(program: Command): void {
     .action((name: string, options: GenerateOptions) => {
       // The public key goes to stdout so it can be pasted into trusted-public-keys.
       process.stdout.write(`${generateKeyFiles(name, options)}\n`);
+    });
+  keys
+    .command('codec')
+    .description('create the key that encrypts Temporal payloads (temporal.codec-key-file; every role needs the same one)')
+    .argument('<file>', 'where to write the key (created with mode 0600)')
+    .action((file: string) => {
+      writeNewFile(resolve(file), generateCodecKeyText(), 0o600);
     });
 }

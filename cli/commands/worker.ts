@@ -16,7 +16,7 @@ import type { ServerConfig } from '../../config/types.ts';
 import { resolveSocketPath } from '../../daemon/protocol/pool.ts';
 import { openDatabase, type Database } from '../../db/open.ts';
 import { createLogger, routeTemporalLogs, type Logger } from '../../lib/log.ts';
-import { connectTemporal, connectTemporalWorker } from '../../temporal/connection.ts';
+import { connectTemporal, connectTemporalWorker, dataConverterOf } from '../../temporal/connection.ts';
 import { startBuilderRole } from '../../workers/main-builder.ts';
 import { startCoordinatorRole } from '../../workers/main-coordinator.ts';
 import { startEvaluatorRole } from '../../workers/main-evaluator.ts';
@@ -80,7 +80,7 @@ async function runWorker(role: Role, options: WorkerOptions): Promise<void> {
     // Native first: if it fails, Temporal's runtime is left idle and lets the process end.
     workerConnection = await connectTemporalWorker(connection);
     client = await connectTemporal(connection);
-    const ctx = { connection: workerConnection, namespace: config.temporal.namespace, bundleDir: join(config.stateDir, 'bundles') };
+    const ctx = { connection: workerConnection, namespace: config.temporal.namespace, bundleDir: join(config.stateDir, 'bundles'), dataConverter: dataConverterOf(connection) };
     const daemonSocket = resolveSocketPath();
     let running: RunningRole;
     try {

@@ -164,7 +164,9 @@ describe('operator commands', { timeout: 180_000 }, () => {
   });
 
   it('`eval` starts an eval and prints its id; `cancel` cancels it while its build runs on', async () => {
-    const file = await writeJobs(h.dir, { slow: { script: 'echo slow starts; /bin/sleep 4' } });
+    // The build runs until the test releases it: the cancel always arrives while it runs.
+    const release = join(h.dir, `release-${Date.now()}`);
+    const file = await writeJobs(h.dir, { slow: { script: `echo slow starts; while [ ! -e ${release} ]; do /bin/sleep 0.2; done` } });
     const id = (await ok(['eval', file, '--project', project, '--ref', 'cancel-me'])).trim();
     assert.match(id, /^\d+$/);
     const building = await waitUntil(async () => {
@@ -179,6 +181,7 @@ describe('operator commands', { timeout: 180_000 }, () => {
       const { rows } = await h.db.pool.query<{ status: string }>('SELECT status FROM evaluations WHERE id = $1', [id]);
       return rows[0]!.status === 'cancelled' ? true : undefined;
     }, 'the eval is cancelled');
+    await writeFile(release, '');
     // A running build is not interrupted: its output is useful in the cache.
     await waitUntil(async () => {
       const { rows } = await h.db.pool.query<{ status: string }>('SELECT status FROM build_jobs WHERE drv_path = $1', [building.drv_path]);

@@ -1,5 +1,6 @@
 /** A LocalStack made of services someone else runs (the test runner's): stopping it stops nothing. */
 import type { Client } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import type { NativeConnection } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import type { LocalStack } from '../../cli/stack.ts';
@@ -11,10 +12,12 @@ export function externalStack(services: {
   address: string;
   database: { url: string; pool: Pool };
   daemonSocket: string;
+  dataConverter?: DataConverter | undefined;
 }): LocalStack {
   return {
     client: services.client,
     workerConnection: services.workerConnection,
+    dataConverter: services.dataConverter,
     namespace: services.namespace,
     temporalAddress: services.address,
     temporalUiUrl: undefined,

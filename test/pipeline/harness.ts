@@ -7,8 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
 import { startLocalWorkers, type LocalWorkers, type LocalWorkersOptions } from '../../cli/local-workers.ts';
 import { readRunSummary, startLocalEval, waitForEvalWorkflow, type RunSummary } from '../../cli/run-progress.ts';
 import type { LocalStack } from '../../cli/stack.ts';
@@ -17,6 +16,8 @@ import type { ServerConfig } from '../../config/types.ts';
 import { createLogger, routeTemporalLogs } from '../../lib/log.ts';
 import { ensureNamespace } from '../../temporal/namespace.ts';
 import { ensureSearchAttributes } from '../../temporal/search-attributes.ts';
+import { connectTemporalWorker, dataConverterOf, openTemporalConnection } from '../../temporal/connection.ts';
+import { temporalConnectionConfig } from '../../temporal/settings.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { externalStack } from '../helpers/stack.ts';
 
@@ -45,18 +46,14 @@ let logRouted: Promise<void> | undefined;
 export async function startPipeline(
   options: { env?: Record<string, string>; workers?: Partial<LocalWorkersOptions> } = {},
 ): Promise<Pipeline> {
-  const address = required('TEMPORAL_ADDRESS');
+  // A test may point the pipeline at another address (a TLS proxy) through its environment.
+  const address = options.env?.HARMONIA_CI_TEMPORAL_ADDRESS ?? required('TEMPORAL_ADDRESS');
   logRouted ??= routeTemporalLogs(createLogger({ level: 'error' }));
   await logRouted;
   const daemonSocket = required('NIX_DAEMON_SOCKET_PATH');
   const namespace = `test-${randomUUID().slice(0, 8)}`;
   const dir = await mkdtemp(join(tmpdir(), 'harmonia-pipeline-'));
   const db = await createTestDatabase();
-  const connection = await Connection.connect({ address });
-  await ensureNamespace(connection, namespace);
-  await ensureSearchAttributes(connection, namespace);
-  const client = new Client({ connection, namespace });
-  const workerConnection = await NativeConnection.connect({ address });
   const config = await loadServerConfig({
     env: {
       HARMONIA_CI_STATE_DIR: join(dir, 'state'),
@@ -67,7 +64,15 @@ export async function startPipeline(
       ...options.env,
     },
   });
-  const stack = externalStack({ client, workerConnection, namespace, address, database: db, daemonSocket });
+  // Connected as the roles connect: TLS and the payload codec configured in `env` apply here too.
+  const settings = await temporalConnectionConfig(config.temporal, address);
+  const connection = await openTemporalConnection(settings);
+  await ensureNamespace(connection, namespace);
+  await ensureSearchAttributes(connection, namespace);
+  const dataConverter = dataConverterOf(settings);
+  const client = new Client({ connection, namespace, ...(dataConverter ? { dataConverter } : {}) });
+  const workerConnection = await connectTemporalWorker(settings);
+  const stack = externalStack({ client, workerConnection, namespace, address, database: db, daemonSocket, dataConverter });
   const log = createLogger({ level: 'error' });
   const started: LocalWorkers[] = [];
   const addWorkers = async (more: Partial<LocalWorkersOptions>): Promise<LocalWorkers> => {
