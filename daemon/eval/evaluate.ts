@@ -23,14 +23,14 @@ import { isEvalJobError } from './types.ts';
 export async function evaluateJobs(options: EvaluateJobsOptions): Promise<EvaluateJobsResult> {
   const { source, signal } = options;
   if (signal?.aborted) throw new EvaluationAbortedError(signal.reason);
+  // A restricted evaluation gets a HOME of its own, empty, removed afterwards.
+  const home = options.restricted ? await mkdtemp(join(tmpdir(), 'harmonia-eval-home-')) : undefined;
   const controller = new AbortController();
   const onAbort = (): void => controller.abort(new EvaluationAbortedError(signal?.reason));
   signal?.addEventListener('abort', onAbort, { once: true });
   const timer =
     options.timeoutMs === undefined ? undefined : setTimeout(() => controller.abort(new EvaluationTimeoutError(options.timeoutMs ?? 0)), options.timeoutMs);
 
-  // A restricted evaluation gets a HOME of its own, empty, removed afterwards.
-  const home = options.restricted ? await mkdtemp(join(tmpdir(), 'harmonia-eval-home-')) : undefined;
   const ctx: NixContext = {
     env: home === undefined ? minimalEnvironment(options.extraEnv) : restrictedEnvironment(home, { ...fileSearchPath(options), ...options.extraEnv }),
     optionArgs: nixOptionArgs(options.nixOptions ?? {}, options.allowIfd ?? true, options.restricted ?? false),
