@@ -22,6 +22,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error && npm cache clean --force
 COPY . .
 RUN ln -s /opt/harmonia-ci/bin/harmonia-ci.mjs /usr/local/bin/harmonia-ci
+# The state directory, writable by the unprivileged `node` user (uid 1000) that the roles
+# without a nix-daemon run as (docker-compose.yml).
+RUN mkdir -p /var/lib/harmonia-ci && chown node:node /var/lib/harmonia-ci
 
 ENV NODE_ENV=production
 # tini reaps the nix subprocesses that workers start and forwards SIGTERM.

@@ -128,6 +128,8 @@ export interface EvaluateRequest {
   evalId: string;
   source: JobsetSource;
   settings: EvalSettings;
+  /** Whose git credential fetches the source (`projects.git-credentials-dir`); absent in runs recorded before. */
+  projectName?: string;
 }
 
 export interface EvaluateOutcome {

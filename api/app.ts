@@ -10,6 +10,7 @@ import type { Pool } from 'pg';
 import type { ServerConfig } from '../config/types.ts';
 import { createForges } from '../forges/index.ts';
 import { installErrorHandlers } from './error-handler.ts';
+import { installSecurityHeaders } from './security-headers.ts';
 import { ApiSetupError } from './errors.ts';
 import type { CacheBackend } from '../cache/types.ts';
 import { cacheStoragePlugin } from './plugins/cache-storage.ts';
@@ -66,6 +67,7 @@ export function buildApp({ config, log, deps = {}, temporalUiUrl }: BuildAppOpti
   });
 
   installErrorHandlers(app);
+  installSecurityHeaders(app);
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });

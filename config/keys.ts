@@ -5,7 +5,7 @@
  */
 
 /** How an environment string becomes a configuration value, and how a relative path is resolved. */
-export type KeyKind = 'string' | 'path' | 'location' | 'integer' | 'list' | 'duration' | 'size' | 'substituters';
+export type KeyKind = 'string' | 'path' | 'location' | 'integer' | 'boolean' | 'list' | 'duration' | 'size' | 'substituters';
 
 export const SERVER_KEYS: ReadonlyArray<readonly [key: string, kind: KeyKind]> = [
   ['state-dir', 'path'],
@@ -41,6 +41,7 @@ export const SERVER_KEYS: ReadonlyArray<readonly [key: string, kind: KeyKind]> =
   ['limits.max-output-size', 'size'],
   ['limits.max-log-size', 'size'],
   ['limits.eval-timeout', 'duration'],
+  ['limits.eval-memory', 'size'],
   ['limits.attempts', 'integer'],
   ['limits.builder-heartbeat-timeout', 'duration'],
   ['limits.log-tail', 'size'],
@@ -56,6 +57,8 @@ export const SERVER_KEYS: ReadonlyArray<readonly [key: string, kind: KeyKind]> =
   ['forges.gitea.webhook-secret-file', 'path'],
   ['projects.scheduling-shares', 'integer'],
   ['projects.pr-trust', 'string'],
+  ['projects.allow-ifd', 'boolean'],
+  ['projects.git-credentials-dir', 'path'],
 ];
 
 /** Conventional variable names accepted as well, weaker than the `HARMONIA_CI_` form. */

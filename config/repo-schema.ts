@@ -15,7 +15,8 @@ export const repoConfigSchema = z
       })
       .min(1, { error: 'expected at least one attribute path' })
       .default(['checks']),
-    'allow-ifd': z.boolean({ error: 'expected true or false' }).default(true),
+    // Unset: the project's setting. A repository may turn import-from-derivation off, never on.
+    'allow-ifd': z.boolean({ error: 'expected true or false' }).optional(),
     'eval-timeout': duration().optional(),
   })
   .transform((value) => camelize(value));

@@ -27,3 +27,26 @@ export function parseRepoConfig(text: string, sourceName: string): RepoConfig {
 export function defaultRepoConfig(): RepoConfig {
   return repoConfigSchema.parse({});
 }
+
+/** The evaluation settings a repository's file can change. */
+export interface RepoTunableSettings {
+  attrs: string[];
+  allowIfd: boolean;
+  /** 0: no limit. */
+  evalTimeoutMs: number;
+}
+
+/**
+ * The project's settings as a repository's `.harmonia-ci.toml` may change them: the project
+ * decides, the file only tightens. It turns import-from-derivation off but never on, and shortens
+ * the eval timeout but never lengthens it; its `attrs` apply where the project names none.
+ */
+export function applyRepoConfig<S extends RepoTunableSettings>(project: S, repo: RepoConfig): S {
+  const timeouts = [project.evalTimeoutMs, repo.evalTimeout ?? 0].filter((ms) => ms > 0);
+  return {
+    ...project,
+    attrs: project.attrs.length > 0 ? project.attrs : repo.attrs,
+    allowIfd: project.allowIfd && repo.allowIfd !== false,
+    evalTimeoutMs: timeouts.length > 0 ? Math.min(...timeouts) : 0,
+  };
+}

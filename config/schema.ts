@@ -160,6 +160,8 @@ export function serverConfigSchema(context: DefaultsContext) {
           'max-output-size': size().prefault('4G'),
           'max-log-size': size().prefault('64M'),
           'eval-timeout': duration().prefault('1h'),
+          // Address space of each process evaluating untrusted code (a pull request from outside).
+          'eval-memory': size().prefault('4G'),
           attempts: integer(1, 100).default(3),
           // A builder silent this long is presumed dead, and its build goes to another builder.
           'builder-heartbeat-timeout': duration().prefault('2m'),
@@ -175,6 +177,10 @@ export function serverConfigSchema(context: DefaultsContext) {
         .strictObject({
           'scheduling-shares': integer(1).default(100),
           'pr-trust': oneOf(PR_TRUST_LEVELS).default('collaborators'),
+          // A repository's .harmonia-ci.toml may turn it off, never on.
+          'allow-ifd': z.boolean({ error: 'expected true or false' }).default(true),
+          // git-credential-store files <owner>/<repo>, each used only for that project's trusted evaluations.
+          'git-credentials-dir': text('a directory path').optional(),
         })
         .prefault({}),
     })

@@ -89,6 +89,7 @@ function isRelativeLocal(value: string, kind: KeyKind): boolean {
 function fromEnvironment(value: string, kind: KeyKind, cwd: string): unknown {
   if (isRelativeLocal(value, kind)) return resolve(cwd, value);
   if (kind === 'integer') return /^-?\d+$/.test(value.trim()) ? Number(value) : value;
+  if (kind === 'boolean') return value.trim() === 'true' ? true : value.trim() === 'false' ? false : value;
   if (kind === 'list') return value.split(/[,\s]+/).filter((item) => item !== '');
   if (kind === 'substituters') return substitutersFromEnvironment(value);
   return value;

@@ -14,7 +14,7 @@ import { ForgeNotConfiguredError, ForgeRequestError } from './errors.ts';
 import { forgePushEvent } from './git-source.ts';
 import { findProject, type ProjectRepository } from './store.ts';
 import type { Forges } from './types.ts';
-import type { Intent } from './webhooks.ts';
+import { headPusher, type Intent } from './webhooks.ts';
 
 const PASS_INTERVAL_MS = 2_000;
 const BATCH = 20;
@@ -225,20 +225,27 @@ async function dispatch(deps: Running, row: DeliveryRow): Promise<Outcome> {
   if (project.prTrust === 'none') return { status: 'ignored', reason: 'pull requests are not built for this project (pr-trust none)' };
 
   if (intent.kind === 'pull_request') {
-    const trusted = project.prTrust === 'everyone' || intent.sameRepository || (await forge.canPush(repo, intent.author));
-    if (!trusted) {
-      return { status: 'ignored', reason: `${intent.author} cannot push to ${project.projectName}: a collaborator's "/ci run" comment builds it` };
+    // The head is trusted when whoever pushed it can push to the repository (synchronize: the
+    // sender, not the author). With pr-trust all it is built anyway, but evaluated restricted.
+    const pusher = headPusher(intent);
+    const trusted = intent.sameRepository || (await forge.canPush(repo, pusher));
+    if (!trusted && project.prTrust !== 'everyone') {
+      return { status: 'ignored', reason: `${pusher} cannot push to ${project.projectName}: a collaborator's "/ci run" comment builds it` };
     }
-    await push(deps, project, row.ref, intent.sha, await forge.commitTree(repo, intent.sha), 'pull_request');
+    await push(deps, project, row.ref, intent.sha, await forge.commitTree(repo, intent.sha), 'pull_request', !trusted);
     return { status: 'dispatched' };
   }
 
   if (project.prTrust !== 'everyone' && !(await forge.canPush(repo, intent.commenter))) {
     return { status: 'ignored', reason: `${intent.commenter} cannot push to ${project.projectName}: only collaborators start builds` };
   }
-  // The head at the moment of the comment: later pushes of an outside author need another /ci run.
-  const pr = await forge.pullRequest(repo, intent.number);
-  await push(deps, project, row.ref, pr.sha, await forge.commitTree(repo, pr.sha), 'pull_request');
+  // The head pinned when the comment's delivery arrived; later pushes of an outside author need
+  // another /ci run. Deliveries stored before heads were pinned read it now.
+  const head = intent.head ?? (await forge.pullRequest(repo, intent.number));
+  // A collaborator vouches for running the code, not for what it does: code of an author who
+  // cannot push is evaluated restricted.
+  const untrusted = !head.sameRepository && !(await forge.canPush(repo, head.author));
+  await push(deps, project, row.ref, head.sha, await forge.commitTree(repo, head.sha), 'pull_request', untrusted);
   return { status: 'dispatched' };
 }
 
@@ -249,9 +256,10 @@ async function push(
   sha: string,
   treeHash: string | undefined,
   event: 'push' | 'pull_request',
+  untrusted = false,
 ): Promise<void> {
   // Bounded, so an unreachable Temporal holds up a pass for seconds, not for the client's whole retry budget.
-  const pushed = forgePushEvent({ cloneUrl: project.cloneUrl, ref, sha, ...(treeHash ? { treeHash } : {}), event });
+  const pushed = { ...forgePushEvent({ cloneUrl: project.cloneUrl, ref, sha, ...(treeHash ? { treeHash } : {}), event }), ...(untrusted ? { untrusted } : {}) };
   const { connection } = deps.client;
   const signal = () => connection.withDeadline(Date.now() + SIGNAL_DEADLINE_MS, () => signalPush(deps.client, project.projectName, ref, pushed));
   // Temporal's client adds a listener to the abort signal of every call and never removes it:

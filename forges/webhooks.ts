@@ -7,8 +7,27 @@ import type { ForgeKind } from './types.ts';
 
 export type Intent =
   | { kind: 'push'; ref: string; sha: string; treeHash?: string }
-  | { kind: 'pull_request'; number: number; sha: string; author: string; sameRepository: boolean }
-  | { kind: 'comment'; number: number; commenter: string };
+  | {
+      kind: 'pull_request';
+      number: number;
+      sha: string;
+      author: string;
+      sameRepository: boolean;
+      /** Who caused the event: on `synchronize`, who pushed the head (absent in deliveries stored before). */
+      sender?: string;
+      action?: string;
+    }
+  | {
+      kind: 'comment';
+      number: number;
+      commenter: string;
+      /** The forge's id of the comment: one comment starts at most one build. */
+      commentId?: number;
+      /** When the comment was written (ISO 8601), to refuse a replayed delivery of an old one. */
+      createdAt?: string;
+      /** The pull request's head when the delivery arrived, pinned then (absent in deliveries stored before). */
+      head?: { sha: string; author: string; sameRepository: boolean };
+    };
 
 export interface PayloadRepository {
   owner: string;
@@ -82,12 +101,15 @@ function eventIntent(forge: ForgeKind, event: string, payload: Json): Intent | {
     if (number === undefined || sha === undefined) return { reason: 'pull_request event without a number or head sha' };
     const headRepo = num(obj(head.repo).id) ?? num(head.repo_id);
     const baseRepo = num(obj(base.repo).id) ?? num(base.repo_id);
+    const sender = str(obj(payload.sender).login);
     return {
       kind: 'pull_request',
       number,
       sha,
       author: str(obj(pr.user).login) ?? '',
       sameRepository: headRepo !== undefined && headRepo === baseRepo,
+      action,
+      ...(sender === undefined ? {} : { sender }),
     };
   }
   if (event === 'issue_comment' || event === 'pull_request_comment') {
@@ -99,7 +121,9 @@ function eventIntent(forge: ForgeKind, event: string, payload: Json): Intent | {
     const number = num(issue.number);
     const commenter = str(obj(comment.user).login);
     if (number === undefined || commenter === undefined) return { reason: 'comment without an issue number or author' };
-    return { kind: 'comment', number, commenter };
+    const commentId = num(comment.id);
+    const createdAt = str(comment.created_at);
+    return { kind: 'comment', number, commenter, ...(commentId === undefined ? {} : { commentId }), ...(createdAt === undefined ? {} : { createdAt }) };
   }
   return { reason: `${event} events are not used` };
 }
@@ -112,4 +136,13 @@ function payloadRepository(payload: Json): PayloadRepository | undefined {
   const forgeId = num(repo.id);
   const installationId = num(obj(payload.installation).id);
   return { owner, name, ...(forgeId === undefined ? {} : { forgeId }), ...(installationId === undefined ? {} : { installationId }) };
+}
+
+/**
+ * Whose push a pull_request event's head is: on `synchronize` (Gitea: `synchronized`) the
+ * sender's, who pushed it (to a fork others may push to as well); otherwise the author's.
+ */
+export function headPusher(intent: Extract<Intent, { kind: 'pull_request' }>): string {
+  const pushed = intent.action === 'synchronize' || intent.action === 'synchronized';
+  return pushed && intent.sender !== undefined ? intent.sender : intent.author;
 }

@@ -45,7 +45,7 @@ export function coordinatorActivitiesFor(
   return createCoordinatorActivities({
     pool: deps.pool,
     client: deps.client,
-    defaults: { attrs: [], allowIfd: true, evalTimeoutMs: config.limits.evalTimeout, systems: config.builder.systems },
+    defaults: { attrs: [], allowIfd: config.projects.allowIfd, evalTimeoutMs: config.limits.evalTimeout, systems: config.builder.systems },
     builderHeartbeatTimeoutMs: deps.builderHeartbeatTimeoutMs ?? config.limits.builderHeartbeatTimeout,
     buildAttempts: config.limits.attempts,
     publishDeadlineMs: config.limits.publishDeadline,
@@ -61,7 +61,13 @@ export function evaluatorActivitiesFor(
   deps: { pool: Pool; daemon: DaemonPool; log: Logger; signer?: Signer | undefined; closure?: ClosureDeps },
 ): EvaluatorActivities {
   const lookup = planningLookupFor(config, { daemon: deps.daemon, signer: deps.signer, warn: (message) => deps.log.warn(message) });
-  return createEvaluatorActivities({ pool: deps.pool, isValid: (paths) => lookup.available(paths), ...(deps.closure ? { closure: deps.closure } : {}) });
+  return createEvaluatorActivities({
+    pool: deps.pool,
+    isValid: (paths) => lookup.available(paths),
+    restrictedMemoryBytes: config.limits.evalMemory,
+    ...(config.projects.gitCredentialsDir === undefined ? {} : { gitCredentialsDir: config.projects.gitCredentialsDir }),
+    ...(deps.closure ? { closure: deps.closure } : {}),
+  });
 }
 
 /**

@@ -158,7 +158,7 @@ async function evaluate(input: EvalWorkflowInput): Promise<boolean> {
   let outcome: EvaluateOutcome;
   for (let round = 1; ; round++) {
     try {
-      outcome = await evaluator.evaluate({ evalId: input.evalId, source: input.source, settings: input.settings });
+      outcome = await evaluator.evaluate({ evalId: input.evalId, source: input.source, settings: input.settings, projectName: projectNameOf(input) });
     } catch (error) {
       // Every attempt failed (the evaluator host died each time, or the eval ran past its timeout):
       // the eval ends failed with the reason, never left running.

@@ -46,6 +46,8 @@ export interface PushEvent {
   source: JobsetSource;
   /** The forge event that caused it, for the record (`push`, `pull_request`, `cli`, …). */
   event: string;
+  /** Code from someone who cannot push to the repository (a pull request from outside): evaluated restricted. */
+  untrusted?: boolean;
 }
 
 export interface RefWorkflowInput {
@@ -66,6 +68,8 @@ export interface EvalSettings {
   evalTimeoutMs: number;
   /** Systems the builders serve; jobs for other systems are left out (as buildbot-nix does). */
   systems: string[];
+  /** Untrusted code: restricted evaluation (no files outside the source, no URLs, no IFD, a memory limit, no credentials). */
+  restricted?: boolean;
 }
 
 export interface EvalWorkflowInput {

@@ -63,7 +63,7 @@ async function createEval(pool: Pool, defaults: EvalSettings, request: StartEval
       'UnknownProject',
     );
   }
-  const settings: EvalSettings = { ...defaults, ...pickSettings(row.settings) };
+  const settings: EvalSettings = { ...defaults, ...pickSettings(row.settings), ...(push.untrusted ? { restricted: true } : {}) };
   const event = FORGE_EVENTS.has(push.event) ? push.event : 'manual';
 
   const inserted = await pool.query<{ id: string }>(

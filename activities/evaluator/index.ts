@@ -3,18 +3,21 @@
  * plan the builds. A broken expression is a failed eval (not an activity failure to retry); a
  * cancelled eval kills the evaluator's subprocesses before the activity returns.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Context } from '@temporalio/activity';
 import { execa } from 'execa';
 import { CancelledFailure } from '@temporalio/common';
 import type { Pool } from 'pg';
-import { parseRepoConfig, REPO_CONFIG_FILE } from '../../config/repo.ts';
+import { applyRepoConfig, parseRepoConfig, REPO_CONFIG_FILE } from '../../config/repo.ts';
 import { ConfigError } from '../../config/errors.ts';
 import { evaluateJobs, isEvalJobError, sourceFromArgument } from '../../daemon/eval/index.ts';
 import type { EvalJob, EvalJobLine, EvalSource } from '../../daemon/eval/index.ts';
 import { EvaluationAbortedError, EvaluationError } from '../../daemon/eval/errors.ts';
-import { minimalEnvironment } from '../../daemon/eval/process.ts';
+import { projectGitEnvironment } from '../../daemon/eval/git-credentials.ts';
+import { nixOptionArgs } from '../../daemon/eval/nix.ts';
+import { minimalEnvironment, restrictedEnvironment } from '../../daemon/eval/process.ts';
 import type { EvalSettings, JobsetSource } from '../../workflows/types.ts';
 import type { EvaluateOutcome, EvaluatorActivities } from '../types.ts';
 import { publishDerivationClosure, type ClosureDeps } from './closure.ts';
@@ -31,6 +34,10 @@ export interface EvaluatorDeps {
   /** Nix settings for the evaluation subprocesses (`substituters`, …). */
   nixOptions?: Record<string, string>;
   workers?: number;
+  /** Address-space limit of each process of a restricted (untrusted) evaluation (`limits.eval-memory`). */
+  restrictedMemoryBytes?: number;
+  /** `projects.git-credentials-dir`: git-credential-store files `<owner>/<repo>`, each for that project's trusted evaluations. */
+  gitCredentialsDir?: string;
   /**
    * Set when builders may not share this host's store: the closure of the `.drv` files to build
    * goes to our cache before any build starts (closure.ts). Unset where every builder uses this
@@ -41,11 +48,15 @@ export interface EvaluatorDeps {
 
 export function createEvaluatorActivities(deps: EvaluatorDeps): EvaluatorActivities {
   return {
-    async evaluate({ evalId, source, settings }): Promise<EvaluateOutcome> {
+    async evaluate({ evalId, source, settings, projectName }): Promise<EvaluateOutcome> {
       const context = Context.current();
+      const restricted = settings.restricted === true;
+      // Untrusted code gets no credential; trusted code the project's own, and no host-wide one.
+      const extraEnv = restricted ? {} : await projectGitEnvironment(deps.gitCredentialsDir, source.kind === 'git' ? projectName : undefined);
+      const fetching: FetchSettings = { nixOptions: deps.nixOptions ?? {}, restricted, extraEnv };
       let effective: EvalSettings;
       try {
-        effective = await applyRepoConfig(source, settings, deps.nixOptions);
+        effective = await withRepoConfig(source, settings, fetching);
       } catch (error) {
         if (error instanceof ConfigError) return failed(error.message);
         throw error;
@@ -75,6 +86,8 @@ export function createEvaluatorActivities(deps: EvaluatorDeps): EvaluatorActivit
           timeoutMs: effective.evalTimeoutMs > 0 ? effective.evalTimeoutMs : undefined,
           workers: deps.workers,
           nixOptions: deps.nixOptions,
+          extraEnv,
+          ...(restricted ? { restricted, memoryLimitBytes: deps.restrictedMemoryBytes } : {}),
           signal: context.cancellationSignal,
           onJob: async (line) => {
             if (!isEvalJobError(line) && !servesSystem(effective.systems, line.system)) {
@@ -143,11 +156,18 @@ async function toEvalSource(source: JobsetSource): Promise<EvalSource> {
   return sourceFromArgument(source.url);
 }
 
-/** `.harmonia-ci.toml` at the root of the source (a local directory, or the fetched commit) overrides the project's settings. */
-async function applyRepoConfig(source: JobsetSource, settings: EvalSettings, nixOptions?: Record<string, string>): Promise<EvalSettings> {
+/** How the commit is fetched to read its `.harmonia-ci.toml`: as its evaluation will fetch it. */
+interface FetchSettings {
+  nixOptions: Record<string, string>;
+  restricted: boolean;
+  extraEnv: Record<string, string>;
+}
+
+/** `.harmonia-ci.toml` at the root of the source (a local directory, or the fetched commit) tightens the project's settings. */
+async function withRepoConfig(source: JobsetSource, settings: EvalSettings, fetching: FetchSettings): Promise<EvalSettings> {
   const dir =
     source.kind === 'git'
-      ? await fetchedTree(source, nixOptions)
+      ? await fetchedTree(source, fetching)
       : (await stat(source.url).then((s) => s.isDirectory(), () => false))
         ? source.url
         : undefined;
@@ -155,31 +175,31 @@ async function applyRepoConfig(source: JobsetSource, settings: EvalSettings, nix
   const file = join(dir, REPO_CONFIG_FILE);
   const text = await readFile(file, 'utf8').catch(() => undefined);
   if (text === undefined) return settings;
-  const repo = parseRepoConfig(text, source.kind === 'git' ? `${source.url}@${source.rev ?? 'HEAD'}:${REPO_CONFIG_FILE}` : file);
-  return {
-    ...settings,
-    attrs: settings.attrs.length > 0 ? settings.attrs : repo.attrs,
-    allowIfd: repo.allowIfd,
-    evalTimeoutMs: repo.evalTimeout ?? settings.evalTimeoutMs,
-  };
+  return applyRepoConfig(settings, parseRepoConfig(text, source.kind === 'git' ? `${source.url}@${source.rev ?? 'HEAD'}:${REPO_CONFIG_FILE}` : file));
 }
 
 /**
  * The store path of a git source's tree, fetched by Nix as the evaluation will fetch it (so the
  * fetch is done once). Undefined when Nix cannot fetch it: the evaluation then reports why.
  */
-async function fetchedTree(source: JobsetSource, nixOptions: Record<string, string> = {}): Promise<string | undefined> {
+async function fetchedTree(source: JobsetSource, fetching: FetchSettings): Promise<string | undefined> {
   const evalSource = await toEvalSource(source);
   if (evalSource.kind !== 'flake') return undefined;
-  const options = Object.entries(nixOptions).flatMap(([name, value]) => ['--option', name, value]);
-  const result = await execa(
-    'nix',
-    ['--extra-experimental-features', 'nix-command flakes', ...options, 'flake', 'metadata', '--json', '--no-write-lock-file', evalSource.ref],
-    { reject: false, env: minimalEnvironment(), extendEnv: false, timeout: FETCH_TIMEOUT_MS },
-  );
-  if (result.exitCode !== 0) return undefined;
-  const path = (JSON.parse(result.stdout) as { path?: unknown }).path;
-  return typeof path === 'string' ? path : undefined;
+  const options = nixOptionArgs(fetching.nixOptions, true, fetching.restricted);
+  const home = fetching.restricted ? await mkdtemp(join(tmpdir(), 'harmonia-eval-home-')) : undefined;
+  try {
+    const env = home === undefined ? minimalEnvironment(fetching.extraEnv) : restrictedEnvironment(home, fetching.extraEnv);
+    const result = await execa(
+      'nix',
+      ['--extra-experimental-features', 'nix-command flakes', ...options, 'flake', 'metadata', '--json', '--no-write-lock-file', evalSource.ref],
+      { reject: false, env, extendEnv: false, timeout: FETCH_TIMEOUT_MS },
+    );
+    if (result.exitCode !== 0) return undefined;
+    const path = (JSON.parse(result.stdout) as { path?: unknown }).path;
+    return typeof path === 'string' ? path : undefined;
+  } finally {
+    if (home !== undefined) await rm(home, { recursive: true, force: true });
+  }
 }
 
 /** One batch of attributes, with the minimal derivation rows their foreign keys need. */

@@ -8,8 +8,9 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { Webhooks } from '@octokit/webhooks';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ForgesConfig } from '../../config/types.ts';
+import { pinCommentHead, PullRequestHeadUnavailableError } from '../../forges/comments.ts';
 import { forgetInstallation, findWebhookProject, recordDelivery, upsertRepositories } from '../../forges/store.ts';
 import type { ForgeKind, Forges } from '../../forges/types.ts';
 import { intentRef, parseForgeEvent } from '../../forges/webhooks.ts';
@@ -25,8 +26,8 @@ export interface WebhookRoutesOptions {
 /** What a 503 asks the forge (or whoever redelivers) to wait, in seconds. */
 const RETRY_AFTER_S = 60;
 
-/** GitHub sends at most 25 MB. */
-const BODY_LIMIT = 26 * 1024 * 1024;
+/** GitHub caps payloads at 25 MB (Gitea's are smaller); a larger body is refused (413) before it is read. */
+export const WEBHOOK_BODY_LIMIT = 25 * 1024 * 1024;
 
 const replySchema = {
   type: 'object',
@@ -40,7 +41,7 @@ const replySchema = {
 /** Registers the webhook routes; accepted deliveries go to the dispatcher (api/plugins/deliveries.ts). */
 export async function webhookRoutes(app: FastifyInstance, { config, forges }: WebhookRoutesOptions): Promise<void> {
   // The signature covers the exact bytes: keep the body as the string that arrived.
-  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: BODY_LIMIT }, (_request, body, done) => done(null, body));
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: WEBHOOK_BODY_LIMIT }, (_request, body, done) => done(null, body));
 
   const schema = (forge: string) => ({
     description: `A ${forge} webhook delivery (push, pull_request, issue_comment${forge === 'GitHub' ? ', installation' : ''}).`,
@@ -48,11 +49,21 @@ export async function webhookRoutes(app: FastifyInstance, { config, forges }: We
     response: { 200: replySchema, 202: replySchema, ...errorResponses },
   });
 
-  app.post('/webhook/github', { schema: schema('GitHub'), bodyLimit: BODY_LIMIT }, async (request, reply) => {
-    const secretFile = config.github?.webhookSecretFile;
-    if (!secretFile) throw new NotFoundError('GitHub webhooks are not configured: set forges.github.webhook-secret-file');
-    const signature = header(request, 'x-hub-signature-256');
-    if (!signature) throw new UnauthorizedError('missing X-Hub-Signature-256: set the webhook secret on GitHub');
+  // Unauthenticated requests are turned away before their body is read (onRequest runs before parsing).
+  const githubSigned = async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
+    if (!config.github?.webhookSecretFile) throw new NotFoundError('GitHub webhooks are not configured: set forges.github.webhook-secret-file');
+    if (!header(request, 'x-hub-signature-256')) throw new UnauthorizedError('missing X-Hub-Signature-256: set the webhook secret on GitHub');
+  };
+  const giteaSigned = async (request: FastifyRequest, _reply: FastifyReply): Promise<void> => {
+    if (!config.gitea?.webhookSecretFile) throw new NotFoundError('Gitea webhooks are not configured: set forges.gitea.webhook-secret-file');
+    if (!header(request, 'x-gitea-signature') && !header(request, 'x-forgejo-signature')) {
+      throw new UnauthorizedError('missing X-Gitea-Signature: set the webhook secret on Gitea');
+    }
+  };
+
+  app.post('/webhook/github', { schema: schema('GitHub'), bodyLimit: WEBHOOK_BODY_LIMIT, onRequest: githubSigned }, async (request, reply) => {
+    const secretFile = config.github!.webhookSecretFile!;
+    const signature = header(request, 'x-hub-signature-256')!;
     const body = rawBody(request);
     if (!(await new Webhooks({ secret: await secretFile.read() }).verify(body, signature))) {
       throw new UnauthorizedError('X-Hub-Signature-256 does not match: the webhook secret on GitHub differs from ours');
@@ -62,11 +73,9 @@ export async function webhookRoutes(app: FastifyInstance, { config, forges }: We
     return reply.code(answer.status === 'ignored' ? 200 : 202).send(answer);
   });
 
-  app.post('/webhook/gitea', { schema: schema('Gitea'), bodyLimit: BODY_LIMIT }, async (request, reply) => {
-    const secretFile = config.gitea?.webhookSecretFile;
-    if (!secretFile) throw new NotFoundError('Gitea webhooks are not configured: set forges.gitea.webhook-secret-file');
-    const signature = header(request, 'x-gitea-signature') ?? header(request, 'x-forgejo-signature');
-    if (!signature) throw new UnauthorizedError('missing X-Gitea-Signature: set the webhook secret on Gitea');
+  app.post('/webhook/gitea', { schema: schema('Gitea'), bodyLimit: WEBHOOK_BODY_LIMIT, onRequest: giteaSigned }, async (request, reply) => {
+    const secretFile = config.gitea!.webhookSecretFile!;
+    const signature = (header(request, 'x-gitea-signature') ?? header(request, 'x-forgejo-signature'))!;
     const body = rawBody(request);
     if (!hmacMatches(await secretFile.read(), body, signature)) {
       throw new UnauthorizedError('X-Gitea-Signature does not match: the webhook secret on Gitea differs from ours');
@@ -84,6 +93,7 @@ async function receive(...args: Parameters<typeof receiveDelivery>): Promise<Ans
   try {
     return await receiveDelivery(...args);
   } catch (error) {
+    if (error instanceof PullRequestHeadUnavailableError) throw new RetryLaterError(error.message, RETRY_AFTER_S, { cause: error });
     if (!isDatabaseUnreachable(error)) throw error;
     throw new RetryLaterError(
       'cannot store the webhook delivery: the database (PostgreSQL) is unreachable; redeliver it once GET /healthz reports the database ok',
@@ -124,14 +134,14 @@ async function receiveDelivery(
   if (parsed.intent.kind !== 'push' && project.prTrust === 'none') {
     return { status: 'ignored', reason: `pull requests of ${project.projectName} are not built (pr-trust none)` };
   }
-  const stored = await recordDelivery(app.db, {
-    forge,
-    deliveryId,
-    event,
-    projectId: project.projectId,
-    ref: intentRef(parsed.intent),
-    intent: parsed.intent,
-  });
+  let intent = parsed.intent;
+  if (intent.kind === 'comment') {
+    const pinned = await pinCommentHead(app.db, forges, forge, project, intent, deliveryId);
+    if (pinned.kind === 'seen') return { status: 'duplicate' };
+    if (pinned.kind === 'stale') return { status: 'ignored', reason: pinned.reason };
+    intent = pinned.intent;
+  }
+  const stored = await recordDelivery(app.db, { forge, deliveryId, event, projectId: project.projectId, ref: intentRef(intent), intent });
   logDelivery(app, forge, event, deliveryId, project.projectName, stored);
   return { status: stored ? 'accepted' : 'duplicate' };
 }

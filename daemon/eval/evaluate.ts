@@ -1,12 +1,14 @@
 /** evaluateJobs: the evaluation engine's entry point, choosing nix-eval-jobs or the built-in evaluator. */
-import { availableParallelism } from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { parseAttrPath } from './attr-path.ts';
 import { evaluateBuiltin } from './builtin.ts';
 import { EvaluationAbortedError, EvaluationError, EvaluationTimeoutError } from './errors.ts';
 import { evaluateWithNixEvalJobs } from './nix-eval-jobs.ts';
 import { findExecutable, nixOptionArgs } from './nix.ts';
 import type { NixContext } from './nix.ts';
-import { minimalEnvironment } from './process.ts';
+import { minimalEnvironment, restrictedEnvironment } from './process.ts';
 import type { TreeProcess } from './process.ts';
 import { resolveRoot } from './source.ts';
 import type { EvalJobLine, EvaluateJobsOptions, EvaluateJobsResult } from './types.ts';
@@ -21,6 +23,8 @@ import { isEvalJobError } from './types.ts';
 export async function evaluateJobs(options: EvaluateJobsOptions): Promise<EvaluateJobsResult> {
   const { source, signal } = options;
   if (signal?.aborted) throw new EvaluationAbortedError(signal.reason);
+  // A restricted evaluation gets a HOME of its own, empty, removed afterwards.
+  const home = options.restricted ? await mkdtemp(join(tmpdir(), 'harmonia-eval-home-')) : undefined;
   const controller = new AbortController();
   const onAbort = (): void => controller.abort(new EvaluationAbortedError(signal?.reason));
   signal?.addEventListener('abort', onAbort, { once: true });
@@ -28,10 +32,11 @@ export async function evaluateJobs(options: EvaluateJobsOptions): Promise<Evalua
     options.timeoutMs === undefined ? undefined : setTimeout(() => controller.abort(new EvaluationTimeoutError(options.timeoutMs ?? 0)), options.timeoutMs);
 
   const ctx: NixContext = {
-    env: minimalEnvironment(options.extraEnv),
-    optionArgs: nixOptionArgs(options.nixOptions ?? {}, options.allowIfd ?? true),
+    env: home === undefined ? minimalEnvironment(options.extraEnv) : restrictedEnvironment(home, { ...fileSearchPath(options), ...options.extraEnv }),
+    optionArgs: nixOptionArgs(options.nixOptions ?? {}, options.allowIfd ?? true, options.restricted ?? false),
     signal: controller.signal,
     live: new Set<TreeProcess>(),
+    ...(options.memoryLimitBytes === undefined ? {} : { memoryLimitBytes: options.memoryLimitBytes }),
   };
   const workers = Math.max(1, options.workers ?? availableParallelism());
   const forceRecurse = options.forceRecurse ?? source.kind === 'flake';
@@ -80,5 +85,14 @@ export async function evaluateJobs(options: EvaluateJobsOptions): Promise<Evalua
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener('abort', onAbort);
+    if (home !== undefined) await rm(home, { recursive: true, force: true });
   }
+}
+
+/**
+ * Restricted mode reads only the store and the search path: a plain file's directory is put on
+ * it so the file and its neighbours can be imported (a flake's own tree is in the store already).
+ */
+function fileSearchPath(options: EvaluateJobsOptions): Record<string, string> {
+  return options.source.kind === 'file' ? { NIX_PATH: `source=${dirname(resolve(options.source.path))}` } : {};
 }

@@ -13,11 +13,30 @@ export interface NixContext {
   signal: AbortSignal;
   /** Subprocesses still running, so a failed evaluation can wait until all are gone. */
   live: Set<TreeProcess>;
+  /** Address-space limit of every subprocess, in bytes. */
+  memoryLimitBytes?: number;
 }
 
-/** The `--option` arguments for the caller's settings plus the import-from-derivation policy. */
-export function nixOptionArgs(options: Record<string, string>, allowIfd: boolean): string[] {
-  const settings = { ...options, ...(allowIfd ? {} : { 'allow-import-from-derivation': 'false' }) };
+/**
+ * What untrusted code evaluates under, after (and so above) the caller's settings: no file outside
+ * the source and the store, no URL, no build during evaluation, and none of the host's
+ * credentials for fetching (tokens in nix.conf, the netrc file).
+ */
+const RESTRICTED_SETTINGS: Record<string, string> = {
+  'restrict-eval': 'true',
+  'allowed-uris': '',
+  'allow-import-from-derivation': 'false',
+  'access-tokens': '',
+  'netrc-file': '/dev/null',
+};
+
+/** The `--option` arguments for the caller's settings plus the import-from-derivation and restriction policy. */
+export function nixOptionArgs(options: Record<string, string>, allowIfd: boolean, restricted = false): string[] {
+  const settings = {
+    ...options,
+    ...(allowIfd ? {} : { 'allow-import-from-derivation': 'false' }),
+    ...(restricted ? RESTRICTED_SETTINGS : {}),
+  };
   return Object.entries(settings).flatMap(([name, value]) => ['--option', name, value]);
 }
 
@@ -60,7 +79,7 @@ export type NixOutcome = { ok: true; stdout: string } | { ok: false; message: st
 /** Starts a tracked subprocess that the context's signal kills (with its whole tree). */
 export function startTracked(ctx: NixContext, command: string, args: readonly string[]): TreeProcess {
   ctx.signal.throwIfAborted();
-  const proc = spawnTree(command, args, ctx.env);
+  const proc = spawnTree(command, args, ctx.env, ctx.memoryLimitBytes === undefined ? {} : { memoryLimitBytes: ctx.memoryLimitBytes });
   ctx.live.add(proc);
   const onAbort = (): void => void proc.kill();
   ctx.signal.addEventListener('abort', onAbort, { once: true });

@@ -1,7 +1,8 @@
 /**
  * Evaluation subprocesses: started with a minimal environment (they inherit no secrets), in
- * their own process group, and killed as a whole tree. The tree matters because Nix starts
- * builders for import-from-derivation in sessions of their own (setsid), outside our group.
+ * their own process group, optionally under an address-space limit, and killed as a whole tree.
+ * The tree matters because Nix starts builders for import-from-derivation in sessions of their
+ * own (setsid), outside our group.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -28,6 +29,54 @@ const PASSED_VARIABLES = [
   'NIX_SSL_CERT_FILE',
   'SSL_CERT_FILE',
 ] as const;
+
+/**
+ * What restricted (untrusted) evaluation keeps of our environment: how to reach the store and
+ * nothing that names a user's files (HOME, XDG directories, NIX_PATH, user nix.conf files).
+ */
+const RESTRICTED_VARIABLES = [
+  'PATH',
+  'TMPDIR',
+  'LANG',
+  'LC_ALL',
+  'TZ',
+  'NIX_REMOTE',
+  'NIX_CONF_DIR',
+  'NIX_STORE_DIR',
+  'NIX_STATE_DIR',
+  'NIX_LOG_DIR',
+  'NIX_DAEMON_SOCKET_PATH',
+  'NIX_SSL_CERT_FILE',
+  'SSL_CERT_FILE',
+] as const;
+
+/**
+ * Git (which Nix runs to fetch git inputs) without the system's or the user's configuration, so
+ * no credential helper or `insteadOf` rewrite of the host applies, and never prompting.
+ */
+export const GIT_ISOLATION: Readonly<Record<string, string>> = {
+  GIT_CONFIG_NOSYSTEM: '1',
+  GIT_CONFIG_GLOBAL: '/dev/null',
+  GIT_TERMINAL_PROMPT: '0',
+};
+
+/** The environment of a restricted evaluation: store access, git isolation, `home` as HOME (and XDG directories), plus `extra`. */
+export function restrictedEnvironment(home: string, extra: Record<string, string> = {}, from: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const env: Record<string, string> = { PATH: '/usr/local/bin:/usr/bin:/bin', TMPDIR: tmpdir() };
+  for (const name of RESTRICTED_VARIABLES) {
+    const value = from[name];
+    if (value !== undefined && value !== '') env[name] = value;
+  }
+  return {
+    ...env,
+    HOME: home,
+    XDG_CONFIG_HOME: `${home}/.config`,
+    XDG_CACHE_HOME: `${home}/.cache`,
+    XDG_DATA_HOME: `${home}/.local/share`,
+    ...GIT_ISOLATION,
+    ...extra,
+  };
+}
 
 /** The environment of an evaluation subprocess: an explicit allow-list plus `extra`. */
 export function minimalEnvironment(extra: Record<string, string> = {}, from: NodeJS.ProcessEnv = process.env): Record<string, string> {
@@ -110,9 +159,27 @@ export interface TreeProcess {
 
 const STDERR_TAIL_BYTES = 64 * 1024;
 
+/** Options of spawnTree. */
+export interface SpawnTreeOptions {
+  cwd?: string;
+  /** Address-space limit (RLIMIT_AS) of the process and what it starts, in bytes. */
+  memoryLimitBytes?: number;
+}
+
+
 /** Starts `command` in its own process group with exactly `env`; stdin is closed. */
-export function spawnTree(command: string, args: readonly string[], env: Record<string, string>, cwd?: string): TreeProcess {
-  const child = spawn(command, args, { env, cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnTree(command: string, args: readonly string[], env: Record<string, string>, options: SpawnTreeOptions = {}): TreeProcess {
+  const limitKb = options.memoryLimitBytes === undefined ? undefined : Math.max(1, Math.floor(options.memoryLimitBytes / 1024));
+  const child =
+    limitKb === undefined
+      ? spawn(command, args, { env, cwd: options.cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+      : // The shell sets the limit and becomes the command (exec): same pid, so the tree kill still applies.
+        spawn('/bin/sh', ['-c', `ulimit -v ${limitKb} && exec "$0" "$@"`, command, ...args], {
+          env,
+          cwd: options.cwd,
+          detached: true,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
   let stderr = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (chunk: string) => {

@@ -55,8 +55,16 @@ export interface EvaluateJobsOptions {
   source: EvalSource;
   /** Attribute paths to evaluate. Default: `["checks"]` for flakes, the whole value for files. */
   attrs?: string[];
-  /** Allow import-from-derivation. Default true. */
+  /** Allow import-from-derivation. Default true; always off when `restricted`. */
   allowIfd?: boolean;
+  /**
+   * Untrusted code (a pull request from outside): `restrict-eval` with no `allowed-uris`, no
+   * import-from-derivation, no access tokens or netrc, a private empty HOME, git without system or
+   * user configuration, and `memoryLimitBytes` per process. `extraEnv` still applies.
+   */
+  restricted?: boolean;
+  /** Address-space limit (`ulimit -v`) of every evaluation process. Default: none. */
+  memoryLimitBytes?: number;
   /** Wall-clock limit of the whole evaluation. Default: none. */
   timeoutMs?: number;
   /** Parallel evaluation processes. Default: the number of CPUs. */

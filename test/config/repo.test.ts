@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../../config/errors.ts';
-import { defaultRepoConfig, parseRepoConfig } from '../../config/repo.ts';
+import { applyRepoConfig, defaultRepoConfig, parseRepoConfig } from '../../config/repo.ts';
 
 const SOURCE = 'nix-community/harmonia@0123abc:.harmonia-ci.toml';
 
@@ -18,7 +18,7 @@ function rejection(text: string): string {
 
 describe('parseRepoConfig', () => {
   it('gives the defaults for an empty file', () => {
-    const expected = { attrs: ['checks'], allowIfd: true };
+    const expected = { attrs: ['checks'] };
     assert.deepEqual(parseRepoConfig('', SOURCE), expected);
     assert.deepEqual(defaultRepoConfig(), expected);
   });
@@ -58,5 +58,31 @@ eval-timeout = "20m"
 
   it('locates TOML syntax errors', () => {
     assert.match(rejection('attrs = [\n'), /\.harmonia-ci\.toml:2:1: /);
+  });
+});
+
+describe('applyRepoConfig: the project decides, a repository only tightens', () => {
+  const project = { attrs: [], allowIfd: false, evalTimeoutMs: 30 * 60_000, systems: ['x86_64-linux'] };
+
+  it('cannot turn import-from-derivation on or lengthen the timeout', () => {
+    const repo = parseRepoConfig('allow-ifd = true\neval-timeout = "10h"\n', SOURCE);
+    assert.deepEqual(applyRepoConfig(project, repo), { ...project, attrs: ['checks'] });
+  });
+
+  it('turns import-from-derivation off and shortens the timeout', () => {
+    const open = { ...project, allowIfd: true };
+    const repo = parseRepoConfig('allow-ifd = false\neval-timeout = "5m"\n', SOURCE);
+    assert.deepEqual(applyRepoConfig(open, repo), { ...open, attrs: ['checks'], allowIfd: false, evalTimeoutMs: 5 * 60_000 });
+  });
+
+  it('keeps the project\'s settings when the file says nothing, and its attrs when it names them', () => {
+    const open = { ...project, attrs: ['hydraJobs'], allowIfd: true };
+    assert.deepEqual(applyRepoConfig(open, parseRepoConfig('attrs = ["packages"]\n', SOURCE)), open);
+  });
+
+  it('sets a timeout where the project has none', () => {
+    const unlimited = { ...project, evalTimeoutMs: 0 };
+    assert.equal(applyRepoConfig(unlimited, parseRepoConfig('eval-timeout = "20m"\n', SOURCE)).evalTimeoutMs, 20 * 60_000);
+    assert.equal(applyRepoConfig(unlimited, defaultRepoConfig()).evalTimeoutMs, 0);
   });
 });

@@ -47,13 +47,14 @@ describe('defaults', () => {
       maxOutputSize: 4 * 1024 ** 3,
       maxLogSize: 64 * 1024 ** 2,
       evalTimeout: 3_600_000,
+      evalMemory: 4 * 1024 ** 3,
       attempts: 3,
       builderHeartbeatTimeout: 2 * 60_000,
       logTail: 64 * 1024,
       presignedUrlLifetime: 15 * 60_000,
       publishDeadline: 6 * 3600_000,
     });
-    assert.deepEqual(config.projects, { schedulingShares: 100, prTrust: 'collaborators' });
+    assert.deepEqual(config.projects, { schedulingShares: 100, prTrust: 'collaborators', allowIfd: true });
     assert.deepEqual(config.builder.systems, [machineDefaults(dir).system]);
     assert.ok(config.builder.maxJobs >= 1);
     assert.deepEqual(config.forges, {});
@@ -120,7 +121,7 @@ pr-trust = "everyone"
     assert.equal(config.forges.github?.appId, 12345);
     assert.equal(config.forges.github?.privateKeyFile?.path, join(dir, 'github.pem'));
     assert.equal(config.forges.gitea?.tokenFile.path, join(dir, 'gitea-token'));
-    assert.deepEqual(config.projects, { schedulingShares: 50, prTrust: 'everyone' });
+    assert.deepEqual(config.projects, { schedulingShares: 50, prTrust: 'everyone', allowIfd: true });
     assert.doesNotMatch(JSON.stringify(config), /BEGIN/, 'the config holds paths, never secret contents');
   });
 
@@ -181,12 +182,13 @@ pr-trust = "everyone"
 
 describe('error messages', () => {
   it('name the file and dotted key for every key given a value of the wrong type', async () => {
-    for (const [key] of SERVER_KEYS) {
+    for (const [key, kind] of SERVER_KEYS) {
       const parts = key.split('.');
       const table = parts.slice(0, -1).join('.');
-      const file = await writeConfig('wrong-type.toml', `${table ? `[${table}]\n` : ''}${parts.at(-1)} = true\n`);
+      const wrong = kind === 'boolean' ? '"yes"' : 'true';
+      const file = await writeConfig('wrong-type.toml', `${table ? `[${table}]\n` : ''}${parts.at(-1)} = ${wrong}\n`);
       const message = await configError(loadServerConfig({ file, env: {} }));
-      assert.match(message, new RegExp(`${file}: ${key.replace(/\./g, '\\.')}: expected .*, got true`), key);
+      assert.match(message, new RegExp(`${file}: ${key.replace(/\./g, '\\.')}: expected .*, got ${wrong}`), key);
     }
   });
 
@@ -201,7 +203,7 @@ describe('error messages', () => {
       'forges.gitea.url': 'gitea',
       'projects.pr-trust': 'anyone',
     };
-    const byKind: Record<string, string> = { integer: 'many', duration: 'soon', size: 'huge', list: 'not/valid' };
+    const byKind: Record<string, string> = { integer: 'many', boolean: 'maybe', duration: 'soon', size: 'huge', list: 'not/valid' };
     let checked = 0;
     for (const [key, kind] of SERVER_KEYS) {
       const value = invalid[key] ?? byKind[kind];

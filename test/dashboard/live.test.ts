@@ -123,7 +123,14 @@ describe('dashboard live updates', () => {
     });
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-      await page.goto(`${base}/ci/evals/${evalId}`);
+      // The page runs under its Content Security Policy: anything it refuses shows up here.
+      const refused: string[] = [];
+      page.on('console', (message) => {
+        if (/Content Security Policy/i.test(message.text())) refused.push(message.text());
+      });
+      page.on('pageerror', (error) => refused.push(error.message));
+      const opened = await page.goto(`${base}/ci/evals/${evalId}`);
+      assert.match((await opened?.headerValue('content-security-policy')) ?? '', /script-src 'sha256-/);
       assert.ok((await page.locator('#jobs tr').count()) === 5, 'the jobs table lists every job');
       await page.evaluate('window.sameDocument = true');
       await page.waitForSelector(`#${jobRowId('slow')}[data-state="succeeded"]`, { timeout: 20_000 });
@@ -131,6 +138,7 @@ describe('dashboard live updates', () => {
       assert.equal(await page.evaluate('window.sameDocument'), true, 'updated in place, not reloaded');
       assert.match((await page.locator('#summary').textContent()) ?? '', /3\/5 built, 1 failed, 1 dep-failed/);
       assert.equal(await page.locator('#jobs tr').first().getAttribute('data-state'), 'failed', 'failures first');
+      assert.deepEqual(refused, [], 'nothing the page does is refused by its policy');
 
       const dir = process.env.HARMONIA_TEST_SCREENSHOT_DIR ?? dashboard.pipeline.dir;
       await mkdir(dir, { recursive: true });

@@ -20,6 +20,7 @@ const SERVICES = ['postgres', 'temporal', 'temporal-ui', 's3', ...HARMONIA_ROLES
 
 interface Service {
   image?: string;
+  user?: string;
   build?: unknown;
   command?: string[] | string;
   entrypoint?: string[] | string;
@@ -127,12 +128,41 @@ describe('docker-compose.yml', () => {
     assert.match(model.secrets?.signing_key?.file ?? '', /secrets\/signing-key$/);
   });
 
-  it('gives S3 credentials to the signer and the api only, and none to builders', () => {
-    const holders = Object.entries(model.services)
-      .filter(([name, s]) => name !== 's3' && (secretsOf(s).includes('s3_credentials') || secretsOf(s).includes('s3_identities')))
-      .map(([name]) => name)
-      .sort();
-    assert.deepEqual(holders, ['api', 'signer']);
+  it('gives the S3 write credential to the signer alone, a read-only one to the api, and none to builders', () => {
+    const holders = (secret: string) =>
+      Object.entries(model.services)
+        .filter(([, s]) => secretsOf(s).includes(secret))
+        .map(([name]) => name)
+        .sort();
+    assert.deepEqual(holders('s3_credentials'), ['signer']);
+    assert.deepEqual(holders('s3_read_credentials'), ['api']);
+    assert.deepEqual(holders('s3_identities'), ['s3']);
+    assert.equal(model.services.api?.environment?.HARMONIA_CI_S3_CREDENTIALS_FILE, '/run/secrets/s3_read_credentials');
+    assert.equal(model.services.signer?.environment?.HARMONIA_CI_S3_CREDENTIALS_FILE, '/run/secrets/s3_credentials');
+    assert.match(model.secrets?.s3_read_credentials?.file ?? '', /secrets\/s3-read-credentials$/);
+  });
+
+  it("gives the README's api identity read and list only, the signer's no more than the cache bucket", async () => {
+    const readme = await readFile(join(PROJECT_ROOT, 'README.md'), 'utf8');
+    const line = /^printf '(\{"identities".*)\\n' .*> s3-identities\.json$/m.exec(readme)?.[1];
+    assert.ok(line, 'the README writes no s3-identities.json');
+    let slot = 0;
+    const identities = (JSON.parse(line.replace(/%s/g, () => `v${slot++}`)) as { identities: Array<{ name: string; credentials: Array<{ accessKey: string }>; actions: string[] }> }).identities;
+    const byName = new Map(identities.map((i) => [i.name, i]));
+    assert.deepEqual(byName.get('api')?.actions, ['Read:harmonia-cache', 'List:harmonia-cache']);
+    assert.deepEqual(byName.get('signer')?.actions.sort(), ['List:harmonia-cache', 'Read:harmonia-cache', 'Tagging:harmonia-cache', 'Write:harmonia-cache']);
+    assert.notEqual(byName.get('api')?.credentials[0]?.accessKey, byName.get('signer')?.credentials[0]?.accessKey);
+    assert.match(model.services.s3?.command ? argv(model.services.s3.command) : '', /-s3\.config=\/run\/secrets\/s3_identities/);
+  });
+
+  it('runs the roles without a nix-daemon as an unprivileged user', () => {
+    for (const role of ['api', 'coordinator', 'signer', 'migrate'] as const) {
+      const user = model.services[role]?.user ?? '';
+      assert.match(user, /^[1-9]\d*(:[1-9]\d*)?$/, `${role} runs as ${user || 'root'}`);
+    }
+    for (const role of ['evaluator', 'builder-1', 'builder-2'] as const) {
+      assert.equal(model.services[role]?.user, undefined, `${role} runs its nix-daemon, which owns the store, as root`);
+    }
   });
 
   it('gives forge credentials to the api and the coordinator only', () => {
@@ -212,7 +242,7 @@ describe('docker-compose.yml', () => {
       // The api serves the cache routes (it holds the S3 credentials); a host reads our cache there.
       assert.equal(service.environment?.HARMONIA_CI_BUILDER_SUBSTITUTERS, 'http://api:8080', `${name} does not read our cache`);
     }
-    assert.ok(secretsOf(model.services.api as Service).includes('s3_credentials'), 'the api cannot serve the cache');
+    assert.ok(secretsOf(model.services.api as Service).includes('s3_read_credentials'), 'the api cannot serve the cache');
     for (const name of ['builder-1', 'builder-2'] as const) {
       const service = model.services[name] as Service;
       const keyFile = /--trusted-public-key "\$\$?\(cat ([^)]+)\)"/.exec(argv(service.entrypoint))?.[1];
@@ -231,6 +261,7 @@ describe('Dockerfile', () => {
     assert.match(text, /apt-get install[^\n]*\bnix-bin\b/);
     assert.match(text, /npm ci --omit=dev/);
     assert.match(text, /^ENTRYPOINT \[.*"node", "[^"]*bin\/harmonia-ci\.mjs"\]/m);
+    assert.match(text, /mkdir -p \/var\/lib\/harmonia-ci && chown node:node \/var\/lib\/harmonia-ci/, 'the unprivileged roles need a state directory of their own');
     const ignored = (await readFile(join(PROJECT_ROOT, '.dockerignore'), 'utf8')).split('\n');
     for (const entry of ['node_modules', '.git', 'secrets']) assert.ok(ignored.includes(entry), `.dockerignore lacks ${entry}`);
   });

@@ -65,7 +65,8 @@ test('examples/jobs.nix evaluates to what nix-instantiate produces, the same job
 test('the example .harmonia-ci.toml is a valid repository configuration', async () => {
   const config = parseRepoConfig(await readFile(join(EXAMPLES, '.harmonia-ci.toml'), 'utf8'), '.harmonia-ci.toml');
   assert.deepEqual(config.attrs, ['checks']);
-  assert.equal(config.allowIfd, true);
+  assert.equal(config.allowIfd, undefined, 'the project decides import-from-derivation');
+  assert.equal(config.evalTimeout, 10 * 60_000);
 });
 
 test('building the example shows successes, a readable failure and a dependent that cannot build', async () => {

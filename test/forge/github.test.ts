@@ -25,10 +25,10 @@ describe('GitHub: webhooks to commit statuses', () => {
 
   const deliver: GitHubStack['deliver'] = (event, payload, options) => stack.deliver(event, payload, options);
   const pushPayload = (sha: string, tree: string, ref = main) => stack.pushPayload(sha, tree, ref);
-  const prPayload = async (action: string, number: number, sha: string, author: string) => {
+  const prPayload = async (action: string, number: number, sha: string, author: string, sender = author) => {
     const payload = adaptRepository(await githubExample('pull_request', action), repo, installation);
     const pr = payload.pull_request as Record<string, Record<string, unknown>>;
-    Object.assign(payload, { number });
+    Object.assign(payload, { number, sender: { ...(payload.sender as object), login: sender } });
     Object.assign(pr, { number, user: { ...pr.user, login: author } });
     Object.assign(pr.head!, { sha, repo: { ...(pr.head!.repo as object), id: 90_000 + number } });
     Object.assign(pr.base!, { repo: { ...(pr.base!.repo as object), id: repo.id } });
@@ -135,7 +135,7 @@ describe('GitHub: webhooks to commit statuses', () => {
     const comment = async (author: string, body: string) => {
       const payload = adaptRepository(await githubExample('issue_comment', 'created'), repo, installation);
       Object.assign(payload.issue as object, { number: 8, pull_request: { url: `${fake.url}/repos/${repo.owner}/${repo.name}/pulls/8` } });
-      Object.assign(payload.comment as object, { body, user: { login: author } });
+      Object.assign(payload.comment as object, { body, user: { login: author }, id: Math.floor(Math.random() * 1e9), created_at: new Date().toISOString() });
       const id = randomUUID();
       assert.equal((await deliver('issue_comment', payload, { delivery: id })).statusCode, 202);
       return deliveryOutcome(id);
