@@ -10,9 +10,10 @@ import { BUILD_BUCKETS, EVAL_BUCKETS, readFleetSnapshot, SEEN_WITHIN_SECONDS, ty
 
 export const METRIC_PREFIX = 'harmonia_ci_';
 
-/** What the cache routes count: a lookup found (bytes served) or not (undefined). */
+/** What the cache routes count: a lookup found (bytes served) or not (undefined), and requests that failed. */
 export interface CacheMetrics {
   request(kind: 'narinfo' | 'nar', servedBytes: number | undefined): void;
+  error(): void;
 }
 
 export interface ApiMetrics {
@@ -42,6 +43,11 @@ export function createApiMetrics({ maxAgeMs = DEFAULT_MAX_AGE_MS }: { maxAgeMs?:
     name: name('cache_served_bytes_total'),
     help: 'Bytes of narinfos and NARs this process answered with.',
     labelNames: ['kind'] as const,
+    registers: [registry],
+  });
+  const cacheErrors = new Counter({
+    name: name('cache_errors_total'),
+    help: 'Binary cache requests this process failed (the storage could not be read).',
     registers: [registry],
   });
   for (const kind of ['narinfo', 'nar']) {
@@ -130,6 +136,9 @@ export function createApiMetrics({ maxAgeMs = DEFAULT_MAX_AGE_MS }: { maxAgeMs?:
       request(kind, servedBytes) {
         cacheRequests.inc({ kind, result: servedBytes === undefined ? 'miss' : 'hit' });
         if (servedBytes !== undefined) cacheBytes.inc({ kind }, servedBytes);
+      },
+      error() {
+        cacheErrors.inc();
       },
     },
     refresh(pool) {

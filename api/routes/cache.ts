@@ -55,6 +55,8 @@ function notFound(reply: FastifyReply, what: string): FastifyReply {
 export async function cacheRoutes(app: FastifyInstance, { backend, metrics }: CacheRouteOptions): Promise<void> {
   // Read once: the signer writes it when it sets the cache up, and nothing changes it afterwards.
   const cacheInfo = (await readText(backend, CACHE_INFO_KEY).catch(() => undefined)) ?? cacheInfoText();
+  // This plugin's own scope: only the cache routes' failures are counted.
+  if (metrics) app.addHook('onError', async () => metrics.error());
 
   app.get('/nix-cache-info', QUIET, async (_request, reply) => reply.type(CONTENT_TYPES.cacheInfo).send(cacheInfo));
 

@@ -4,6 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Client } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
@@ -13,7 +15,8 @@ import { createApiMetrics } from '../../api/plugins/metrics.ts';
 import { loadServerConfig } from '../../config/server.ts';
 import { createLogger } from '../../lib/log.ts';
 import { connectTemporal } from '../../temporal/connection.ts';
-import { localBackend, type TestBackend } from '../cache/helpers.ts';
+import { LocalDirectoryBackend } from '../../cache/local.ts';
+import { tempDir } from '../cache/helpers.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { requireEnv } from '../helpers/env.ts';
 import { runPromtool } from '../helpers/promtool.ts';
@@ -21,6 +24,8 @@ import { runPromtool } from '../helpers/promtool.ts';
 const hex = (bytes: number): string => randomBytes(bytes).toString('hex');
 const NARINFO_HASH = '0'.repeat(31) + '1';
 const NAR_KEY = `nar/${'1'.repeat(52)}.nar.zst`;
+/** A narinfo name the cache directory holds a directory under: reading it fails. */
+const UNREADABLE_HASH = '3'.repeat(32);
 
 /** The value of the sample `name{labels}` in an exposition; fails when it is absent or twice there. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number {
@@ -36,7 +41,7 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
 describe('GET /metrics', () => {
   let database: TestDatabase;
   let temporal: Client;
-  let cache: TestBackend;
+  let tmp: Awaited<ReturnType<typeof tempDir>>;
   let app: FastifyInstance;
 
   async function project(name: string, shares: number): Promise<string> {
@@ -89,9 +94,11 @@ describe('GET /metrics', () => {
   before(async () => {
     database = await createTestDatabase();
     temporal = await connectTemporal({ address: requireEnv('TEMPORAL_ADDRESS'), namespace: 'default' });
-    cache = await localBackend();
-    await cache.backend.put(`${NARINFO_HASH}.narinfo`, Buffer.from('StorePath: /nix/store/x\n'), { contentType: 'text/x-nix-narinfo' });
-    await cache.backend.put(NAR_KEY, Buffer.alloc(1000, 7), { contentType: 'application/x-nix-nar' });
+    tmp = await tempDir('metrics');
+    const backend = new LocalDirectoryBackend(join(tmp.dir, 'cache'));
+    await backend.put(`${NARINFO_HASH}.narinfo`, Buffer.from('StorePath: /nix/store/x\n'), { contentType: 'text/x-nix-narinfo' });
+    await backend.put(NAR_KEY, Buffer.alloc(1000, 7), { contentType: 'application/x-nix-nar' });
+    await mkdir(join(tmp.dir, 'cache', `${UNREADABLE_HASH}.narinfo`));
 
     const alpha = await project('alpha', 100);
     const beta = await project('beta', 300);
@@ -124,14 +131,14 @@ describe('GET /metrics', () => {
     await database.pool.query(`INSERT INTO forge_statuses (eval_id, context, state, description) VALUES ($1, 'ci', 'pending', 'running')`, [running]);
 
     const config = await loadServerConfig({ env: { DATABASE_URL: database.url, TEMPORAL_ADDRESS: requireEnv('TEMPORAL_ADDRESS') } });
-    app = buildApp({ config, log: createLogger({ level: 'silent' }), deps: { pool: database.pool, temporal, cacheStorage: cache.backend } });
+    app = buildApp({ config, log: createLogger({ level: 'silent' }), deps: { pool: database.pool, temporal, cacheStorage: backend } });
     await app.ready();
   });
   after(async () => {
     await app?.close();
     await temporal?.connection.close();
     await database?.drop();
-    await cache?.close();
+    await tmp?.remove();
   });
 
   it('exports the fleet from PostgreSQL in an exposition promtool accepts', async () => {
@@ -189,11 +196,13 @@ describe('GET /metrics', () => {
     assert.equal(sample(text, 'harmonia_ci_commit_statuses_pending'), 1);
   });
 
-  it('counts cache lookups, hits and misses, and the bytes served', async () => {
+  it('counts cache lookups, hits and misses, the bytes served and failed requests', async () => {
     const before = (await app.inject({ method: 'GET', url: '/metrics' })).body;
     assert.equal((await app.inject({ method: 'GET', url: `/${NARINFO_HASH}.narinfo` })).statusCode, 200);
     assert.equal((await app.inject({ method: 'GET', url: `/${'2'.repeat(32)}.narinfo` })).statusCode, 404);
     assert.equal((await app.inject({ method: 'GET', url: `/${NAR_KEY}`, headers: { range: 'bytes=100-' } })).statusCode, 206);
+    assert.equal((await app.inject({ method: 'GET', url: `/${UNREADABLE_HASH}.narinfo` })).statusCode, 500);
+    assert.equal((await app.inject({ method: 'GET', url: '/api/evals/999999999' })).statusCode, 404, 'errors of other routes are not counted');
     const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
     const delta = (name: string, labels: Record<string, string>) => sample(text, name, labels) - sample(before, name, labels);
     assert.equal(delta('harmonia_ci_cache_requests_total', { kind: 'narinfo', result: 'hit' }), 1);
@@ -201,6 +210,7 @@ describe('GET /metrics', () => {
     assert.equal(delta('harmonia_ci_cache_requests_total', { kind: 'nar', result: 'hit' }), 1);
     assert.equal(delta('harmonia_ci_cache_served_bytes_total', { kind: 'narinfo' }), 'StorePath: /nix/store/x\n'.length);
     assert.equal(delta('harmonia_ci_cache_served_bytes_total', { kind: 'nar' }), 900);
+    assert.equal(delta('harmonia_ci_cache_errors_total', {}), 1);
   });
 
   it('reads PostgreSQL once per refresh interval, however many scrapes ask', async () => {
