@@ -143,7 +143,7 @@ export async function serveWorkerMetrics(options: { host: string; port: number; 
     });
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (error: Error) => reject(new Error(`metrics cannot listen on ${options.host}:${options.port}: ${error.message}; choose another --metrics-port`)));
     server.listen(options.port, options.host, () => resolve());
   });
   const { port } = server.address() as AddressInfo;

@@ -1,7 +1,7 @@
 /**
  * The shipped alert rules: `promtool check rules` accepts them, their unit tests
- * (alerts.rules-test.yml) pass under `promtool test rules`, and every metric they read is one
- * the API exports.
+ * (alerts.rules-test.yml) pass under `promtool test rules`, the README explains each, and every
+ * metric they read is one the API or a worker exports.
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { PROJECT_ROOT } from '../../lib/tools.ts';
-import { apiMetricNames, metricNamesIn } from '../helpers/metric-names.ts';
+import { exportedMetricNames, metricNamesIn } from '../helpers/metric-names.ts';
 import { runPromtool } from '../helpers/promtool.ts';
 
 const RULES = join(PROJECT_ROOT, 'deploy', 'prometheus', 'alerts.yml');
@@ -26,6 +26,12 @@ describe('the alert rules', () => {
     assert.equal(checked.exitCode, 0, checked.output);
   });
 
+  it('load in the shipped Prometheus configuration (promtool check config)', async () => {
+    const checked = await runPromtool(['check', 'config', join(PROJECT_ROOT, 'deploy', 'prometheus', 'prometheus.yml')]);
+    assert.equal(checked.exitCode, 0, checked.output);
+    assert.match(checked.output, /SUCCESS: \d+ rules found/);
+  });
+
   it('pass their promtool unit tests, which cover every alert', async () => {
     const tested = await runPromtool(['test', 'rules', RULE_TESTS]);
     assert.equal(tested.exitCode, 0, tested.output);
@@ -39,13 +45,21 @@ describe('the alert rules', () => {
     }
   });
 
-  it('read only metrics the API exports', async () => {
-    const exported = await apiMetricNames();
+  it('each have a runbook line in the README', async () => {
+    const readme = await readFile(join(PROJECT_ROOT, 'README.md'), 'utf8');
+    const rules = parse(await readFile(RULES, 'utf8')) as { groups: Array<{ rules: Rule[] }> };
+    for (const { alert } of rules.groups.flatMap((group) => group.rules)) {
+      assert.match(readme, new RegExp(`^\\| \`${alert}\` \\| .+ \\| .+ \\|$`, 'm'), `README's Observability table explains ${alert}`);
+    }
+  });
+
+  it('read only metrics the API or a worker exports', async () => {
+    const exported = await exportedMetricNames();
     const rules = parse(await readFile(RULES, 'utf8')) as { groups: Array<{ rules: Rule[] }> };
     for (const rule of rules.groups.flatMap((group) => group.rules)) {
       const names = metricNamesIn(rule.expr);
       assert.ok(names.length > 0 || rule.expr.includes('up{'), `${rule.alert} reads a harmonia-ci metric`);
-      for (const name of names) assert.ok(exported.has(name), `${rule.alert} reads ${name}, which /metrics does not export`);
+      for (const name of names) assert.ok(exported.has(name), `${rule.alert} reads ${name}, which no /metrics exports`);
     }
   });
 });
