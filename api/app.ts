@@ -25,6 +25,8 @@ import { landingRoutes } from './routes/landing.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
 import { opsRoutes } from './routes/ops.ts';
 import { deliveryRoutes } from './routes/deliveries.ts';
+import { metricsRoutes } from './routes/metrics.ts';
+import { createApiMetrics } from './plugins/metrics.ts';
 import { temporalConnectionConfig } from '../temporal/settings.ts';
 
 /** Already-open dependencies; each one given here is used and left open. */
@@ -79,7 +81,9 @@ export function buildApp({ config, log, deps = {}, temporalUiUrl }: BuildAppOpti
   app.register(healthRoutes);
   app.register(landingRoutes, { temporalUiUrl });
   app.register(dashboardRoutes, { temporalUi: temporalUiUrl ? { url: temporalUiUrl, namespace: config.temporal.namespace } : undefined, cache: deps.cacheStorage ?? null });
-  if (deps.cacheStorage) app.register(cacheRoutes, { backend: deps.cacheStorage });
+  const metrics = createApiMetrics();
+  app.register(metricsRoutes, { metrics });
+  if (deps.cacheStorage) app.register(cacheRoutes, { backend: deps.cacheStorage, metrics: metrics.cache });
   app.register(opsRoutes);
   app.register(deliveryRoutes);
   const forges = createForges(config.forges);

@@ -76,7 +76,11 @@ export function temporalLevelFor(level: string): TemporalLevel {
 export async function routeTemporalLogs(
   logger: Logger,
   /** Signals on which Temporal shuts every worker down itself; `[]` leaves them to the caller (a draining builder). */
-  options: { shutdownSignals?: NodeJS.Signals[] } = {},
+  options: {
+    shutdownSignals?: NodeJS.Signals[];
+    /** Where the SDK's own Prometheus exporter listens (`host:port`); none when absent. */
+    prometheusBindAddress?: string;
+  } = {},
 ): Promise<void> {
   // Loaded on demand: the worker package brings the native core, which processes
   // that only log (the CLI, the API) should not pay for.
@@ -89,6 +93,9 @@ export async function routeTemporalLogs(
     }),
     telemetryOptions: {
       logging: { filter: makeTelemetryFilterString({ core: level, other: 'ERROR' }), forward: {} },
+      ...(options.prometheusBindAddress === undefined
+        ? {}
+        : { metrics: { prometheus: { bindAddress: options.prometheusBindAddress, countersTotalSuffix: true, useSecondsForDurations: true } } }),
     },
     ...(options.shutdownSignals === undefined ? {} : { shutdownSignals: options.shutdownSignals }),
   });

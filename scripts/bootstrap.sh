@@ -119,6 +119,13 @@ if [ "$mode" = test ]; then
     apt_install openssl || fail "openssl is missing and could not be installed; install Debian's openssl package and run this again."
   fi
 
+  # promtool (Debian's prometheus package) validates /metrics and unit-tests the alert rules.
+  if have promtool; then
+    say "promtool: present"
+  else
+    apt_install prometheus || fail "promtool is missing and could not be installed; install Debian's prometheus package and run this again."
+  fi
+
   # PostgreSQL: the tests use DATABASE_URL, by default the local server on 127.0.0.1:5432.
   if [ -z "${DATABASE_URL:-}" ] && have pg_isready && ! pg_isready -q -h 127.0.0.1 -p 5432; then
     if have pg_ctlcluster; then

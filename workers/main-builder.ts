@@ -17,6 +17,7 @@ import type { ServerConfig } from '../config/types.ts';
 import type { Logger } from '../lib/log.ts';
 import { builderQueue } from '../workflows/definitions.ts';
 import { startNodeAgent } from './node-agent.ts';
+import { instrumentBuilder, type WorkerMetrics } from './metrics.ts';
 import { createBuildQueueWorkers, createHostWorker, featureSubsets, runWorkers, type BuilderIdentity, type WorkerContext } from './roles.ts';
 import { builderActivitiesFor, createDaemonPool, type RunningRole } from './wiring.ts';
 
@@ -35,6 +36,8 @@ export interface BuilderRoleOptions {
   version: string;
   heartbeatIntervalMs?: number;
   statusIntervalMs?: number;
+  /** Counts builds, staged bytes and uploads (`--metrics-port`). */
+  metrics?: WorkerMetrics | undefined;
 }
 
 export async function startBuilderRole(options: BuilderRoleOptions): Promise<RunningRole> {
@@ -51,7 +54,7 @@ export async function startBuilderRole(options: BuilderRoleOptions): Promise<Run
     ...(options.statusIntervalMs === undefined ? {} : { statusIntervalMs: options.statusIntervalMs }),
   });
   try {
-    node.activities = node.track(await builderActivitiesFor(config, { host: identity.host, daemon, logs: agent.logSink }));
+    node.activities = node.track(instrumentBuilder(await builderActivitiesFor(config, { host: identity.host, daemon, logs: agent.logSink }), options.metrics));
     await node.startHostWorker();
     node.setDraining(await agent.firstStatus(10_000), 'the node was drained before this start');
     node.begin();

@@ -8,6 +8,7 @@ import type { Pool } from 'pg';
 import type { ServerConfig } from '../config/types.ts';
 import type { Logger } from '../lib/log.ts';
 import { runRole } from './main-coordinator.ts';
+import { instrumentEvaluator, type WorkerMetrics } from './metrics.ts';
 import { createEvaluatorWorker, createHostWorker, runWorkers, type WorkerContext } from './roles.ts';
 import { createDaemonPool, evaluatorActivitiesFor, evaluatorClosureFor, type RunningRole } from './wiring.ts';
 
@@ -21,11 +22,14 @@ export async function startEvaluatorRole(options: {
   daemonSocket: string;
   host: string;
   log: Logger;
+  /** Counts evaluations, their time and jobs (`--metrics-port`). */
+  metrics?: WorkerMetrics | undefined;
 }): Promise<RunningRole> {
   const daemon = createDaemonPool(options.config, options.daemonSocket);
   try {
     const closure = await evaluatorClosureFor(options.config, { daemon, host: options.host, log: options.log });
-    const worker = await createEvaluatorWorker(options.ctx, evaluatorActivitiesFor(options.config, { pool: options.pool, daemon, log: options.log, closure }));
+    const activities = evaluatorActivitiesFor(options.config, { pool: options.pool, daemon, log: options.log, closure });
+    const worker = await createEvaluatorWorker(options.ctx, instrumentEvaluator(activities, options.metrics));
     const hostWorker = await createHostWorker(options.ctx, closure.uploads, { host: closure.host, systems: [], features: [], maxJobs: UPLOAD_SLOTS });
     const role = runRole(runWorkers([worker, hostWorker]));
     return {

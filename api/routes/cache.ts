@@ -11,9 +11,12 @@ import { zstdDecompress } from '../../daemon/executor/zstd.ts';
 import { readText } from '../../cache/backend-reader.ts';
 import { CACHE_INFO_KEY, cacheInfoText, classifyKey, CONTENT_TYPES } from '../../cache/layout.ts';
 import type { CacheBackend, ObjectStream } from '../../cache/types.ts';
+import type { CacheMetrics } from '../plugins/metrics.ts';
 
 export interface CacheRouteOptions {
   backend: CacheBackend;
+  /** Counts narinfo and NAR lookups and the bytes served. */
+  metrics?: CacheMetrics | undefined;
 }
 
 const HASH_PART = /^[0-9a-df-np-sv-z]{32}$/;
@@ -49,9 +52,11 @@ function notFound(reply: FastifyReply, what: string): FastifyReply {
 }
 
 /** Registers the cache routes on `app`. */
-export async function cacheRoutes(app: FastifyInstance, { backend }: CacheRouteOptions): Promise<void> {
+export async function cacheRoutes(app: FastifyInstance, { backend, metrics }: CacheRouteOptions): Promise<void> {
   // Read once: the signer writes it when it sets the cache up, and nothing changes it afterwards.
   const cacheInfo = (await readText(backend, CACHE_INFO_KEY).catch(() => undefined)) ?? cacheInfoText();
+  // This plugin's own scope: only the cache routes' failures are counted.
+  if (metrics) app.addHook('onError', async () => metrics.error());
 
   app.get('/nix-cache-info', QUIET, async (_request, reply) => reply.type(CONTENT_TYPES.cacheInfo).send(cacheInfo));
 
@@ -59,6 +64,7 @@ export async function cacheRoutes(app: FastifyInstance, { backend }: CacheRouteO
   app.get<{ Params: { hash: string } }>('/:hash.narinfo', QUIET, async (request, reply) => {
     const { hash } = request.params;
     const body = HASH_PART.test(hash) ? await backend.read(`${hash}.narinfo`) : undefined;
+    metrics?.request('narinfo', body === undefined ? undefined : Buffer.byteLength(body));
     if (body === undefined) return notFound(reply, `${hash}.narinfo`);
     return reply.type(CONTENT_TYPES.narInfo).send(body);
   });
@@ -81,6 +87,7 @@ export async function cacheRoutes(app: FastifyInstance, { backend }: CacheRouteO
     } else {
       stream = await backend.get(key, range);
     }
+    metrics?.request('nar', stream && Math.max(0, stream.end - stream.start + 1));
     if (!stream) return notFound(reply, key);
     const { object, start, end, body } = stream;
     reply.type(CONTENT_TYPES.nar).header('accept-ranges', 'bytes').header('cache-control', IMMUTABLE);

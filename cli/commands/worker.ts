@@ -21,6 +21,8 @@ import { startBuilderRole } from '../../workers/main-builder.ts';
 import { startCoordinatorRole } from '../../workers/main-coordinator.ts';
 import { startEvaluatorRole } from '../../workers/main-evaluator.ts';
 import { startSignerRole } from '../../workers/main-signer.ts';
+import { createWorkerMetrics, serveWorkerMetrics } from '../../workers/metrics.ts';
+import { findFreePort } from '../../lib/ports.ts';
 import type { RunningRole } from '../../workers/wiring.ts';
 import { builderHostName } from '../local-workers.ts';
 import { CliError } from '../errors.ts';
@@ -39,6 +41,8 @@ interface WorkerOptions {
   heartbeatInterval: string;
   substituter: string[];
   trustedPublicKey: string[];
+  metricsPort?: string;
+  metricsHost: string;
 }
 
 const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
@@ -66,10 +70,20 @@ async function runWorker(role: Role, options: WorkerOptions): Promise<void> {
     );
   }
 
+  const metricsPort = options.metricsPort === undefined ? undefined : Number(options.metricsPort);
+  if (metricsPort !== undefined && !(Number.isInteger(metricsPort) && metricsPort >= 0 && metricsPort <= 65535)) {
+    throw new CliError(`--metrics-port expects a TCP port (0 to 65535; 0 picks a free one), got "${options.metricsPort}"`);
+  }
+
   const log = createLogger({ level: config.log.level, name: role });
   const signals = watchStopSignals(log);
+  // The SDK's exporter is part of the Runtime, installed once just below: it gets a loopback port of its own.
+  const sdkMetricsPort = metricsPort === undefined ? undefined : await findFreePort();
   // The builder drains on SIGTERM in its own order (builds first, then their uploads).
-  await routeTemporalLogs(log, { shutdownSignals: [] });
+  await routeTemporalLogs(log, { shutdownSignals: [], ...(sdkMetricsPort === undefined ? {} : { prometheusBindAddress: `127.0.0.1:${sdkMetricsPort}` }) });
+  const metrics = metricsPort === undefined ? undefined : createWorkerMetrics();
+  const served = metrics && (await serveWorkerMetrics({ host: options.metricsHost, port: metricsPort!, metrics, temporalUrl: `http://127.0.0.1:${sdkMetricsPort}/metrics` }));
+  if (served) log.info(`metrics at ${served.url}`);
   const address = config.temporal.address ?? DEV_TEMPORAL_ADDRESS;
   let database: Database | undefined;
   let client: Client | undefined;
@@ -87,12 +101,12 @@ async function runWorker(role: Role, options: WorkerOptions): Promise<void> {
       if (role === 'coordinator') {
         running = await startCoordinatorRole({ config, ctx, client, pool: database!.pool, log });
       } else if (role === 'evaluator') {
-        running = await startEvaluatorRole({ config, ctx, pool: database!.pool, daemonSocket, host, log });
+        running = await startEvaluatorRole({ config, ctx, pool: database!.pool, daemonSocket, host, log, metrics });
       } else if (role === 'signer') {
-        running = await startSignerRole({ config, ctx, log });
+        running = await startSignerRole({ config, ctx, log, metrics });
       } else {
         const identity = { host, systems: config.builder.systems, features: config.builder.features, maxJobs: config.builder.maxJobs };
-        running = await startBuilderRole({ config, log, client, ctx, daemonSocket, identity, version: VERSION, heartbeatIntervalMs: heartbeatSeconds * 1000 });
+        running = await startBuilderRole({ config, log, client, ctx, daemonSocket, identity, version: VERSION, heartbeatIntervalMs: heartbeatSeconds * 1000, metrics });
         log.info(`builder ${host}: ${identity.systems.join(', ')}; features ${identity.features.join(', ') || 'none'}; max jobs ${identity.maxJobs}`);
       }
     } catch (error) {
@@ -104,6 +118,7 @@ async function runWorker(role: Role, options: WorkerOptions): Promise<void> {
     await untilStopped(running, signals.first, log);
   } finally {
     signals.dispose();
+    await served?.close();
     await workerConnection?.close().catch(() => undefined);
     await client?.connection.close().catch(() => undefined);
     await database?.close().catch(() => undefined);
@@ -171,6 +186,8 @@ export function registerWorker(program: Command): void {
     .option('--heartbeat-interval <seconds>', 'builder: seconds between heartbeats to the coordinator', '15')
     .option('--substituter <url>', 'builder, evaluator: where to read our binary cache when the signer runs elsewhere, e.g. the API\'s URL; repeatable (default builder.substituters, else api.public-url)', collect, [])
     .option('--trusted-public-key <key>', 'builder: a key whose signatures it trusts, "name:base64" (the signer\'s public key); repeatable (adds to cache.public-keys)', collect, [])
+    .option('--metrics-port <port>', 'serve Prometheus metrics (this role\'s and the Temporal SDK\'s) at http://<metrics-host>:<port>/metrics; 0 picks a free port (default: off)')
+    .option('--metrics-host <address>', 'address the metrics port listens on', '0.0.0.0')
     .action((role: string, options: WorkerOptions) =>
       withSetupErrorsAsCliErrors(async () => {
         if (!(ROLES as readonly string[]).includes(role)) throw new CliError(`unknown role "${role}"; expected one of ${ROLES.join(', ')}`);
