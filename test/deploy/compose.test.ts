@@ -165,6 +165,10 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('turns the Web UI\'s write actions off', () => {
+    assert.equal(String(model.services['temporal-ui']?.environment?.TEMPORAL_DISABLE_WRITE_ACTIONS), 'true');
+  });
+
   it('gives forge credentials to the api and the coordinator only', () => {
     const forgeSecret = (name: string) => /github|gitea|forge/.test(name);
     const holders = Object.entries(model.services)
