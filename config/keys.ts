@@ -36,6 +36,7 @@ export const SERVER_KEYS: ReadonlyArray<readonly [key: string, kind: KeyKind]> =
   ['builder.features', 'list'],
   ['builder.max-jobs', 'integer'],
   ['builder.substituters', 'list'],
+  ['builder.verify-input-contents', 'boolean'],
   ['limits.build-timeout', 'duration'],
   ['limits.max-silent', 'duration'],
   ['limits.max-output-size', 'size'],

@@ -151,6 +151,9 @@ export function serverConfigSchema(context: DefaultsContext) {
           // Where this builder (and an evaluator) reads our cache when it runs apart from the signer:
           // the first URL is ours (the API's cache routes, or `cache serve`); unset, api.public-url.
           substituters: z.array(url(['http', 'https', 'file']), { error: 'expected a list of cache URLs (http://, https:// or file://)' }).default([]),
+          // Hash every input's contents before a build instead of trusting the store's registration:
+          // for builders that run untrusted code, which could change a store path in place.
+          'verify-input-contents': z.boolean({ error: 'expected true or false' }).default(false),
         })
         .prefault({}),
       limits: z

@@ -140,6 +140,7 @@ export async function builderActivitiesFor(
       trustedKeys: trustedKeysFor(config, deps.signer?.key),
       upstream: upstreamCachesFor(config),
       rootsDir: join(config.stateDir, 'gcroots'),
+      verifyInputContents: config.builder.verifyInputContents,
       limits: {
         wallClockMs: config.limits.buildTimeout,
         maxSilenceMs: config.limits.maxSilent,

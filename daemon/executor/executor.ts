@@ -3,6 +3,7 @@
  * the local daemon under limits with the log streamed, and reports each output's store path, NAR
  * hash, NAR size and references. GC roots cover inputs and outputs while it works.
  */
+import { createHash } from 'node:crypto';
 import { formatHash, hashEquals, type Hash } from '../core/hash.ts';
 import type { PublicKey } from '../core/signing.ts';
 import { DaemonError } from '../protocol/errors.ts';
@@ -27,6 +28,11 @@ export interface ExecutorOptions {
   rootsDir: string;
   /** Defaults for every build (each request may override). */
   limits?: Partial<BuildLimits>;
+  /**
+   * Hash each input's contents (the daemon's NAR dump) instead of trusting the hash the store
+   * registered: a build that ran here as root could have changed a store path in place.
+   */
+  verifyInputContents?: boolean;
 }
 
 /** Runs builds on this host. */
@@ -47,25 +53,42 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   const staleRootsRemoved = await removeStaleRoots(options.rootsDir);
   const deps: SubstituterDeps = { pool: options.pool, cache: options.cache, trustedKeys: options.trustedKeys ?? [], upstream: options.upstream ?? [] };
   const defaults = { ...DEFAULT_BUILD_LIMITS, ...options.limits };
+  const verify = options.verifyInputContents ?? false;
   return {
     staleRootsRemoved,
-    build: (request) => executeBuild(deps, options.rootsDir, { ...defaults, ...request.limits }, request),
+    build: (request) => executeBuild(deps, options.rootsDir, { ...defaults, ...request.limits }, request, verify),
     ensureValid: (paths) => substitutePaths(deps, paths),
   };
 }
 
 /**
  * Deletes local inputs whose NAR hash differs from the canonical one; returns them. Their roots are
- * dropped first (a rooted path cannot be deleted) and restored after.
+ * dropped first (a rooted path cannot be deleted) and restored after. With `verify`, the local hash
+ * is that of the contents (every input is checked, against the canonical hash or else the
+ * registered one); without it, the hash the store registered.
  */
-async function removeFrankenInputs(deps: SubstituterDeps, roots: BuildRoots, inputs: readonly string[], canonical: ReadonlyMap<string, Hash>): Promise<string[]> {
-  const checked = inputs.filter((path) => canonical.has(path));
+async function removeFrankenInputs(
+  deps: SubstituterDeps,
+  roots: BuildRoots,
+  inputs: readonly string[],
+  canonical: ReadonlyMap<string, Hash>,
+  verify: boolean,
+): Promise<string[]> {
+  const checked = verify ? inputs : inputs.filter((path) => canonical.has(path));
   if (checked.length === 0) return [];
   const replaced: string[] = [];
   await deps.pool.use(async (client) => {
     for (const path of checked) {
       const info = await client.queryPathInfo(path);
-      if (info && !hashEquals(info.narHash, canonical.get(path)!)) replaced.push(path);
+      if (!info) continue;
+      const expected = canonical.get(path) ?? info.narHash;
+      let local = info.narHash;
+      if (verify) {
+        const hasher = createHash('sha256');
+        await client.narFromPath(path, (chunk) => void hasher.update(chunk));
+        local = { algorithm: 'sha256', digest: new Uint8Array(hasher.digest()) };
+      }
+      if (!hashEquals(local, expected)) replaced.push(path);
     }
   });
   for (const path of replaced) {
@@ -85,10 +108,10 @@ async function removeFrankenInputs(deps: SubstituterDeps, roots: BuildRoots, inp
   return replaced;
 }
 
-async function prepareInputs(deps: SubstituterDeps, roots: BuildRoots, request: BuildRequest, inputs: readonly string[]): Promise<InputReport> {
+async function prepareInputs(deps: SubstituterDeps, roots: BuildRoots, request: BuildRequest, inputs: readonly string[], verify: boolean): Promise<InputReport> {
   await roots.add(inputs);
   const canonical = request.canonicalNarHashes ?? new Map<string, Hash>();
-  const replaced = await removeFrankenInputs(deps, roots, inputs, canonical);
+  const replaced = await removeFrankenInputs(deps, roots, inputs, canonical, verify);
   const substituted = await substitutePaths(deps, inputs, canonical);
   return { substituted, replaced };
 }
@@ -105,7 +128,7 @@ async function outputInfos(deps: SubstituterDeps, outputs: ReadonlyArray<readonl
   });
 }
 
-async function executeBuild(deps: SubstituterDeps, rootsDir: string, limits: BuildLimits, request: BuildRequest): Promise<BuildOutcome> {
+async function executeBuild(deps: SubstituterDeps, rootsDir: string, limits: BuildLimits, request: BuildRequest, verify: boolean): Promise<BuildOutcome> {
   const started = performance.now();
   const { drv, drvPath } = request;
   const knownOutputs = [...drv.outputs].filter(([, output]) => output.path !== '').map(([name, output]) => [name, output.path] as const);
@@ -113,7 +136,7 @@ async function executeBuild(deps: SubstituterDeps, rootsDir: string, limits: Bui
   const roots = await BuildRoots.create(deps.pool, rootsDir, drvPath.slice(drvPath.lastIndexOf('/') + 1));
   try {
     await roots.add(knownOutputs.map(([, path]) => path));
-    const inputReport = await prepareInputs(deps, roots, request, inputs);
+    const inputReport = await prepareInputs(deps, roots, request, inputs, verify);
     const run = await runBuild(deps.pool, drvPath, drv, inputs, {
       limits,
       onLogLine: request.onLogLine,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createReadStream, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, createReadStream, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -189,6 +189,42 @@ test('Frankenbuild: a local input whose hash differs from the canonical one is d
     assert.equal(readFileSync(outcome.kind === 'succeeded' ? outcome.outputs[0]!.path : '', 'utf8'), canonicalContents);
   } finally {
     await close();
+  }
+});
+
+test('an input changed in place (its registration intact) is caught only by hashing its contents, and replaced', async () => {
+  const key = generateKey();
+  const n = nonce();
+  const drvs = instantiate(`rec { dep = sh "inplace-${n}" "echo original > $out"; user = sh "inplace-user-${n}" "read x < \${dep}; echo $x > $out"; }`, ['dep', 'user']);
+  const [dep] = realise(drvs.dep!);
+  const registered = hashOf(dep!);
+  const cache = nixCopyToCache([dep!], { secretKeyFile: key.secretKeyFile });
+  // What a build running as root could do to the store: change a path's bytes, not its registration.
+  chmodSync(dep!, 0o644);
+  writeFileSync(dep!, 'tampered\n');
+  chmodSync(dep!, 0o444);
+  assert.equal(hashOf(dep!), registered, 'the store still registers the original hash');
+
+  const canonical = new Map([[dep!, parseHash(registered)]]);
+  const trusting = await testExecutor({ cache: openBinaryCache(cache.url), trustedKeys: [key.publicKey] });
+  try {
+    const outcome = await trusting.executor.build(requestFor(drvs.user!, { canonicalNarHashes: canonical }));
+    assert.deepEqual(outcome.kind === 'succeeded' ? outcome.inputs.replaced : undefined, [], 'the registered hash matches: nothing is replaced');
+    assert.equal(readFileSync(outcome.kind === 'succeeded' ? outcome.outputs[0]!.path : '', 'utf8'), 'tampered\n');
+  } finally {
+    await trusting.close();
+  }
+
+  deleteLocally(realise(drvs.user!)[0]!);
+  const verifying = await testExecutor({ cache: openBinaryCache(cache.url), trustedKeys: [key.publicKey], verifyInputContents: true });
+  try {
+    const outcome = await verifying.executor.build(requestFor(drvs.user!, { canonicalNarHashes: canonical }));
+    assert.equal(outcome.kind, 'succeeded');
+    assert.deepEqual(outcome.kind === 'succeeded' ? outcome.inputs.replaced : undefined, [dep]);
+    assert.equal(readFileSync(dep!, 'utf8'), 'original\n', 'the cache\'s contents are back');
+    assert.equal(readFileSync(outcome.kind === 'succeeded' ? outcome.outputs[0]!.path : '', 'utf8'), 'original\n');
+  } finally {
+    await verifying.close();
   }
 });
 
