@@ -11,13 +11,14 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createPrivateKey, sign, type KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { formatHash, hashEquals, parseHash } from '../daemon/core/hash.ts';
 import { narInfoFingerprint, printNarInfo, type NarInfo } from '../daemon/core/narinfo.ts';
-import { signFingerprint, type SecretKey } from '../daemon/core/signing.ts';
+import type { SecretKey } from '../daemon/core/signing.ts';
 import { DEFAULT_STORE_DIR, parseStorePathBaseName } from '../daemon/core/store-path.ts';
 import { zstdCompress } from '../daemon/executor/zstd.ts';
 import { formatNarListing, listNar } from '../daemon/nar/listing.ts';
@@ -48,6 +49,19 @@ export interface StoreNar {
   body: Readable;
 }
 
+// PKCS#8 wrapping of a raw Ed25519 seed (RFC 8410), so node:crypto can load a Nix secret key.
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/**
+ * Signs with node:crypto's native Ed25519: every narinfo is signed as it is asked for, and the pure
+ * JavaScript signer of daemon/core/signing.ts costs milliseconds per signature. Ed25519 signatures
+ * are deterministic, so both give the same bytes.
+ */
+function nativeSigner(secretKey: SecretKey): (fingerprint: string) => string {
+  const key: KeyObject = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, secretKey.key.subarray(0, 32)]), format: 'der', type: 'pkcs8' });
+  return (fingerprint) => `${secretKey.name}:${sign(null, Buffer.from(fingerprint), key).toString('base64')}`;
+}
+
 const HASH_PART = /^[0-9a-df-np-sv-z]{32}$/;
 // `<hash part>-<NAR hash, base32>.nar[.zst]`: the NAR hash makes the URL immutable; a path deleted
 // and re-added with other contents gets another URL, and the old one answers 404.
@@ -57,7 +71,7 @@ const NAR_FILE = /^([0-9a-df-np-sv-z]{32})-([0-9a-df-np-sv-z]{52})\.nar(\.zst)?$
 export class StoreCacheSource {
   readonly description: string;
   private readonly pool: DaemonPool;
-  private readonly secretKey: SecretKey;
+  private readonly sign: (fingerprint: string) => string;
   private readonly compression: StoreNarCompression;
   private readonly logDir: string;
   private readonly storeDir: string;
@@ -65,17 +79,30 @@ export class StoreCacheSource {
 
   constructor(options: StoreCacheSourceOptions) {
     this.pool = options.pool;
-    this.secretKey = options.secretKey;
+    this.sign = nativeSigner(options.secretKey);
     this.compression = options.compression ?? 'none';
     this.logDir = options.logDir ?? '/nix/var/log/nix';
     this.storeDir = options.storeDir ?? DEFAULT_STORE_DIR;
     this.info = cacheInfoText(this.storeDir, options.priority ?? DEFAULT_PRIORITY);
-    this.description = `the store behind ${this.pool.socketPath}, signed by ${this.secretKey.name}`;
+    this.description = `the store behind ${this.pool.socketPath}, signed by ${options.secretKey.name}`;
   }
 
-  /** Resolves when the daemon answers. */
-  async check(): Promise<void> {
-    await this.pool.use((client) => client.isValidPath(`${this.storeDir}/${'0'.repeat(32)}-check`));
+  /**
+   * Resolves when the daemon answers, with `connections` connections opened one after the other:
+   * the daemon forks per connection behind a short listen backlog, so a burst of connects under
+   * the first load would be refused (EAGAIN).
+   */
+  async check(connections = 1): Promise<void> {
+    const clients = [];
+    try {
+      for (let i = 0; i < connections; i++) {
+        const client = await this.pool.acquire();
+        clients.push(client);
+        await client.isValidPath(`${this.storeDir}/${'0'.repeat(32)}-check`);
+      }
+    } finally {
+      for (const client of clients) this.pool.release(client);
+    }
   }
 
   cacheInfo(): string {
@@ -109,7 +136,7 @@ export class StoreCacheSource {
       ...(info.deriver ? { deriver: info.deriver } : {}),
       ...(info.ca ? { ca: info.ca } : {}),
     };
-    const ours = signFingerprint(this.secretKey, narInfoFingerprint(narInfo));
+    const ours = this.sign(narInfoFingerprint(narInfo));
     narInfo.sigs = [...new Set([...info.signatures, ours])].sort();
     return printNarInfo(narInfo, this.storeDir);
   }

@@ -42,11 +42,12 @@ async function serveStore(options: ServeOptions, host: string, port: number, log
   const key = await readSigningKey(options.signingKey).catch((error: unknown) => {
     throw new CliError(`cannot read the signing key ${options.signingKey}: ${error instanceof Error ? error.message : String(error)}`);
   });
-  const pool = new DaemonPool({ socketPath: options.socket, maxConnections: 16 });
+  const connections = 16;
+  const pool = new DaemonPool({ socketPath: options.socket, maxConnections: connections });
   const source = new StoreCacheSource({ pool, secretKey: key.secretKey, compression: compression as StoreNarCompression, logDir: options.logDir });
   let server: CacheServer;
   try {
-    await source.check();
+    await source.check(connections);
     server = await startCacheServer({ store: source, host, port, log });
   } catch (error) {
     await pool.close();
