@@ -20,6 +20,7 @@ import { registerRebuild } from './commands/rebuild.ts';
 import { registerNodes } from './commands/nodes.ts';
 import { registerDrain } from './commands/drain.ts';
 import { registerProjects } from './commands/projects.ts';
+import { registerDeployAgent } from './commands/deploy-agent.ts';
 
 const program = new Command('harmonia-ci')
   .description('Nix continuous integration on durable Temporal workflows')
@@ -46,6 +47,7 @@ const registrations: Array<(program: Command) => void> = [
   registerRun,
   registerCache,
   registerGc,
+  registerDeployAgent,
 ];
 for (const register of registrations) register(program);
 
