@@ -1,15 +1,12 @@
 /**
- * `harmonia-ci deploy-agent`: the listener on a host that CI deploys to (deploy/agent.ts). It
- * answers `POST /deploy` and `POST /status`, both signed with the shared secret, and signs what it
- * answers with it; a refusal of the signature itself is a plain 401.
+ * `harmonia-ci deploy-agent`: the listener on a host that CI deploys to (deploy/agent.ts,
+ * deploy/agent-server.ts), configured by flags so a systemd unit holds all of it.
  */
 import { readFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import type { Command } from 'commander';
-import Fastify, { type FastifyReply } from 'fastify';
 import { parseDuration } from '../../config/units.ts';
-import { DeployAgent, type Activation, type AgentAnswer } from '../../deploy/agent.ts';
-import { sealMessage, SIGNATURE_HEADER } from '../../deploy/protocol.ts';
+import { DeployAgent, type Activation } from '../../deploy/agent.ts';
+import { startAgentServer } from '../../deploy/agent-server.ts';
 import { CliError } from '../errors.ts';
 
 interface AgentFlags {
@@ -51,27 +48,13 @@ async function runAgent(flags: AgentFlags): Promise<void> {
     stepTimeoutMs: durationFlag(flags.stepTimeout, '--step-timeout'),
     log: (line) => process.stderr.write(`${line}\n`),
   });
-  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => done(null, body));
-  const send = (reply: FastifyReply, answer: AgentAnswer): FastifyReply => {
-    if ('refusal' in answer) return reply.code(answer.status).type('text/plain; charset=utf-8').send(`${answer.refusal}\n`);
-    const { body, signature } = sealMessage(trimmed, answer.report);
-    return reply.code(answer.status).header(SIGNATURE_HEADER, signature).type('application/json').send(body);
-  };
-  const signatureOf = (headers: Record<string, string | string[] | undefined>): string | undefined => {
-    const value = headers[SIGNATURE_HEADER];
-    return typeof value === 'string' ? value : undefined;
-  };
-  app.post<{ Body: string }>('/deploy', async (request, reply) => send(reply, await agent.deploy(String(request.body ?? ''), signatureOf(request.headers))));
-  app.post<{ Body: string }>('/status', async (request, reply) => send(reply, await agent.status(String(request.body ?? ''), signatureOf(request.headers))));
-  await app.listen({ host: flags.host, port: Number(flags.port) });
-  const port = (app.server.address() as AddressInfo).port;
-  process.stdout.write(`deploy agent for ${flags.environment} listening on http://${flags.host.includes(':') ? `[${flags.host}]` : flags.host}:${port}\n`);
+  const server = await startAgentServer(agent, trimmed, flags.host, Number(flags.port));
+  process.stdout.write(`deploy agent for ${flags.environment} listening on ${server.url}\n`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', () => resolve());
     process.once('SIGTERM', () => resolve());
   });
-  await app.close();
+  await server.close();
   await agent.idle();
 }
 
