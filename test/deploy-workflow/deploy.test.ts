@@ -15,7 +15,9 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { renderDeploymentsPanel } from '../../api/views/deployments.ts';
 import { DeployAgent } from '../../deploy/agent.ts';
+import { listProjectDeployments } from '../../queries/deployments.ts';
 import { startAgentServer, type AgentServer } from '../../deploy/agent-server.ts';
 import { approveSignal, deployWorkflowId } from '../../workflows/definitions.ts';
 import { generateKey } from '../executor/helpers.ts';
@@ -125,6 +127,20 @@ timeout = "2m"
     assert.equal(approved.store_path, second);
     assert.equal(approved.approved_by, 'alice');
     assert.equal(readFileSync(markers.production, 'utf8').trim(), second);
+
+    await waitUntil(async () => (await rows()).filter((row) => row.environment === 'staging' && row.status === 'succeeded').length === 2, 'staging deployed the second path');
+    assert.equal(readFileSync(markers.staging, 'utf8').trim(), second);
+    // The project page shows every environment's deployments, newest first, with who approved.
+    const listed = await listProjectDeployments(pipeline.db.pool, project);
+    assert.deepEqual(
+      listed.map((d) => `${d.environment} ${d.status} ${d.storePath === second ? 'second' : 'first'}`).sort(),
+      ['production succeeded second', 'production superseded first', 'staging succeeded first', 'staging succeeded second'],
+    );
+    assert.equal(listed[0]!.storePath, second, 'newest first');
+    const panel = String(renderDeploymentsPanel(listed));
+    assert.match(panel, /alice/);
+    assert.match(panel, /superseded/);
+    assert.ok(panel.includes(second.slice('/nix/store/'.length + 32)));
 
     if (process.env.HARMONIA_CI_CAPTURE_DEPLOY_HISTORY) {
       const history = await pipeline.client.workflow.getHandle(deployWorkflowId(project, 'production')).fetchHistory();
