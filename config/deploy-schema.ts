@@ -3,9 +3,11 @@
  * repository must not choose where its code runs). Each says: when `job` succeeds on `ref` of
  * `project`, deploy its output to `environment` through the agent at `agent-url`.
  */
+import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { camelize } from './camelize.ts';
-import { duration, matching, secretFile, text, url } from './fields.ts';
+import { duration, matching, text, url } from './fields.ts';
+import { SecretFile } from './secrets.ts';
 
 const ENVIRONMENT = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const PUBLIC_KEY = /^[^:\s]+:[A-Za-z0-9+/]{43}=$/;
@@ -18,7 +20,10 @@ export const deploymentTargetSchema = z
   ref: text('a git ref such as "main" or "refs/heads/main"').transform((ref) => (ref.startsWith('refs/') ? ref : `refs/heads/${ref}`)),
   job: text('a job attribute, e.g. "nixosConfigurations.web.config.system.build.toplevel"'),
   'agent-url': url(['http', 'https']),
-  'secret-file': secretFile('deployments.secret-file'),
+  // Absolute: the coordinator that reads it may run anywhere, and list entries are not resolved against the file.
+  'secret-file': text('the absolute path of a file holding the secret shared with the agent')
+    .refine((path) => isAbsolute(path), { error: 'expected an absolute path, e.g. "/run/secrets/deploy-web-1"' })
+    .transform((path) => new SecretFile('deployments.secret-file', path)),
   // Where the agent's host fetches the closure, and the key it trusts; default the API's own cache and key.
   'cache-url': url(['http', 'https']).optional(),
   'public-key': matching(PUBLIC_KEY, 'a Nix public key "name:base64"').optional(),
