@@ -141,8 +141,8 @@ export class StoreCacheSource {
     return printNarInfo(narInfo, this.storeDir);
   }
 
-  /** The NAR named `file` (as a narinfo of this source names it), or undefined. */
-  async nar(file: string): Promise<StoreNar | undefined> {
+  /** Path info of the NAR named `file` (as a narinfo of this source names it), if it is one this source serves. */
+  private async narInfoOf(file: string): Promise<{ info: PathInfo; compression: StoreNarCompression } | undefined> {
     const match = NAR_FILE.exec(file);
     if (!match) return undefined;
     const [, hashPart, narHash32, zst] = match;
@@ -150,6 +150,21 @@ export class StoreCacheSource {
     if (compression !== this.compression) return undefined;
     const info = await this.pathInfo(hashPart!);
     if (!info || !hashEquals(info.narHash, parseHash(`sha256:${narHash32}`))) return undefined;
+    return { info, compression };
+  }
+
+  /** Whether the NAR named `file` is served, and its length when known, without exporting it (HEAD). */
+  async narHead(file: string): Promise<{ size?: number } | undefined> {
+    const found = await this.narInfoOf(file);
+    if (!found) return undefined;
+    return found.compression === 'none' ? { size: found.info.narSize } : {};
+  }
+
+  /** The NAR named `file` (as a narinfo of this source names it), or undefined. */
+  async nar(file: string): Promise<StoreNar | undefined> {
+    const found = await this.narInfoOf(file);
+    if (!found) return undefined;
+    const { info, compression } = found;
     const nar = this.narStream(info);
     if (compression === 'none') return { compression, size: info.narSize, body: nar };
     return { compression, body: Readable.from(zstdCompress(nar)) };

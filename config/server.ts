@@ -91,6 +91,14 @@ function fromEnvironment(value: string, kind: KeyKind, cwd: string): unknown {
   if (kind === 'integer') return /^-?\d+$/.test(value.trim()) ? Number(value) : value;
   if (kind === 'list') return value.split(/[,\s]+/).filter((item) => item !== '');
   if (kind === 'substituters') return substitutersFromEnvironment(value);
+  if (kind === 'json') {
+    try {
+      return JSON.parse(value) as unknown;
+    } catch {
+      // Left as text: the schema then says what it expected.
+      return value;
+    }
+  }
   return value;
 }
 

@@ -37,9 +37,8 @@ export async function storeCacheRoutes(app: FastifyInstance, { source }: StoreCa
 
   // HEAD is answered separately: the GET handler would start a NAR export only to discard it.
   app.head<{ Params: { file: string } }>('/nar/:file', QUIET, async (request, reply) => {
-    const nar = await source.nar(request.params.file);
+    const nar = await source.narHead(request.params.file);
     if (!nar) return notFound(reply, `nar/${request.params.file}`);
-    nar.body.destroy();
     if (nar.size !== undefined) reply.header('content-length', nar.size);
     return reply.type(CONTENT_TYPES.nar).header('cache-control', IMMUTABLE).send();
   });

@@ -40,6 +40,17 @@ describe('deployment targets', () => {
     assert.equal(target!.cacheUrl, undefined);
   });
 
+  it('come from HARMONIA_CI_DEPLOYMENTS as JSON, and a value that is not names the variable', async () => {
+    const json = JSON.stringify([{ project: 'acme/infra', environment: 'web-1', ref: 'main', job: 'system', 'agent-url': 'http://web-1:9095', 'secret-file': '/run/s' }]);
+    const [target] = (await loadServerConfig({ env: { HARMONIA_CI_DEPLOYMENTS: json }, cwd: dir })).deployments;
+    assert.equal(target!.agentUrl, 'http://web-1:9095');
+    await assert.rejects(loadServerConfig({ env: { HARMONIA_CI_DEPLOYMENTS: 'web-1' }, cwd: dir }), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.message, /HARMONIA_CI_DEPLOYMENTS.*expected a list of \[\[deployments\]\] tables/);
+      return true;
+    });
+  });
+
   it('refuse a bad agent URL, a bad public key and two targets for one environment, naming each', async () => {
     for (const [toml, expected] of [
       [TARGET.replace('https://web-1.example.org:9095', 'ftp://web-1'), /deployments\[0\]\.agent-url/],
