@@ -102,6 +102,10 @@ export class DeployAgent {
     }
     const known = this.state.reports.find((report) => report.deploymentId === request.deploymentId);
     if (known) return { status: 200, report: this.report({ ...known }) };
+    // The same request again (its answer was lost): it is running.
+    if (this.state.inProgress?.deploymentId === request.deploymentId) {
+      return { status: 202, report: this.report({ deploymentId: request.deploymentId, outcome: 'running', storePath: this.state.inProgress.storePath, log: '' }) };
+    }
     if (this.running || this.state.inProgress) return refuse(`deployment ${this.state.inProgress?.deploymentId ?? ''} is still running on this host`, 503);
     if (request.time <= this.state.newestRequestTime) return refuse('a newer deployment was already accepted: this request is stale');
     if ((await this.currentPath()) === request.storePath) return refuse(`${request.storePath} is already the active path`);
@@ -157,9 +161,10 @@ export class DeployAgent {
       return;
     }
     try {
-      await this.step(log, 'nix-env', ['--profile', this.options.profile, '--set', request.storePath], this.options.stepTimeoutMs);
+      // Journalled before the switch: a crash right after it must still roll back.
       progress.switched = true;
       await this.file.save(this.state);
+      await this.step(log, 'nix-env', ['--profile', this.options.profile, '--set', request.storePath], this.options.stepTimeoutMs);
       await this.activate(request.storePath, log);
       if (this.options.healthCheck) {
         await this.step(log, '/bin/sh', ['-c', this.options.healthCheck, 'health-check', request.storePath], this.options.healthTimeoutMs);
