@@ -6,8 +6,11 @@
  *   2. narinfo lookups per second from --concurrency keep-alive clients (bench/cache/load.ts),
  *      nine hits for one miss, as Nix asks.
  * Goals: at least 0.8× the static server's download throughput; at least 5,000 lookups/s.
+ * Then `cache serve --store` over a nix-daemon against the directory cache, in the same run: the
+ * big object's NAR (streamed from the daemon) and narinfo lookups (each one a daemon query and an
+ * Ed25519 signature) on --narinfos small store paths.
  *
- *   npm run bench -- cache [--size-mb 1024] [--narinfos 10000] [--seconds 10] [--concurrency 64] [--runs 5] [--dir DIR]
+ *   npm run bench -- cache [--size-mb 1024] [--narinfos 10000] [--seconds 10] [--concurrency 64] [--runs 5] [--dir DIR] [--no-store]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -20,6 +23,7 @@ import { formatHash } from '../daemon/core/hash.ts';
 import { printNarInfo } from '../daemon/core/narinfo.ts';
 import { formatKey, generateKeyPair, signFingerprint } from '../daemon/core/signing.ts';
 import { narInfoFingerprint } from '../daemon/core/narinfo.ts';
+import { benchDaemon, ensureStoreData } from './cache/store-data.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const NAR = 'nar/0000000000000000000000000000000000000000000000000000.nar.zst';
@@ -115,9 +119,9 @@ function download(url: string, expected: number): number {
 }
 
 /** Downloads from both servers in alternation (a busy machine then slows both alike); best and median of each. */
-function compareDownloads(urls: [string, string], runs: number, expected: number): Array<{ best: number; median: number }> {
+function compareDownloads(urls: [string, string], runs: number, sizes: [number, number]): Array<{ best: number; median: number }> {
   const speeds: [number[], number[]] = [[], []];
-  for (let i = 0; i < runs; i++) urls.forEach((url, at) => speeds[at]!.push(download(url, expected)));
+  for (let i = 0; i < runs; i++) urls.forEach((url, at) => speeds[at]!.push(download(url, sizes[at]!)));
   return speeds.map((list) => {
     const sorted = [...list].sort((a, b) => a - b);
     return { best: sorted.at(-1)!, median: sorted[Math.floor(sorted.length / 2)]! };
@@ -144,6 +148,54 @@ function load(url: string, lookups: string, options: Options): LoadResult {
 
 const fmt = (n: number, digits = 0): string => n.toFixed(digits).padStart(8);
 
+function printLoad(rows: ReadonlyArray<readonly [string, LoadResult]>): void {
+  for (const [name, result] of rows) {
+    const statuses = Object.entries(result.statuses).map(([status, count]) => `${status}×${count}`).join(' ');
+    process.stdout.write(`  ${name.padEnd(18)} ${fmt(result.perSecond)} lookups/s   p50 ${result.p50.toFixed(1)} ms  p99 ${result.p99.toFixed(1)} ms  (${statuses})\n`);
+  }
+}
+
+/** `cache serve --store` against `cache serve --cache DIR` (already running at `directoryUrl`). */
+async function compareStoreServer(options: Options, cache: string, lookups: string, directoryUrl: string): Promise<void> {
+  const dataDir = join(cache, '..');
+  const { socketPath, daemon } = await benchDaemon(join(options.dir, 'daemon'));
+  const keyFile = join(dataDir, 'signing-key');
+  writeFileSync(keyFile, readFileSync(join(dataDir, 'complete'), 'utf8'), { mode: 0o600 });
+  const store = ensureStoreData(socketPath, dataDir, join(cache, NAR), options.narinfos);
+  const server = await startServer(
+    process.execPath,
+    [join(ROOT, 'bin', 'harmonia-ci.mjs'), 'cache', 'serve', '--store', '--socket', socketPath, '--signing-key', keyFile, '--port', '0'],
+    { ...process.env, HARMONIA_CI_LOG_LEVEL: 'warn' },
+  );
+  try {
+    const narInfo = await (await fetch(`${server.url}/${store.bigHashPart}.narinfo`)).text();
+    const narUrl = /^URL: (.*)$/m.exec(narInfo)?.[1];
+    const narSize = Number(/^NarSize: (\d+)$/m.exec(narInfo)?.[1]);
+    if (!narUrl) throw new Error(`the store server has no narinfo for the big object: ${narInfo}`);
+    process.stdout.write(`\nstore-backed cache (daemon ${socketPath}) against the directory cache, ${options.runs} rounds alternating\n`);
+    download(`${server.url}/${narUrl}`, narSize);
+    const idleRss = currentRssMiB(server.child.pid!);
+    const [directory, fromStore] = compareDownloads([`${directoryUrl}/${NAR}`, `${server.url}/${narUrl}`], options.runs, [options.sizeMb << 20, narSize]) as [
+      { best: number; median: number },
+      { best: number; median: number },
+    ];
+    process.stdout.write(`  NAR directory cache ${fmt(directory.best)} MiB/s best, ${fmt(directory.median)} median\n`);
+    process.stdout.write(`  NAR store-backed    ${fmt(fromStore.best)} MiB/s best, ${fmt(fromStore.median)} median\n`);
+    process.stdout.write(`  ratio ${(fromStore.best / directory.best).toFixed(2)}× best, ${(fromStore.median / directory.median).toFixed(2)}× median\n`);
+    process.stdout.write(`  store-backed RSS ${idleRss.toFixed(0)} MiB before, peak ${peakRssMiB(server.child.pid!).toFixed(0)} MiB while serving it\n`);
+    const directoryLoad = load(directoryUrl, lookups, options);
+    const storeLoad = load(server.url, store.lookups, options);
+    printLoad([
+      ['directory cache', directoryLoad],
+      ['store-backed', storeLoad],
+    ]);
+    process.stdout.write(`  ratio ${(storeLoad.perSecond / directoryLoad.perSecond).toFixed(2)}× narinfo lookups/s\n`);
+  } finally {
+    server.child.kill('SIGTERM');
+    await daemon?.stop();
+  }
+}
+
 export async function run(args: string[]): Promise<void> {
   const options = parseOptions(args);
   const { cache, lookups } = await ensureData(options);
@@ -157,7 +209,7 @@ export async function run(args: string[]): Promise<void> {
     process.stdout.write(`\nNAR download (${options.sizeMb} MiB, curl, ${options.runs} rounds alternating the servers, warm page cache)\n`);
     download(`${plain.url}/${NAR}`, size);
     const idleRss = currentRssMiB(ours.child.pid!);
-    const [plainSpeed, ourSpeed] = compareDownloads([`${plain.url}/${NAR}`, `${ours.url}/${NAR}`], options.runs, size) as [
+    const [plainSpeed, ourSpeed] = compareDownloads([`${plain.url}/${NAR}`, `${ours.url}/${NAR}`], options.runs, [size, size]) as [
       { best: number; median: number },
       { best: number; median: number },
     ];
@@ -171,11 +223,12 @@ export async function run(args: string[]): Promise<void> {
     process.stdout.write(`\nnarinfo lookups, ${options.concurrency} concurrent keep-alive clients, ${options.seconds} s, 10% misses\n`);
     const baseline = load(plain.url, lookups, options);
     const measured = load(ours.url, lookups, options);
-    for (const [name, result] of [['static file server', baseline], ['harmonia-ci', measured]] as const) {
-      const statuses = Object.entries(result.statuses).map(([status, count]) => `${status}×${count}`).join(' ');
-      process.stdout.write(`  ${name.padEnd(18)} ${fmt(result.perSecond)} lookups/s   p50 ${result.p50.toFixed(1)} ms  p99 ${result.p99.toFixed(1)} ms  (${statuses})\n`);
-    }
+    printLoad([
+      ['static file server', baseline],
+      ['harmonia-ci', measured],
+    ]);
     process.stdout.write(`  ratio ${(measured.perSecond / baseline.perSecond).toFixed(2)}×; goal ≥ 5,000 lookups/s: ${measured.perSecond >= 5000 ? 'met' : 'NOT met'}\n`);
+    if (!args.includes('--no-store')) await compareStoreServer(options, cache, lookups, ours.url);
   } finally {
     ours.child.kill('SIGTERM');
     plain.child.kill('SIGTERM');

@@ -5,7 +5,7 @@
  */
 
 /** How an environment string becomes a configuration value, and how a relative path is resolved. */
-export type KeyKind = 'string' | 'path' | 'location' | 'integer' | 'boolean' | 'list' | 'duration' | 'size' | 'substituters';
+export type KeyKind = 'string' | 'path' | 'location' | 'integer' | 'boolean' | 'list' | 'duration' | 'size' | 'substituters' | 'json';
 
 export const SERVER_KEYS: ReadonlyArray<readonly [key: string, kind: KeyKind]> = [
   ['state-dir', 'path'],
@@ -60,6 +60,8 @@ export const SERVER_KEYS: ReadonlyArray<readonly [key: string, kind: KeyKind]> =
   ['projects.pr-trust', 'string'],
   ['projects.allow-ifd', 'boolean'],
   ['projects.git-credentials-dir', 'path'],
+  // A list of tables has no flat form: in the environment it is JSON, `[{"project": …, "agent-url": …}]`.
+  ['deployments', 'json'],
 ];
 
 /** Conventional variable names accepted as well, weaker than the `HARMONIA_CI_` form. */

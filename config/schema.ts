@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { CACHE_URL_EXPECTATION, parseCacheLocation } from './cache-location.ts';
 import { duration, integer, list, matching, oneOf, secretFile, size, text, url } from './fields.ts';
 import { camelize } from './camelize.ts';
+import { deploymentsSchema } from './deploy-schema.ts';
 import { parsePublicKey } from '../daemon/core/signing.ts';
 
 /** Values the defaults depend on, taken from the running machine. */
@@ -186,6 +187,7 @@ export function serverConfigSchema(context: DefaultsContext) {
           'git-credentials-dir': text('a directory path').optional(),
         })
         .prefault({}),
+      deployments: deploymentsSchema,
     })
     .transform((value) =>
       camelize({

@@ -92,6 +92,14 @@ function fromEnvironment(value: string, kind: KeyKind, cwd: string): unknown {
   if (kind === 'boolean') return value.trim() === 'true' ? true : value.trim() === 'false' ? false : value;
   if (kind === 'list') return value.split(/[,\s]+/).filter((item) => item !== '');
   if (kind === 'substituters') return substitutersFromEnvironment(value);
+  if (kind === 'json') {
+    try {
+      return JSON.parse(value) as unknown;
+    } catch {
+      // Left as text: the schema then says what it expected.
+      return value;
+    }
+  }
   return value;
 }
 

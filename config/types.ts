@@ -31,6 +31,7 @@ export type BuilderConfig = ServerConfig['builder'];
 export type Limits = ServerConfig['limits'];
 export type ForgesConfig = ServerConfig['forges'];
 export type LogLevel = ServerConfig['log']['level'];
+export type DeploymentTarget = ServerConfig['deployments'][number];
 
 /** The validated per-repository `.harmonia-ci.toml`. */
 export type RepoConfig = z.output<typeof repoConfigSchema>;

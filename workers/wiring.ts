@@ -12,6 +12,8 @@ import { Semaphore } from '../lib/semaphore.ts';
 import { Staging } from '../activities/builder/staging.ts';
 import { createUploadActivities, prepareStaging } from '../activities/builder/upload.ts';
 import { createCoordinatorActivities } from '../activities/coordinator/index.ts';
+import { createDeployActivities } from '../activities/deploy/index.ts';
+import type { DeployActivities } from '../activities/deploy/types.ts';
 import type { ClosureDeps } from '../activities/evaluator/closure.ts';
 import { createEvaluatorActivities } from '../activities/evaluator/index.ts';
 import { builderCacheFor, trustedKeysFor, type Signer } from '../activities/signer/setup.ts';
@@ -41,8 +43,8 @@ export function createDaemonPool(config: ServerConfig, socketPath: string): Daem
 export function coordinatorActivitiesFor(
   config: ServerConfig,
   deps: { pool: Pool; client: Client; log: Logger; builderHeartbeatTimeoutMs?: number | undefined },
-): CoordinatorActivities {
-  return createCoordinatorActivities({
+): CoordinatorActivities & DeployActivities {
+  const coordinator = createCoordinatorActivities({
     pool: deps.pool,
     client: deps.client,
     defaults: { attrs: [], allowIfd: config.projects.allowIfd, evalTimeoutMs: config.limits.evalTimeout, systems: config.builder.systems },
@@ -53,6 +55,15 @@ export function coordinatorActivitiesFor(
     publicUrl: config.api.publicUrl,
     log: deps.log,
   });
+  const deploy = createDeployActivities({
+    pool: deps.pool,
+    client: deps.client,
+    targets: config.deployments,
+    defaultCacheUrl: config.builder.substituters[0] ?? config.api.publicUrl,
+    ...(config.cache.publicKeys[0] ? { defaultPublicKey: config.cache.publicKeys[0] } : {}),
+    log: deps.log,
+  });
+  return { ...coordinator, ...deploy };
 }
 
 /** Planning counts an output as there when the local store, our cache or an upstream cache has it. */

@@ -4,6 +4,7 @@
  * does what `harmonia-ci cancel` does.
  */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { DeploymentStart } from '../activities/deploy/types.ts';
 import type { NodeHeartbeat } from '../activities/types.ts';
 import type { BuildResult, EvalProgress, PushEvent } from './types.ts';
 
@@ -45,7 +46,13 @@ export const nodeLogTailSignal = defineSignal<[{ drvPath: string; text: string }
 /** What the builder polls: `draining` is undefined until the node workflow knows it. */
 export const nodeStatusQuery = defineQuery<{ draining?: boolean }>('node-status');
 
+/** A deployment for the environment (deployWorkflow); it supersedes one still waiting to be sent. */
+export const deploySignal = defineSignal<[DeploymentStart]>('deploy');
+/** Approve the deployment waiting for approval (deployWorkflow); `by` names who approved it. */
+export const approveSignal = defineSignal<[{ by?: string; deploymentId?: string }?]>('approve');
+
 export const refWorkflowId = (projectName: string, ref: string): string => `ref/${projectName}/${ref}`;
+export const deployWorkflowId = (projectName: string, environment: string): string => `deploy/${projectName}/${environment}`;
 export const evalWorkflowId = (evalId: string): string => `eval/${evalId}`;
 export const nodeWorkflowId = (name: string): string => `node/${name}`;
 /** `build/<hash part>` of `/nix/store/<hash part>-<name>.drv`. */

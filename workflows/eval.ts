@@ -21,6 +21,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { DeployActivities } from '../activities/deploy/types.ts';
 import type { CoordinatorActivities, EvaluateOutcome, EvaluatorActivities } from '../activities/types.ts';
 import { buildFinishedSignal, cancelSignal, COORDINATOR_QUEUE, EVAL_QUEUE, evalProgressQuery, SIGNALS_BEFORE_CONTINUE } from './definitions.ts';
 import { publishFromHost } from './publish.ts';
@@ -37,11 +38,18 @@ const EVALUATOR_FAILURE_RECORDED = 'evaluator-failure-recorded';
 /** Evaluations run again when the evaluator lost what it staged for publishing (activities/builder/upload.ts). */
 const STAGING_MISSING = 'StagingMissing';
 const CLOSURE_ROUNDS = 3;
+/** Runs recorded before a finished eval started the deployments of its succeeded jobs. */
+const DEPLOYMENTS_PLANNED = 'deployments-planned';
 /** Commit statuses are refreshed at most this often while builds run (forges rate-limit them). */
 const REPORT_INTERVAL_MS = 15_000;
 
 // PostgreSQL bookkeeping runs as local activities, in the coordinator worker running this workflow.
 const control = proxyLocalActivities<CoordinatorActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
+});
+// Cheap when no deployment is configured: one query, in the coordinator running this workflow.
+const deployments = proxyLocalActivities<DeployActivities>({
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
 });
@@ -98,6 +106,7 @@ export async function evalWorkflow(input: EvalWorkflowInput): Promise<EvalProgre
         }
       }
       await reporter.flush();
+      if (patched(DEPLOYMENTS_PLANNED)) await deployments.planDeployments(input.evalId);
       const failed = progress.failed + progress.depFailed + progress.timedOut + progress.cancelled > 0;
       setWorkflowSearchAttributes({ status: failed ? 'failed' : 'succeeded' });
       return progress;

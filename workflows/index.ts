@@ -4,3 +4,4 @@ export { evalWorkflow } from './eval.ts';
 export { buildWorkflow } from './build.ts';
 export { nodeWorkflow } from './node.ts';
 export { pollWorkflow } from './poll.ts';
+export { deployWorkflow } from './deploy.ts';

@@ -28,6 +28,8 @@ import { projectHref, type TemporalUi } from '../views/format.ts';
 import { html, type SafeHtml } from '../views/html.ts';
 import { renderPage } from '../views/layout.ts';
 import { renderProjectBody, renderProjectsBody } from '../views/projects.ts';
+import { renderDeploymentsPanel } from '../views/deployments.ts';
+import { listProjectDeployments } from '../../queries/deployments.ts';
 import { liveScript, relativeTimeScript } from '../views/scripts.ts';
 import { dashboardEventRoutes } from './dashboard-events.ts';
 
@@ -129,10 +131,10 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardRo
       if (!project) return notFound(reply, `project ${name}`, temporalUi);
       const evals = await listEvalPage(app.db, { limit: EVALS_PER_PAGE, project: name, before: request.query.before });
       const base = projectHref(name);
-      const body = renderProjectBody(project, evals, {
+      const body = html`${renderProjectBody(project, evals, {
         href: (before) => `${base}?before=${encodeURIComponent(before)}`,
         newest: request.query.before ? base : null,
-      });
+      })}${renderDeploymentsPanel(await listProjectDeployments(app.db, name))}`;
       return sendPage(reply, { title: `${name} · harmonia-ci`, body, temporalUi });
     },
   );

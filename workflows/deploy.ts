@@ -1,0 +1,105 @@
+/**
+ * deployWorkflow — `deploy/<project>/<environment>`: the deployments of one environment, one at a
+ * time. Deployments arrive as `deploy` signals (signal-with-start from planDeployments). One that
+ * needs approval waits for the `approve` signal; a newer deployment arriving while one waits (for
+ * approval, or behind the one in flight) supersedes it. A deployment in flight runs to its end:
+ * the request goes to the agent (transport failures retried), then its signed report is awaited
+ * until the target's timeout. State lives in PostgreSQL (`deployments`); the workflow holds only
+ * the queue.
+ */
+import { ApplicationFailure, ActivityFailure, condition, continueAsNew, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
+import type { DeployActivities, DeploymentOutcome, DeploymentStart } from '../activities/deploy/types.ts';
+import { approveSignal, COORDINATOR_QUEUE, deploySignal } from './definitions.ts';
+
+export interface DeployWorkflowInput {
+  project: string;
+  environment: string;
+}
+
+/** Deployments handled before the workflow continues as new, keeping its history short. */
+const DEPLOYMENTS_BEFORE_CONTINUE = 50;
+/** An idle environment's workflow ends after this long; the next deployment starts it again. */
+const IDLE_TIMEOUT = '7 days';
+
+const records = proxyActivities<DeployActivities>({
+  taskQueue: COORDINATOR_QUEUE,
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
+});
+// Transport failures (agent down, 5xx) are retried with backoff; a refusal is final.
+const agent = proxyActivities<DeployActivities>({
+  taskQueue: COORDINATOR_QUEUE,
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 8, nonRetryableErrorTypes: ['AgentRefused', 'DeploymentMisconfigured'] },
+});
+
+export async function deployWorkflow(input: DeployWorkflowInput): Promise<void> {
+  let waiting: DeploymentStart | undefined;
+  let inFlight: string | undefined;
+  let approvedBy: string | undefined;
+  const superseded: DeploymentStart[] = [];
+  let handled = 0;
+
+  setHandler(deploySignal, (start) => {
+    // A repeated trigger of the same deployment changes nothing.
+    if (start.deploymentId === inFlight || start.deploymentId === waiting?.deploymentId) return;
+    if (waiting) superseded.push(waiting);
+    waiting = start;
+    approvedBy = undefined;
+  });
+  setHandler(approveSignal, (approval) => {
+    if (!waiting || (approval?.deploymentId && approval.deploymentId !== waiting.deploymentId)) return;
+    approvedBy = approval?.by ?? 'unknown';
+  });
+
+  for (;;) {
+    for (const old of superseded.splice(0)) {
+      await records.recordDeployment(old.deploymentId, { status: 'superseded', reason: 'a newer deployment to the same environment arrived first' });
+    }
+    if (!waiting) {
+      if (handled >= DEPLOYMENTS_BEFORE_CONTINUE || workflowInfo().continueAsNewSuggested) await continueAsNew<typeof deployWorkflow>(input);
+      setCurrentDetails(`**${input.project}** ${input.environment}: idle`);
+      if (!(await condition(() => waiting !== undefined || superseded.length > 0, IDLE_TIMEOUT))) return;
+      continue;
+    }
+    const current = waiting;
+    if (current.approval && approvedBy === undefined) {
+      await records.recordDeployment(current.deploymentId, { status: 'awaiting-approval' });
+      setCurrentDetails(`**${input.project}** ${input.environment}: ${current.storePath} awaits approval (signal \`approve\`)`);
+      await condition(() => approvedBy !== undefined || waiting !== current);
+      if (waiting !== current) continue;
+    }
+    waiting = undefined;
+    inFlight = current.deploymentId;
+    setCurrentDetails(`**${input.project}** ${input.environment}: deploying ${current.storePath}`);
+    await records.recordDeployment(current.deploymentId, { status: 'sent', ...(approvedBy ? { approvedBy } : {}) });
+    approvedBy = undefined;
+    const outcome = await deploy(current);
+    await records.recordDeployment(current.deploymentId, outcome);
+    inFlight = undefined;
+    handled++;
+  }
+}
+
+/** Sends one deployment and waits for its report; failures become the outcome, never the workflow's failure. */
+async function deploy(start: DeploymentStart): Promise<DeploymentOutcome> {
+  try {
+    const accepted = await agent.requestDeployment(start.deploymentId);
+    if (accepted.status !== 'running') return accepted;
+    await records.recordDeployment(start.deploymentId, { status: 'running' });
+    const deadline = Date.now() + start.timeoutMs;
+    const awaiting = proxyActivities<DeployActivities>({
+      taskQueue: COORDINATOR_QUEUE,
+      startToCloseTimeout: start.timeoutMs + 60_000,
+      heartbeatTimeout: '1 minute',
+      retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', nonRetryableErrorTypes: ['AgentRefused', 'DeploymentTimedOut'] },
+    });
+    return await awaiting.awaitDeploymentReport(start.deploymentId, deadline);
+  } catch (error) {
+    const cause = error instanceof ActivityFailure ? error.cause : error;
+    if (cause instanceof ApplicationFailure) {
+      return { status: cause.type === 'DeploymentTimedOut' ? 'timed-out' : cause.type === 'AgentRefused' ? 'refused' : 'failed', reason: cause.message };
+    }
+    throw error;
+  }
+}
