@@ -3,10 +3,9 @@
  * the local daemon under limits with the log streamed, and reports each output's store path, NAR
  * hash, NAR size and references. GC roots cover inputs and outputs while it works.
  */
-import { createHash } from 'node:crypto';
 import { formatHash, hashEquals, type Hash } from '../core/hash.ts';
 import type { PublicKey } from '../core/signing.ts';
-import { DaemonError } from '../protocol/errors.ts';
+import { DaemonError, ProtocolError } from '../protocol/errors.ts';
 import type { DaemonPool } from '../protocol/pool.ts';
 import type { BinaryCache } from './cache-client.ts';
 import { ExecutorError, FrankenbuildError } from './errors.ts';
@@ -63,9 +62,9 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
 
 /**
  * Deletes local inputs whose NAR hash differs from the canonical one; returns them. Their roots are
- * dropped first (a rooted path cannot be deleted) and restored after. With `verify`, the local hash
- * is that of the contents (every input is checked, against the canonical hash or else the
- * registered one); without it, the hash the store registered.
+ * dropped first (a rooted path cannot be deleted) and restored after. With `verify`, every input's
+ * contents are hashed too (the daemon's dump, against the canonical hash or else the registered
+ * one); without it, only the hash the store registered is compared.
  */
 async function removeFrankenInputs(
   deps: SubstituterDeps,
@@ -75,22 +74,24 @@ async function removeFrankenInputs(
   verify: boolean,
 ): Promise<string[]> {
   const checked = verify ? inputs : inputs.filter((path) => canonical.has(path));
-  if (checked.length === 0) return [];
   const replaced: string[] = [];
-  await deps.pool.use(async (client) => {
-    for (const path of checked) {
+  for (const path of checked) {
+    const differs = await deps.pool.use(async (client) => {
       const info = await client.queryPathInfo(path);
-      if (!info) continue;
-      const expected = canonical.get(path) ?? info.narHash;
-      let local = info.narHash;
-      if (verify) {
-        const hasher = createHash('sha256');
-        await client.narFromPath(path, (chunk) => void hasher.update(chunk));
-        local = { algorithm: 'sha256', digest: new Uint8Array(hasher.digest()) };
+      if (!info) return false;
+      if (!hashEquals(info.narHash, canonical.get(path) ?? info.narHash)) return true;
+      if (!verify) return false;
+      try {
+        // The dump is checked against the registered hash as it streams: an error means the contents differ.
+        await client.narFromPath(path, () => undefined);
+        return false;
+      } catch (error) {
+        if (error instanceof ProtocolError) return true;
+        throw error;
       }
-      if (!hashEquals(local, expected)) replaced.push(path);
-    }
-  });
+    });
+    if (differs) replaced.push(path);
+  }
   for (const path of replaced) {
     await roots.remove(path);
     try {

@@ -113,7 +113,7 @@ pr-trust = "everyone"
       forcePathStyle: true,
     });
     assert.equal(config.cache.signingKeyFile?.path, join(dir, 'keys/cache.sec'));
-    assert.deepEqual(config.builder, { systems: ['x86_64-linux', 'i686-linux'], features: ['kvm', 'nixos-test'], maxJobs: 8, substituters: [] });
+    assert.deepEqual(config.builder, { systems: ['x86_64-linux', 'i686-linux'], features: ['kvm', 'nixos-test'], maxJobs: 8, substituters: [], verifyInputContents: false });
     assert.equal(config.limits.buildTimeout, 7_200_000);
     assert.equal(config.limits.maxOutputSize, 10 * 1024 ** 3);
     assert.equal(config.limits.evalTimeout, 600_000);

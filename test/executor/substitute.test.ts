@@ -195,7 +195,10 @@ test('Frankenbuild: a local input whose hash differs from the canonical one is d
 test('an input changed in place (its registration intact) is caught only by hashing its contents, and replaced', async () => {
   const key = generateKey();
   const n = nonce();
-  const drvs = instantiate(`rec { dep = sh "inplace-${n}" "echo original > $out"; user = sh "inplace-user-${n}" "read x < \${dep}; echo $x > $out"; }`, ['dep', 'user']);
+  const drvs = instantiate(
+    `rec { dep = sh "inplace-${n}" "echo original > $out"; trusting = sh "inplace-a-${n}" "read x < \${dep}; echo $x > $out"; verifying = sh "inplace-b-${n}" "read x < \${dep}; echo $x > $out"; }`,
+    ['dep', 'trusting', 'verifying'],
+  );
   const [dep] = realise(drvs.dep!);
   const registered = hashOf(dep!);
   const cache = nixCopyToCache([dep!], { secretKeyFile: key.secretKeyFile });
@@ -208,17 +211,16 @@ test('an input changed in place (its registration intact) is caught only by hash
   const canonical = new Map([[dep!, parseHash(registered)]]);
   const trusting = await testExecutor({ cache: openBinaryCache(cache.url), trustedKeys: [key.publicKey] });
   try {
-    const outcome = await trusting.executor.build(requestFor(drvs.user!, { canonicalNarHashes: canonical }));
+    const outcome = await trusting.executor.build(requestFor(drvs.trusting!, { canonicalNarHashes: canonical }));
     assert.deepEqual(outcome.kind === 'succeeded' ? outcome.inputs.replaced : undefined, [], 'the registered hash matches: nothing is replaced');
     assert.equal(readFileSync(outcome.kind === 'succeeded' ? outcome.outputs[0]!.path : '', 'utf8'), 'tampered\n');
   } finally {
     await trusting.close();
   }
 
-  deleteLocally(realise(drvs.user!)[0]!);
   const verifying = await testExecutor({ cache: openBinaryCache(cache.url), trustedKeys: [key.publicKey], verifyInputContents: true });
   try {
-    const outcome = await verifying.executor.build(requestFor(drvs.user!, { canonicalNarHashes: canonical }));
+    const outcome = await verifying.executor.build(requestFor(drvs.verifying!, { canonicalNarHashes: canonical }));
     assert.equal(outcome.kind, 'succeeded');
     assert.deepEqual(outcome.kind === 'succeeded' ? outcome.inputs.replaced : undefined, [dep]);
     assert.equal(readFileSync(dep!, 'utf8'), 'original\n', 'the cache\'s contents are back');
