@@ -38,6 +38,8 @@ import type { BuildResult, BuildStatus, BuildWorkflowInput } from './types.ts';
 
 /** Task-queue priority of manual rebuilds: before the default (3). */
 const URGENT_PRIORITY_KEY = 1;
+/** Task-queue priority of builds of a project over its share of recent builder time: after the default (3). */
+const OVER_SHARE_PRIORITY_KEY = 4;
 /** Attempts for infrastructure faults, the first one included, unless the input says (`limits.attempts`). */
 export const MAX_ATTEMPTS = 3;
 /**
@@ -217,12 +219,17 @@ async function runBuild(input: BuildWorkflowInput, hooks: BuildHooks): Promise<B
 }
 
 /**
- * Where the build stands among waiting builds on its queue: manual rebuilds first (priority key 1;
- * the default is 3), then each project's share in proportion to its weight.
+ * Where the build stands among waiting builds on its queue. The priority key orders strictly:
+ * manual rebuilds first (1), then the default (3), then builds of projects that had used more
+ * than their share of recent builder time when the build started (4). Among builds with the same
+ * key, Temporal's fairness keys and weights dispatch each project's waiting builds in proportion
+ * to its shares. So the decayed usage decides which projects go first at all, and the weights
+ * share the builders between projects on the same footing, e.g. between two projects both over.
  */
 function buildPriority(input: BuildWorkflowInput): Priority {
+  const priorityKey = input.urgent ? URGENT_PRIORITY_KEY : input.overShare ? OVER_SHARE_PRIORITY_KEY : undefined;
   return {
-    ...(input.urgent ? { priorityKey: URGENT_PRIORITY_KEY } : {}),
+    ...(priorityKey ? { priorityKey } : {}),
     ...(input.fairness ? { fairnessKey: input.fairness.key, fairnessWeight: input.fairness.weight } : {}),
   };
 }

@@ -112,6 +112,11 @@ export interface BuildWorkflowInput {
   fairness?: { key: string; weight: number };
   /** A manual rebuild: dispatched before every other waiting build. */
   urgent?: boolean;
+  /**
+   * The project had used more than its share of recent builder time when the build was started:
+   * dispatched after the waiting builds of projects that had not. Absent in runs recorded before.
+   */
+  overShare?: boolean;
 }
 
 export interface BuiltOutput {

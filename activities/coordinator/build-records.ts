@@ -9,7 +9,7 @@ import type { Pool } from 'pg';
 import { Batcher } from '../../lib/batcher.ts';
 import type { NarHash } from '../../daemon/core/hash.ts';
 import type { BuildRecord, BuildStart, CoordinatorActivities } from '../types.ts';
-import type { BuildResult, BuildStatus, BuiltOutput } from '../../workflows/types.ts';
+import { FINAL_BUILD_STATUSES, type BuildResult, type BuildStatus, type BuiltOutput } from '../../workflows/types.ts';
 import { announceBuildResult, checkBuildInputs, describeBuildInputs, inputOutputs, toBuildInputs } from './scheduler.ts';
 
 /** Results a new run of a build workflow repeats instead of building again. */
@@ -66,7 +66,8 @@ interface BeginRow {
 
 /**
  * Where each build stands, its inputs and its outputs, in one statement; a build whose result
- * is not repeated is put back to pending on the way (a new run of its workflow builds it).
+ * is not repeated is put back to pending on the way (a new run of its workflow builds it), and
+ * its start forgotten: the builder time charged for it counts from this run's start.
  */
 async function beginBatch(pool: Pool, drvPaths: string[]): Promise<BeginRow[]> {
   const { rows } = await pool.query<BeginRow>(
@@ -76,7 +77,7 @@ async function beginBatch(pool: Pool, drvPaths: string[]): Promise<BeginRow[]> {
      ), reset AS (
        UPDATE build_jobs b
           SET status = 'pending', dep_failed_drv_path = NULL, error = NULL, exit_code = NULL,
-              finished_at = NULL, updated_at = now()
+              started_at = NULL, finished_at = NULL, updated_at = now()
          FROM current c
         WHERE b.id = c.id AND NOT c.status = ANY($2::text[])
      )
@@ -96,6 +97,14 @@ async function beginBatch(pool: Pool, drvPaths: string[]): Promise<BeginRow[]> {
  * Records builds' states, and successes' outputs, in one statement (one update per build).
  * Parallel arrays through unnest, not a JSON record set: the planner then knows the batch is small
  * and looks builds up by index instead of scanning every build of every eval.
+ *
+ * A build that reaches a final state from an open one is charged to its projects' builder time
+ * (`record_builder_time`, migrations/0005_fairness.sql), from its start to now. The state before
+ * the update is read under a row lock, so a result recorded again (a retried activity, a replayed
+ * workflow task) finds the build final already and charges nothing, even when two records race.
+ * The time is split equally between the projects whose evals planned the build: each needed the
+ * whole build, and the shares already weigh the usage (seconds per share), so splitting by shares
+ * too would count them twice. Evals since cancelled do not pay while another still wants it.
  */
 async function recordBatch(pool: Pool, updates: BuildRecord[]): Promise<void> {
   const outputs = updates.flatMap((update) =>
@@ -105,6 +114,11 @@ async function recordBatch(pool: Pool, updates: BuildRecord[]): Promise<void> {
     `WITH u AS (
        SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::boolean[])
          AS u(drv_path, status, attempt, builder, root_cause, error, output_size, final)
+     ), before AS (
+       SELECT b.id, b.drv_path, b.status, b.started_at
+         FROM build_jobs b JOIN u ON u.drv_path = b.drv_path
+        ORDER BY b.id
+          FOR UPDATE OF b
      ), build AS (
        UPDATE build_jobs b
           SET status = u.status,
@@ -117,18 +131,36 @@ async function recordBatch(pool: Pool, updates: BuildRecord[]): Promise<void> {
               upload_started_at = CASE WHEN u.status = 'uploading' THEN now() ELSE b.upload_started_at END,
               finished_at = CASE WHEN u.final THEN now() ELSE NULL END,
               updated_at = now()
-         FROM u
-        WHERE b.drv_path = u.drv_path
+         FROM u JOIN before p ON p.drv_path = u.drv_path
+        WHERE b.id = p.id
      ), o AS (
        SELECT * FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::text[])
          AS o(drv_path, name, path, nar_hash, nar_size, refs)
+     ), registered AS (
+       -- The first successful upload fixes each output's canonical NAR hash; later ones never change it.
+       UPDATE derivation_outputs d
+          SET out_path = coalesce(d.out_path, o.path), nar_hash = o.nar_hash, nar_size = o.nar_size,
+              "references" = ARRAY(SELECT json_array_elements_text(o.refs::json)), registered_at = now()
+         FROM o
+        WHERE d.drv_path = o.drv_path AND d.output_name = o.name AND d.nar_hash IS NULL
+     ), charged AS (
+       SELECT p.id, greatest(0, extract(epoch FROM now() - p.started_at))::float8 AS seconds
+         FROM u JOIN before p ON p.drv_path = u.drv_path
+        WHERE u.final AND NOT p.status = ANY($15::text[]) AND p.started_at IS NOT NULL
+     ), planners AS (
+       SELECT c.id, c.seconds, v.project_id, bool_or(v.status <> 'cancelled') AS wanted
+         FROM charged c
+         JOIN evaluation_builds e ON e.build_id = c.id
+         JOIN evaluations v ON v.id = e.eval_id
+        GROUP BY c.id, c.seconds, v.project_id
+     ), payers AS (
+       SELECT id, seconds, project_id
+         FROM (SELECT *, bool_or(wanted) OVER (PARTITION BY id) AS anyone_wanted FROM planners) w
+        WHERE wanted OR NOT anyone_wanted
      )
-     -- The first successful upload fixes each output's canonical NAR hash; later ones never change it.
-     UPDATE derivation_outputs d
-        SET out_path = coalesce(d.out_path, o.path), nar_hash = o.nar_hash, nar_size = o.nar_size,
-            "references" = ARRAY(SELECT json_array_elements_text(o.refs::json)), registered_at = now()
-       FROM o
-      WHERE d.drv_path = o.drv_path AND d.output_name = o.name AND d.nar_hash IS NULL`,
+     SELECT record_builder_time(project_id, sum(share))
+       FROM (SELECT project_id, seconds / count(*) OVER (PARTITION BY id) AS share FROM payers) s
+      GROUP BY project_id`,
     [
       updates.map((u) => u.drvPath),
       updates.map((u) => u.status),
@@ -144,6 +176,7 @@ async function recordBatch(pool: Pool, updates: BuildRecord[]): Promise<void> {
       outputs.map((o) => o.narHash),
       outputs.map((o) => o.narSize),
       outputs.map((o) => JSON.stringify(o.references)),
+      FINAL_BUILD_STATUSES,
     ],
   );
 }

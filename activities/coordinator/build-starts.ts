@@ -22,6 +22,8 @@ export interface BuildCandidate {
   /** The eval's project and its scheduling shares (fair sharing of builders). */
   project: string;
   scheduling_shares: number;
+  /** The project has used more than its share of recent builder time (`overShare`). */
+  over_share: boolean;
   priority: number;
 }
 
@@ -41,6 +43,22 @@ export interface StartOptions {
 /** Fairness weight of a project: its shares relative to the default 100, within Temporal's range. */
 export function fairnessWeight(shares: number): number {
   return Math.min(1000, Math.max(0.001, shares / 100));
+}
+
+/**
+ * Whether project `project` (an SQL expression) has used more than its share of the recent builder
+ * time (decayed by 0.95 per hour, `project_fairness`): more than its scheduling shares' fraction of
+ * all enabled projects' shares, i.e. more seconds per share than the fleet as a whole. Builds it
+ * starts then wait behind those of projects that have not (workflows/build.ts, `buildPriority`).
+ * Products rather than quotients: a project alone is exactly at its share, never over it.
+ */
+export function overShare(project: string): string {
+  return `SELECT f.builder_seconds * t.shares > t.seconds * f.scheduling_shares AS over_share
+            FROM project_fairness f,
+                 (SELECT sum(a.builder_seconds) AS seconds, sum(a.scheduling_shares) AS shares
+                    FROM project_fairness a JOIN projects ap ON ap.id = a.project_id
+                   WHERE ap.enabled OR ap.id = ${project}) t
+           WHERE f.project_id = ${project}`;
 }
 
 /** Starts (or joins) each build's workflow with the eval as a subscriber, and records both. */
@@ -67,6 +85,7 @@ export async function startBuilds(pool: Pool, client: Client, options: StartOpti
             // Fairness keys are at most 64 bytes.
             fairness: { key: Buffer.from(next.project).subarray(0, 64).toString(), weight: fairnessWeight(next.scheduling_shares) },
             ...(next.priority >= options.urgentFrom ? { urgent: true } : {}),
+            ...(next.over_share ? { overShare: true } : {}),
           },
         ],
         signal: subscribeSignal,

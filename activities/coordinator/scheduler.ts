@@ -35,7 +35,7 @@ import { buildFinishedSignal, unsubscribeSignal } from '../../workflows/definiti
 import type { BuildResult, BuildStatus, EvalProgress } from '../../workflows/types.ts';
 import { countProgress } from '../../queries/progress.ts';
 import type { AdvanceEvalRequest, BuildInputs } from '../types.ts';
-import { startBuilds, type BuildCandidate } from './build-starts.ts';
+import { overShare, startBuilds, type BuildCandidate } from './build-starts.ts';
 
 /** Build states that fail the builds depending on them. */
 export const FAILED_STATUSES: readonly BuildStatus[] = ['failed', 'dep-failed', 'timed-out'];
@@ -97,7 +97,9 @@ export async function advanceEval(
   const room = window - Number(open.rows[0]!.count);
   if (room > 0) {
     const { rows } = await pool.query<BuildCandidate>(
-      `SELECT b.id, b.drv_path, d.name, d.system, d.required_system_features, b.priority, p.name AS project, p.scheduling_shares
+      `WITH standing AS (${overShare('(SELECT project_id FROM evaluations WHERE id = $1)')})
+       SELECT b.id, b.drv_path, d.name, d.system, d.required_system_features, b.priority, p.name AS project, p.scheduling_shares,
+              coalesce((SELECT over_share FROM standing), false) AS over_share
          FROM evaluation_builds e
          JOIN evaluations v ON v.id = e.eval_id
          JOIN projects p ON p.id = v.project_id
