@@ -32,7 +32,7 @@ export interface GcOptions {
 export interface GcReport {
   evalsDeleted: number;
   /** Keys deleted (or, in a dry run, that would be) by kind. */
-  deleted: { narinfo: number; nar: number; log: number };
+  deleted: { narinfo: number; listing: number; nar: number; log: number };
   bytesFreed: number;
   kept: number;
   stagingRemoved: number;
@@ -115,14 +115,17 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
   const live = await liveObjects(backend, await liveOutputs(pool));
   const logs = await liveLogs(pool, logSince);
 
-  const doomed: Record<'narinfo' | 'nar' | 'log', StoredObject[]> = { narinfo: [], nar: [], log: [] };
+  // A listing lives and dies with the narinfo of its path.
+  const isLive = (kind: 'narinfo' | 'listing' | 'nar' | 'log', key: string): boolean =>
+    kind === 'narinfo' ? live.narInfos.has(key) : kind === 'listing' ? live.narInfos.has(`${key.slice(0, -'.ls'.length)}.narinfo`) : kind === 'nar' ? live.nars.has(key) : logs.has(key);
+  const doomed: Record<'narinfo' | 'listing' | 'nar' | 'log', StoredObject[]> = { narinfo: [], listing: [], nar: [], log: [] };
   let kept = 0;
   const inGrace: StoredObject[] = [];
   for await (const object of backend.list()) {
     const kind = classifyKey(object.key);
     if (kind === undefined || kind === 'cache-info' || kind === 'incoming') continue;
     if (object.lastModified >= graceEnd) inGrace.push(object);
-    else if (kind === 'narinfo' ? live.narInfos.has(object.key) : kind === 'nar' ? live.nars.has(object.key) : logs.has(object.key)) kept++;
+    else if (isLive(kind, object.key)) kept++;
     else doomed[kind].push(object);
   }
   // NARs of narinfos kept by the grace period (or written during this run) stay with them.
@@ -132,13 +135,14 @@ export async function collectGarbage(options: GcOptions): Promise<GcReport> {
 
   const report: GcReport = {
     evalsDeleted,
-    deleted: { narinfo: doomed.narinfo.length, nar: doomed.nar.length, log: doomed.log.length },
-    bytesFreed: [...doomed.narinfo, ...doomed.nar, ...doomed.log].reduce((sum, object) => sum + object.size, 0),
+    deleted: { narinfo: doomed.narinfo.length, listing: doomed.listing.length, nar: doomed.nar.length, log: doomed.log.length },
+    bytesFreed: [...doomed.narinfo, ...doomed.listing, ...doomed.nar, ...doomed.log].reduce((sum, object) => sum + object.size, 0),
     kept,
     stagingRemoved: 0,
   };
   if (options.dryRun) return report;
   await backend.delete(doomed.narinfo.map((object) => object.key));
+  await backend.delete(doomed.listing.map((object) => object.key));
   await backend.delete(doomed.nar.map((object) => object.key));
   await backend.delete(doomed.log.map((object) => object.key));
   report.stagingRemoved = (await backend.removeStaleUploads?.(graceEnd)) ?? 0;

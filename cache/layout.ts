@@ -1,7 +1,7 @@
 /**
  * The binary cache layout, shared by both storage backends, the signer, the builder's upload and
  * the HTTP server (compatible with niks3 and harmonia): `nix-cache-info`, `<hash>.narinfo`,
- * `nar/<narhash>.nar.zst`, `log/<drv name>` (zstd); uploads wait under `incoming/` until the
+ * `<hash>.ls`, `nar/<narhash>.nar.zst`, `log/<drv name>` (zstd); uploads wait under `incoming/` until the
  * signer has verified them, and are never served from there.
  */
 import type { NarHash } from '../daemon/core/hash.ts';
@@ -15,6 +15,7 @@ export const CONTENT_TYPES = {
   narInfo: 'text/x-nix-narinfo',
   nar: 'application/x-nix-nar',
   log: 'text/plain; charset=utf-8',
+  listing: 'application/json',
 } as const;
 
 /** Where Nix looks for this cache relative to others (lower wins; cache.nixos.org is 40). */
@@ -33,6 +34,11 @@ export function narInfoKey(storePath: string, storeDir = DEFAULT_STORE_DIR): str
 /** `nar/<nar hash in base32>.nar.zst`: the NAR's own hash names it, so equal NARs share one object. */
 export function narKey(narHash: NarHash): string {
   return `nar/${narHash.slice(narHash.indexOf(':') + 1)}.nar.zst`;
+}
+
+/** `<hash part>.ls`: the NAR listing of a store path, which `nix store ls` and `nix store cat` read instead of the NAR. */
+export function listingKey(storePath: string, storeDir = DEFAULT_STORE_DIR): string {
+  return `${parseStorePath(storePath, storeDir).hashPart}.ls`;
 }
 
 /** `log/<drv base name>`, where `nix log` looks for a build log. */
@@ -55,9 +61,10 @@ const INCOMING_FILE = /^incoming\/(nar_[0-9a-df-np-sv-z]{52}\.nar\.zst|log_[0-9a
 const LOG_FILE = /^log\/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+\.drv$/;
 
 /** What kind of object a key names, or undefined for a key outside the layout. */
-export function classifyKey(key: string): 'cache-info' | 'narinfo' | 'nar' | 'log' | 'incoming' | undefined {
+export function classifyKey(key: string): 'cache-info' | 'narinfo' | 'listing' | 'nar' | 'log' | 'incoming' | undefined {
   if (key === CACHE_INFO_KEY) return 'cache-info';
   if (key.endsWith('.narinfo') && HASH_PART.test(key.slice(0, -'.narinfo'.length))) return 'narinfo';
+  if (key.endsWith('.ls') && HASH_PART.test(key.slice(0, -'.ls'.length))) return 'listing';
   if (NAR_FILE.test(key)) return 'nar';
   if (LOG_FILE.test(key)) return 'log';
   if (INCOMING_FILE.test(key)) return 'incoming';

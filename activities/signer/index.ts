@@ -23,7 +23,7 @@ import { inspectUpload, InspectionError, type Inspection } from './inspect.ts';
 import { narInfoFingerprint, parseNarInfo, printNarInfo, type NarInfo } from '../../daemon/core/narinfo.ts';
 import { signFingerprint, type SecretKey } from '../../daemon/core/signing.ts';
 import { readText } from '../../cache/backend-reader.ts';
-import { CACHE_INFO_KEY, cacheInfoText, CONTENT_TYPES, logKey, narInfoKey, narKey } from '../../cache/layout.ts';
+import { CACHE_INFO_KEY, cacheInfoText, CONTENT_TYPES, listingKey, logKey, narInfoKey, narKey } from '../../cache/layout.ts';
 import type { CacheBackend } from '../../cache/types.ts';
 import type { BuiltOutput } from '../../workflows/types.ts';
 import type { PublishOutcome, SignerActivities, StagedFile, StagedOutput, StagedUpload, UploadPlan } from '../types.ts';
@@ -152,6 +152,8 @@ export function createSignerActivities(deps: SignerDeps): SignerActivities {
     }
     stepHeartbeat();
     if (!atFinalName) await backend.promoteUpload(spec);
+    // Before the narinfo, which makes the path visible: `nix store ls` reads the listing instead of the NAR.
+    await backend.put(listingKey(output.path), found.listing, { contentType: CONTENT_TYPES.listing, ifAbsent: true });
     const info: NarInfo = {
       storePath: output.path,
       url: spec.key,

@@ -1,13 +1,14 @@
 /**
  * Reading an upload back before it is signed: one pass over the stored (zstd) bytes, never held
  * whole, that hashes them, decompresses them, validates the NAR and measures what the narinfo will
- * claim about it — its hash and size, the references that occur in it, and the hash a
- * fixed-output derivation promised.
+ * claim about it — its hash and size, the references that occur in it, the hash a fixed-output
+ * derivation promised — and its `.ls` listing.
  */
 import { createHash, type Hash as NodeHash } from 'node:crypto';
 import { formatHash, type Hash, type HashAlgorithm } from '../../daemon/core/hash.ts';
 import { zstdDecompress } from '../../daemon/executor/zstd.ts';
 import { parseNar } from '../../daemon/nar/parse.ts';
+import { formatNarListing, NarListingBuilder } from '../../daemon/nar/listing.ts';
 import { ReferenceScanner } from '../../daemon/nar/references.ts';
 import type { NarAddress } from './content-address.ts';
 
@@ -20,6 +21,8 @@ export interface Inspection extends NarAddress {
   references: string[];
   /** The hash a fixed-output derivation declares, computed over what it declares it over. */
   fixedHash?: Hash;
+  /** The `.ls` listing of the NAR, as Nix writes it with `write-nar-listing`. */
+  listing: Buffer;
 }
 
 export interface InspectOptions {
@@ -70,8 +73,10 @@ export async function inspectUpload(compressed: AsyncIterable<Uint8Array>, optio
   const contentHasher = createHash('sha256');
   const fixedFileHasher = options.fixed && !options.fixed.recursive ? createHash(options.fixed.algorithm) : undefined;
   let single = true;
+  const listing = new NarListingBuilder();
   try {
     for await (const event of parseNar(nar())) {
+      listing.add(event);
       if (event.type === 'regular' && event.path.length === 0 && !event.executable) continue;
       if (event.type === 'contents') {
         contentHasher.update(event.chunk);
@@ -95,5 +100,6 @@ export async function inspectUpload(compressed: AsyncIterable<Uint8Array>, optio
     ...(single ? { fileHash: digestOf('sha256', contentHasher) } : {}),
     references: scanner.references(),
     ...(fixedHash ? { fixedHash } : {}),
+    listing: formatNarListing(listing.tree()),
   };
 }

@@ -1,6 +1,6 @@
 /**
  * The binary cache over HTTP, as Nix's http binary cache store reads it: `/nix-cache-info`,
- * `/<hash>.narinfo` (GET and HEAD), `/nar/…` streamed with Range requests, `/log/<drv>` (stored
+ * `/<hash>.narinfo` (GET and HEAD), `/<hash>.ls`, `/nar/…` streamed with Range requests, `/log/<drv>` (stored
  * zstd; decompressed for clients that do not accept zstd). Bodies are streamed from the storage,
  * so memory stays bounded whatever the object size. Static routes of the app (`/healthz`, `/ci/`,
  * `/api/…`, `/webhook/…`) win over these parametric ones.
@@ -67,6 +67,13 @@ export async function cacheRoutes(app: FastifyInstance, { backend, metrics }: Ca
     metrics?.request('narinfo', body === undefined ? undefined : Buffer.byteLength(body));
     if (body === undefined) return notFound(reply, `${hash}.narinfo`);
     return reply.type(CONTENT_TYPES.narInfo).send(body);
+  });
+
+  app.get<{ Params: { hash: string } }>('/:hash.ls', QUIET, async (request, reply) => {
+    const { hash } = request.params;
+    const body = HASH_PART.test(hash) ? await backend.read(`${hash}.ls`) : undefined;
+    if (body === undefined) return notFound(reply, `${hash}.ls`);
+    return reply.type(CONTENT_TYPES.listing).send(body);
   });
 
   app.head<{ Params: { file: string } }>('/nar/:file', QUIET, async (request, reply) => {

@@ -52,9 +52,9 @@ async function runGc(options: GcOptions): Promise<void> {
       return;
     }
     const verb = options.dryRun ? 'would delete' : 'deleted';
-    const { narinfo, nar, log } = report.deleted;
+    const { narinfo, listing, nar, log } = report.deleted;
     process.stdout.write(
-      `${verb} ${report.evalsDeleted} eval(s) from the database and ${narinfo} narinfo, ${nar} NAR and ${log} log object(s) ` +
+      `${verb} ${report.evalsDeleted} eval(s) from the database and ${narinfo} narinfo, ${listing} listing, ${nar} NAR and ${log} log object(s) ` +
         `(${mebibytes(report.bytesFreed)}) from ${backend.description}; kept ${report.kept} object(s)\n`,
     );
   } finally {

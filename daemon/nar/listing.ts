@@ -3,7 +3,7 @@
  * `write-nar-listing=true`, byte-identical to what Nix writes. Names and targets are raw
  * bytes, so the JSON is built as bytes (escaping like Nix's writer, not JSON.stringify).
  */
-import type { NarPath } from './parse.ts';
+import type { NarEvent, NarPath } from './parse.ts';
 import { parseNar } from './parse.ts';
 
 export type NarListingNode =
@@ -17,29 +17,43 @@ export interface NarListingEntry {
   node: NarListingNode;
 }
 
-/** Parses (and so validates) a NAR and returns the tree of its root node. */
-export async function listNar(source: AsyncIterable<Uint8Array>): Promise<NarListingNode> {
-  let root: NarListingNode | undefined;
+/** Builds the listing tree from parser events, for a reader that parses the NAR for other reasons too. */
+export class NarListingBuilder {
+  private root: NarListingNode | undefined;
   // directories[i] is the open directory at depth i; the parser reports nodes depth first.
-  const directories: Array<Extract<NarListingNode, { type: 'directory' }>> = [];
-  const attach = (path: NarPath, node: NarListingNode): void => {
-    directories.length = path.length;
-    const parent = directories[path.length - 1];
-    if (parent === undefined) root = node;
-    else parent.entries.push({ name: path[path.length - 1]!, node });
-  };
-  for await (const event of parseNar(source)) {
+  private readonly directories: Array<Extract<NarListingNode, { type: 'directory' }>> = [];
+
+  add(event: NarEvent): void {
     if (event.type === 'directory') {
       const node: NarListingNode = { type: 'directory', entries: [] };
-      attach(event.path, node);
-      directories.push(node);
+      this.attach(event.path, node);
+      this.directories.push(node);
     } else if (event.type === 'regular') {
-      attach(event.path, { type: 'regular', size: event.size, executable: event.executable, narOffset: event.narOffset });
+      this.attach(event.path, { type: 'regular', size: event.size, executable: event.executable, narOffset: event.narOffset });
     } else if (event.type === 'symlink') {
-      attach(event.path, { type: 'symlink', target: event.target });
+      this.attach(event.path, { type: 'symlink', target: event.target });
     }
   }
-  return root!;
+
+  /** The root node, once the whole NAR has been added. */
+  tree(): NarListingNode {
+    if (!this.root) throw new Error('the NAR listing is empty: no event was added');
+    return this.root;
+  }
+
+  private attach(path: NarPath, node: NarListingNode): void {
+    this.directories.length = path.length;
+    const parent = this.directories[path.length - 1];
+    if (parent === undefined) this.root = node;
+    else parent.entries.push({ name: path[path.length - 1]!, node });
+  }
+}
+
+/** Parses (and so validates) a NAR and returns the tree of its root node. */
+export async function listNar(source: AsyncIterable<Uint8Array>): Promise<NarListingNode> {
+  const builder = new NarListingBuilder();
+  for await (const event of parseNar(source)) builder.add(event);
+  return builder.tree();
 }
 
 const HEX = '0123456789abcdef';

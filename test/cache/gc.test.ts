@@ -61,13 +61,13 @@ describe('gc', () => {
     const command = await execa('node', [join(PROJECT_ROOT, 'bin', 'harmonia-ci.mjs'), 'gc', '--dry-run', '--json', '--state-dir', join(pipeline.dir, 'state')], {
       env: { ...process.env, DATABASE_URL: pipeline.db.url },
     });
-    assert.deepEqual(JSON.parse(command.stdout), { evalsDeleted: 1, deleted: { narinfo: 0, nar: 0, log: 0 }, bytesFreed: 0, kept: before.size - 1, stagingRemoved: 0 });
+    assert.deepEqual(JSON.parse(command.stdout), { evalsDeleted: 1, deleted: { narinfo: 0, listing: 0, nar: 0, log: 0 }, bytesFreed: 0, kept: before.size - 1, stagingRemoved: 0 });
     assert.deepEqual(await objects(), before, 'a dry run deletes nothing');
 
     // Everything is younger than the grace period: the eval goes, every object stays.
     const fresh = await collectGarbage({ pool: pipeline.db.pool, backend: cache });
     assert.equal(fresh.evalsDeleted, 1);
-    assert.deepEqual(fresh.deleted, { narinfo: 0, nar: 0, log: 0 });
+    assert.deepEqual(fresh.deleted, { narinfo: 0, listing: 0, nar: 0, log: 0 });
     const { rows } = await pipeline.db.pool.query<{ id: string }>('SELECT id FROM evaluations ORDER BY id');
     assert.deepEqual(rows.map((row) => String(row.id)), [current.eval.id]);
 
@@ -80,7 +80,7 @@ describe('gc', () => {
     assert.equal(after.has(logKey(oldonly.drvPath)), false);
     assert.equal(after.has(logKey(user.drvPath)), false, 'logs of an eval past the log retention are gone');
     for (const path of [user.out, shared.out]) assert.ok(after.has(narInfoKey(path)), `${path} is kept`);
-    assert.deepEqual(later.deleted, { narinfo: 1, nar: 2, log: 3 });
+    assert.deepEqual(later.deleted, { narinfo: 1, listing: 1, nar: 2, log: 3 });
     assert.equal(later.evalsDeleted, 0, 'the newest eval of a ref stays, however old');
 
     const server = await serveCache(cache);

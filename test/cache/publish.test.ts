@@ -97,6 +97,19 @@ for (const open of [localBackend, s3Backend]) {
       assert.equal(log.stdout, 'configuring\nbuilt top');
     });
 
+    it('serves the .ls listing Nix writes for the path, written when it was signed', async () => {
+      const dir = join(tmp.dir, `listing-${test.name}`);
+      const copied = await runNix('nix', [...NIX_COMMAND, 'copy', '--to', `file://${dir}?compression=none&write-nar-listing=true`, built.top.path]);
+      assert.ok(copied.ok, copied.stderr);
+      const hash = narInfoKey(built.top.path).slice(0, -'.narinfo'.length);
+      const expected = JSON.parse(await readFile(join(dir, `${hash}.ls`), 'utf8'));
+      const response = await fetch(`${server.url}/${hash}.ls`);
+      assert.equal(response.status, 200);
+      assert.equal(response.headers.get('content-type'), 'application/json');
+      assert.deepEqual(JSON.parse(await response.text()), expected);
+      assert.equal((await fetch(`${server.url}/${'0'.repeat(32)}.ls`)).status, 404);
+    });
+
     it('never writes a narinfo whose NAR was not uploaded', async () => {
       const again = await buildOutputs(tmp.dir);
       const staged = await host.stageOutputs({ drvPath: again.depDrv, system: SYSTEM, outputs: [again.dep] });

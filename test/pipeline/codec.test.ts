@@ -74,8 +74,9 @@ describe('payloads encrypted with the codec key', () => {
     const payloads = await histories();
     assert.ok(payloads.length >= 5, `histories hold payloads (${payloads.length})`);
     for (const payload of payloads) {
-      // A local activity's marker keeps the SDK's own bookkeeping (activity type, attempt, times) in the clear; its result is encrypted.
-      const bookkeeping = /markerRecordedEventAttributes\.details\.data\./.test(payload.at ?? '');
+      // Markers keep the SDK's own bookkeeping in the clear (a local activity's type, attempt and times;
+      // a patch's name); a local activity's result is encrypted.
+      const bookkeeping = /markerRecordedEventAttributes\.details\.(data|patch-data)\./.test(payload.at ?? '');
       if (!bookkeeping) assert.equal(encodingOf(payload), ENCRYPTED_ENCODING, `${payload.at}: ${Buffer.from(payload.data ?? []).toString().slice(0, 200)}`);
       assert.ok(!Buffer.from(payload.data ?? []).includes(marker), 'no payload holds the log tail or the job in the clear');
       assert.ok(!Buffer.from(payload.data ?? []).includes('/nix/store/'), 'no payload names a store path in the clear');
