@@ -21,6 +21,7 @@ import { registerNodes } from './commands/nodes.ts';
 import { registerDrain } from './commands/drain.ts';
 import { registerProjects } from './commands/projects.ts';
 import { registerCodecServer } from './commands/codec-server.ts';
+import { registerValidate } from './commands/validate.ts';
 import { registerDeployAgent } from './commands/deploy-agent.ts';
 
 const program = new Command('harmonia-ci')
@@ -49,6 +50,7 @@ const registrations: Array<(program: Command) => void> = [
   registerCache,
   registerGc,
   registerCodecServer,
+  registerValidate,
   registerDeployAgent,
 ];
 for (const register of registrations) register(program);
