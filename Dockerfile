@@ -4,15 +4,20 @@
 FROM node:20-bookworm-slim
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends nix-bin zstd git ca-certificates tini \
+ && apt-get install -y --no-install-recommends nix-bin zstd git ca-certificates tini openssl busybox-static \
  && rm -rf /var/lib/apt/lists/*
 
-# Containers run as root without user namespaces: no build users, no sandbox.
+# No build users and no sandbox by default: Nix's sandbox needs namespaces that Docker's default
+# seccomp profile and capabilities deny. A privileged builder can set NIX_CONFIG="sandbox = true":
+# busybox is the sandbox's /bin/sh, and a sandbox that cannot be set up fails the build rather
+# than running it without (README, "Nix's sandbox in containers").
 # The store lives on a volume mounted at /nix, kept across restarts.
 RUN mkdir -p /etc/nix \
  && printf '%s\n' \
       'build-users-group =' \
       'sandbox = false' \
+      'sandbox-fallback = false' \
+      'sandbox-paths = /bin/sh=/bin/busybox' \
       'experimental-features = nix-command flakes' \
       > /etc/nix/nix.conf
 

@@ -56,6 +56,14 @@ else
   say "nix: installed $(nix-store --version)"
 fi
 
+# busybox-static: the /bin/sh of Nix's sandbox on Debian (README, "Adding a builder host").
+if [ -x /bin/busybox ]; then
+  say "busybox: $(/bin/busybox | head -n 1)"
+else
+  apt_install busybox-static || fail "busybox is missing and could not be installed with apt-get. Install the Debian package busybox-static (a static /bin/busybox) and run this again."
+  say "busybox: installed"
+fi
+
 # zstd: binary cache NARs and logs are zstd-compressed, through the zstd command (Node 20 has no zstd).
 if have zstd; then
   say "zstd: $(zstd --version | head -n 1)"

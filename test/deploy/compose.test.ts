@@ -10,49 +10,11 @@ import { builtinModules } from 'node:module';
 import { join } from 'node:path';
 import { describe, it, before } from 'node:test';
 import { execa } from 'execa';
-import { parse } from 'yaml';
 import { PROJECT_ROOT } from '../../lib/tools.ts';
-
-const composeFile = join(PROJECT_ROOT, 'docker-compose.yml');
+import { argv, composeFile, conditionOf as dependencyCondition, loadComposeModel, secretsOf, type ComposeModel, type Service } from './compose-model.ts';
 
 const HARMONIA_ROLES = ['api', 'coordinator', 'evaluator', 'signer', 'builder-1', 'builder-2'] as const;
-const SERVICES = ['postgres', 'temporal', 'temporal-ui', 's3', ...HARMONIA_ROLES] as const;
-
-interface Service {
-  image?: string;
-  user?: string;
-  build?: unknown;
-  command?: string[] | string;
-  entrypoint?: string[] | string;
-  environment?: Record<string, string | null>;
-  secrets?: Array<string | { source: string }>;
-  volumes?: Array<string | { source?: string; target: string }>;
-  depends_on?: Record<string, { condition?: string }> | string[];
-  healthcheck?: { test?: string[] | string };
-  stop_grace_period?: string;
-}
-interface ComposeModel {
-  services: Record<string, Service>;
-  secrets?: Record<string, { file?: string }>;
-}
-
-/** `docker compose` (v2 plugin) when present, else docker-compose (v1 or v2 standalone). */
-async function findComposeCli(): Promise<string[]> {
-  for (const cli of [['docker', 'compose'], ['docker-compose']]) {
-    const [file, ...args] = cli as [string, ...string[]];
-    const probe = await execa(file, [...args, 'version'], { reject: false });
-    if (probe.exitCode === 0) return cli;
-  }
-  assert.fail('neither `docker compose` nor `docker-compose` is installed: run through npm test (its bootstrap installs docker-compose)');
-}
-
-function secretsOf(service: Service): string[] {
-  return (service.secrets ?? []).map((s) => (typeof s === 'string' ? s : s.source));
-}
-
-function argv(value: string[] | string | undefined): string {
-  return Array.isArray(value) ? value.join(' ') : (value ?? '');
-}
+const SERVICES = ['certs', 'postgres', 'temporal', 'temporal-ui', 's3', ...HARMONIA_ROLES] as const;
 
 // Environment names that would carry a credential or point at one.
 const CREDENTIAL_ENV = /S3_CREDENTIALS|AWS_|SECRET|TOKEN|PASSWORD|PRIVATE_KEY|SIGNING_KEY|PGPASS/i;
@@ -84,11 +46,7 @@ describe('docker-compose.yml', () => {
   let model: ComposeModel;
 
   before(async () => {
-    cli = await findComposeCli();
-    const [file, ...args] = cli as [string, ...string[]];
-    const result = await execa(file, [...args, '-f', composeFile, 'config'], { cwd: PROJECT_ROOT, reject: false });
-    assert.equal(result.exitCode, 0, `${cli.join(' ')} config failed:\n${result.stderr}`);
-    model = parse(result.stdout) as ComposeModel;
+    ({ cli, model } = await loadComposeModel());
   });
 
   it('passes `compose config --quiet`', async () => {
@@ -200,10 +158,7 @@ describe('docker-compose.yml', () => {
     for (const name of ['postgres', 'temporal', 's3', 'api'] as const) {
       assert.ok(model.services[name]?.healthcheck?.test, `${name} has no healthcheck`);
     }
-    const conditionOf = (service: string, dependency: string) => {
-      const deps = model.services[service]?.depends_on;
-      return deps && !Array.isArray(deps) ? deps[dependency]?.condition : undefined;
-    };
+    const conditionOf = (service: string, dependency: string) => dependencyCondition(model, service, dependency);
     assert.equal(conditionOf('temporal', 'postgres'), 'service_healthy');
     assert.equal(conditionOf('temporal-ui', 'temporal'), 'service_healthy');
     for (const role of ['api', 'coordinator', 'evaluator'] as const) {
@@ -263,6 +218,9 @@ describe('Dockerfile', () => {
     const text = await readFile(join(PROJECT_ROOT, 'Dockerfile'), 'utf8');
     assert.match(text, /^FROM node:20[\w.-]*slim/m);
     assert.match(text, /apt-get install[^\n]*\bnix-bin\b/);
+    assert.match(text, /apt-get install[^\n]*\bopenssl\b/, 'the certs service makes certificates with openssl');
+    assert.match(text, /apt-get install[^\n]*\bbusybox-static\b/, "a sandbox turned on needs busybox's static /bin/sh");
+    assert.match(text, /'sandbox = false'[^\n]*\n[^\n]*'sandbox-fallback = false'/, 'the sandbox is off by default and, turned on, must not fall back');
     assert.match(text, /npm ci --omit=dev/);
     assert.match(text, /^ENTRYPOINT \[.*"node", "[^"]*bin\/harmonia-ci\.mjs"\]/m);
     assert.match(text, /mkdir -p \/var\/lib\/harmonia-ci && chown node:node \/var\/lib\/harmonia-ci/, 'the unprivileged roles need a state directory of their own');
