@@ -44,6 +44,7 @@ export function coordinatorActivitiesFor(
   config: ServerConfig,
   deps: { pool: Pool; client: Client; log: Logger; builderHeartbeatTimeoutMs?: number | undefined },
 ): CoordinatorActivities & DeployActivities {
+  const forges = createForges(config.forges);
   const coordinator = createCoordinatorActivities({
     pool: deps.pool,
     client: deps.client,
@@ -51,7 +52,7 @@ export function coordinatorActivitiesFor(
     builderHeartbeatTimeoutMs: deps.builderHeartbeatTimeoutMs ?? config.limits.builderHeartbeatTimeout,
     buildAttempts: config.limits.attempts,
     publishDeadlineMs: config.limits.publishDeadline,
-    forges: createForges(config.forges),
+    forges,
     publicUrl: config.api.publicUrl,
     log: deps.log,
   });
@@ -61,6 +62,8 @@ export function coordinatorActivitiesFor(
     targets: config.deployments,
     defaultCacheUrl: config.builder.substituters[0] ?? config.api.publicUrl,
     ...(config.cache.publicKeys[0] ? { defaultPublicKey: config.cache.publicKeys[0] } : {}),
+    forges,
+    ...(config.api.publicUrl ? { publicUrl: config.api.publicUrl } : {}),
     log: deps.log,
   });
   return { ...coordinator, ...deploy };
