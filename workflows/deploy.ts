@@ -10,6 +10,7 @@
  */
 import { ApplicationFailure, ActivityFailure, condition, continueAsNew, patched, proxyActivities, setCurrentDetails, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { DeployActivities, DeploymentOutcome, DeploymentStart, DeploymentUpdate } from '../activities/deploy/types.ts';
+import type { NotifyActivities } from '../activities/notify/types.ts';
 import { approveSignal, COORDINATOR_QUEUE, deploySignal } from './definitions.ts';
 
 export interface DeployWorkflowInput {
@@ -34,6 +35,15 @@ const agent = proxyActivities<DeployActivities>({
   retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 8, nonRetryableErrorTypes: ['AgentRefused', 'DeploymentMisconfigured'] },
 });
 
+/** States after which nothing happens to a deployment any more. */
+const UNFINISHED = ['pending', 'awaiting-approval', 'sent', 'running'];
+
+// Only starts the notify workflows; delivery, and waiting on a receiver, happens there.
+const notifications = proxyActivities<NotifyActivities>({
+  taskQueue: COORDINATOR_QUEUE,
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
+});
 // Forge reports read the state from PostgreSQL, so a late one still sends the latest state.
 const forge = proxyActivities<DeployActivities>({
   taskQueue: COORDINATOR_QUEUE,
@@ -46,6 +56,7 @@ export async function deployWorkflow(input: DeployWorkflowInput): Promise<void> 
   let forgeReports: Promise<void> = Promise.resolve();
   const record = async (deploymentId: string, update: DeploymentUpdate): Promise<void> => {
     await records.recordDeployment(deploymentId, update);
+    if (!UNFINISHED.includes(update.status) && patched('deployment-notifications')) await notifications.notifyDeploymentFinished(deploymentId);
     if (!patched('forge-deployments')) return;
     forgeReports = forgeReports.then(() => forge.reportForgeDeployment(deploymentId)).catch(() => undefined);
   };
