@@ -62,6 +62,7 @@ export const SERVER_KEYS: ReadonlyArray<readonly [key: string, kind: KeyKind]> =
   ['projects.git-credentials-dir', 'path'],
   // A list of tables has no flat form: in the environment it is JSON, `[{"project": …, "agent-url": …}]`.
   ['deployments', 'json'],
+  ['notifications', 'json'],
 ];
 
 /** Conventional variable names accepted as well, weaker than the `HARMONIA_CI_` form. */

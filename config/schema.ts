@@ -9,6 +9,7 @@ import { CACHE_URL_EXPECTATION, parseCacheLocation } from './cache-location.ts';
 import { duration, integer, list, matching, oneOf, secretFile, size, text, url } from './fields.ts';
 import { camelize } from './camelize.ts';
 import { deploymentsSchema } from './deploy-schema.ts';
+import { notificationsSchema } from './notify-schema.ts';
 import { parsePublicKey } from '../daemon/core/signing.ts';
 
 /** Values the defaults depend on, taken from the running machine. */
@@ -188,6 +189,7 @@ export function serverConfigSchema(context: DefaultsContext) {
         })
         .prefault({}),
       deployments: deploymentsSchema,
+      notifications: notificationsSchema,
     })
     .transform((value) =>
       camelize({

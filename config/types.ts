@@ -32,6 +32,7 @@ export type Limits = ServerConfig['limits'];
 export type ForgesConfig = ServerConfig['forges'];
 export type LogLevel = ServerConfig['log']['level'];
 export type DeploymentTarget = ServerConfig['deployments'][number];
+export type NotificationHook = ServerConfig['notifications'][number];
 
 /** The validated per-repository `.harmonia-ci.toml`. */
 export type RepoConfig = z.output<typeof repoConfigSchema>;

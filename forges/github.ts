@@ -8,7 +8,7 @@ import type { SecretFile } from '../config/secrets.ts';
 import { fetchWithDeadline } from '../lib/http.ts';
 import { ForgeRequestError } from './errors.ts';
 import { forgePaginate, forgeRequest, type ForgeHttp } from './http.ts';
-import type { CommitStatus, DiscoveredRepository, ForgeClient, PullRequestHead, RepositoryRef } from './types.ts';
+import type { CommitStatus, DiscoveredRepository, ForgeClient, ForgeDeployment, ForgeDeploymentStatus, PullRequestHead, RepositoryRef } from './types.ts';
 
 export interface GitHubOptions {
   apiUrl: string;
@@ -82,6 +82,29 @@ export function createGitHubClient(options: GitHubOptions): ForgeClient {
         target_url: status.targetUrl,
         description: status.description,
         context: status.context,
+      });
+    },
+
+    async createDeployment(repo: RepositoryRef, deployment: ForgeDeployment) {
+      const { data } = await forgeRequest<{ id: number }>(await forRepo(repo), 'POST', `${repoPath(repo)}/deployments`, {
+        ref: deployment.sha,
+        environment: deployment.environment,
+        description: deployment.description,
+        // The commit's own statuses are what triggered the deployment; GitHub must not wait on them again.
+        required_contexts: [],
+        // Merging the default branch into the commit first would deploy something else than what was built.
+        auto_merge: false,
+      });
+      return data.id;
+    },
+
+    async setDeploymentStatus(repo: RepositoryRef, deploymentId: number, status: ForgeDeploymentStatus) {
+      await forgeRequest(await forRepo(repo), 'POST', `${repoPath(repo)}/deployments/${deploymentId}/statuses`, {
+        state: status.state,
+        description: status.description,
+        log_url: status.logUrl,
+        // A success makes the earlier deployments of the environment inactive.
+        auto_inactive: true,
       });
     },
 

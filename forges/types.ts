@@ -30,6 +30,23 @@ export interface CommitStatus {
   targetUrl: string;
 }
 
+/** GitHub's deployment states that harmonia-ci sends. */
+export type DeploymentState = 'queued' | 'in_progress' | 'success' | 'failure' | 'inactive';
+
+/** A deployment of a commit to an environment, as the forge shows it. */
+export interface ForgeDeployment {
+  sha: string;
+  environment: string;
+  description: string;
+}
+
+export interface ForgeDeploymentStatus {
+  state: DeploymentState;
+  description: string;
+  /** The deployment's page on the dashboard. */
+  logUrl: string;
+}
+
 /** A repository found on the forge, as stored in `repositories`. */
 export interface DiscoveredRepository {
   forge: ForgeKind;
@@ -62,6 +79,9 @@ export interface ForgeClient {
   branchHead(repo: RepositoryRef, branch: string): Promise<{ sha: string; treeHash?: string }>;
   /** Every repository the credentials can see. */
   discover(): Promise<DiscoveredRepository[]>;
+  /** Creates a deployment on the forge and returns its id; absent where the forge has no deployments API (Gitea). */
+  createDeployment?(repo: RepositoryRef, deployment: ForgeDeployment): Promise<number>;
+  setDeploymentStatus?(repo: RepositoryRef, deploymentId: number, status: ForgeDeploymentStatus): Promise<void>;
   /** Registers a push / pull_request / issue_comment webhook (forges without app-level webhooks); returns its id. */
   registerHook?(repo: RepositoryRef, url: string, secret: string): Promise<number>;
   /** Removes the webhook by id, or any hook pointing at `url` when the id is unknown. */

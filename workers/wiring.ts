@@ -14,6 +14,8 @@ import { createUploadActivities, prepareStaging } from '../activities/builder/up
 import { createCoordinatorActivities } from '../activities/coordinator/index.ts';
 import { createDeployActivities } from '../activities/deploy/index.ts';
 import type { DeployActivities } from '../activities/deploy/types.ts';
+import { createNotifyActivities } from '../activities/notify/index.ts';
+import type { NotifyActivities } from '../activities/notify/types.ts';
 import type { ClosureDeps } from '../activities/evaluator/closure.ts';
 import { createEvaluatorActivities } from '../activities/evaluator/index.ts';
 import { builderCacheFor, trustedKeysFor, type Signer } from '../activities/signer/setup.ts';
@@ -43,7 +45,8 @@ export function createDaemonPool(config: ServerConfig, socketPath: string): Daem
 export function coordinatorActivitiesFor(
   config: ServerConfig,
   deps: { pool: Pool; client: Client; log: Logger; builderHeartbeatTimeoutMs?: number | undefined },
-): CoordinatorActivities & DeployActivities {
+): CoordinatorActivities & DeployActivities & NotifyActivities {
+  const forges = createForges(config.forges);
   const coordinator = createCoordinatorActivities({
     pool: deps.pool,
     client: deps.client,
@@ -51,7 +54,7 @@ export function coordinatorActivitiesFor(
     builderHeartbeatTimeoutMs: deps.builderHeartbeatTimeoutMs ?? config.limits.builderHeartbeatTimeout,
     buildAttempts: config.limits.attempts,
     publishDeadlineMs: config.limits.publishDeadline,
-    forges: createForges(config.forges),
+    forges,
     publicUrl: config.api.publicUrl,
     log: deps.log,
   });
@@ -61,9 +64,18 @@ export function coordinatorActivitiesFor(
     targets: config.deployments,
     defaultCacheUrl: config.builder.substituters[0] ?? config.api.publicUrl,
     ...(config.cache.publicKeys[0] ? { defaultPublicKey: config.cache.publicKeys[0] } : {}),
+    forges,
+    ...(config.api.publicUrl ? { publicUrl: config.api.publicUrl } : {}),
     log: deps.log,
   });
-  return { ...coordinator, ...deploy };
+  const notify = createNotifyActivities({
+    pool: deps.pool,
+    client: deps.client,
+    hooks: config.notifications,
+    ...(config.api.publicUrl ? { publicUrl: config.api.publicUrl } : {}),
+    log: deps.log,
+  });
+  return { ...coordinator, ...deploy, ...notify };
 }
 
 /** Planning counts an output as there when the local store, our cache or an upstream cache has it. */

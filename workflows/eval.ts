@@ -22,6 +22,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { DeployActivities } from '../activities/deploy/types.ts';
+import type { NotifyActivities } from '../activities/notify/types.ts';
 import type { CoordinatorActivities, EvaluateOutcome, EvaluatorActivities } from '../activities/types.ts';
 import { buildFinishedSignal, cancelSignal, COORDINATOR_QUEUE, EVAL_QUEUE, evalProgressQuery, SIGNALS_BEFORE_CONTINUE } from './definitions.ts';
 import { publishFromHost } from './publish.ts';
@@ -40,6 +41,8 @@ const STAGING_MISSING = 'StagingMissing';
 const CLOSURE_ROUNDS = 3;
 /** Runs recorded before a finished eval started the deployments of its succeeded jobs. */
 const DEPLOYMENTS_PLANNED = 'deployments-planned';
+/** Runs recorded before a finished eval started its eval-finished and build-failed notifications. */
+const NOTIFICATIONS_STARTED = 'notifications-started';
 /** Commit statuses are refreshed at most this often while builds run (forges rate-limit them). */
 const REPORT_INTERVAL_MS = 15_000;
 
@@ -50,6 +53,11 @@ const control = proxyLocalActivities<CoordinatorActivities>({
 });
 // Cheap when no deployment is configured: one query, in the coordinator running this workflow.
 const deployments = proxyLocalActivities<DeployActivities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
+});
+// Only starts the notify workflows (one query when no hook is configured); delivery happens there.
+const notifications = proxyLocalActivities<NotifyActivities>({
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '1 second', maximumInterval: '1 minute' },
 });
@@ -107,6 +115,7 @@ export async function evalWorkflow(input: EvalWorkflowInput): Promise<EvalProgre
       }
       await reporter.flush();
       if (patched(DEPLOYMENTS_PLANNED)) await deployments.planDeployments(input.evalId);
+      if (patched(NOTIFICATIONS_STARTED)) await notifications.notifyEvalFinished(input.evalId);
       const failed = progress.failed + progress.depFailed + progress.timedOut + progress.cancelled > 0;
       setWorkflowSearchAttributes({ status: failed ? 'failed' : 'succeeded' });
       return progress;
@@ -186,6 +195,7 @@ async function evaluate(input: EvalWorkflowInput): Promise<boolean> {
   if (!outcome.ok) {
     await control.setEvalStatus(input.evalId, 'failed', outcome.error);
     await reports.reportEvalStatus(input.evalId);
+    if (patched(NOTIFICATIONS_STARTED)) await notifications.notifyEvalFinished(input.evalId);
     setWorkflowSearchAttributes({ status: 'failed' });
     setCurrentDetails(`evaluation failed: ${outcome.error ?? 'unknown error'}`);
     return false;

@@ -5,3 +5,4 @@ export { buildWorkflow } from './build.ts';
 export { nodeWorkflow } from './node.ts';
 export { pollWorkflow } from './poll.ts';
 export { deployWorkflow } from './deploy.ts';
+export { notifyWorkflow } from './notify.ts';

@@ -10,9 +10,11 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Pool } from 'pg';
 import type { DeploymentTarget } from '../../config/types.ts';
 import { AgentRefused, AgentUnreachable, DeployAgentClient } from '../../deploy/client.ts';
+import type { Forges } from '../../forges/types.ts';
 import type { Logger } from '../../lib/log.ts';
 import { COORDINATOR_QUEUE, deploySignal, deployWorkflowId } from '../../workflows/definitions.ts';
 import type { deployWorkflow } from '../../workflows/deploy.ts';
+import { createForgeDeploymentReporter } from '../coordinator/forge-deployment.ts';
 import type { DeployActivities, DeploymentOutcome, DeploymentStart } from './types.ts';
 
 export interface DeployDeps {
@@ -22,6 +24,10 @@ export interface DeployDeps {
   /** Where agents fetch closures and the key they trust, for targets that name none. */
   defaultCacheUrl?: string;
   defaultPublicKey?: string;
+  /** Configured forges, for forge deployments (none: no forge deployments). */
+  forges?: Forges;
+  /** Base of the dashboard links in forge deployments (`api.public-url`). */
+  publicUrl?: string;
   log?: Logger;
 }
 
@@ -108,6 +114,8 @@ export function createDeployActivities(deps: DeployDeps): DeployActivities {
         [deploymentId, update.status, update.reason ?? null, update.log ?? null, update.approvedBy ?? null, final],
       );
     },
+
+    reportForgeDeployment: createForgeDeploymentReporter(deps),
 
     async requestDeployment(deploymentId) {
       const row = await rowOf(deploymentId);

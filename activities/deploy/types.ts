@@ -38,6 +38,8 @@ export interface DeployActivities {
   /** Starts (or signals) the deploy workflow of every target whose job succeeded in this eval; how many. */
   planDeployments(evalId: string): Promise<number>;
   recordDeployment(deploymentId: string, update: DeploymentUpdate): Promise<void>;
+  /** Mirrors the deployment's recorded state on its project's forge (a GitHub Deployment and its statuses). */
+  reportForgeDeployment(deploymentId: string): Promise<void>;
   /** Sends the signed request; `running` once the agent accepted it, else why not. */
   requestDeployment(deploymentId: string): Promise<DeploymentOutcome>;
   /** Asks the agent for its report until it has one or `deadline` (ms since the epoch) passes. */

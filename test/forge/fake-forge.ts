@@ -41,6 +41,8 @@ export interface FakeForge {
   requests: Captured[];
   violations: string[];
   statuses: Array<{ sha: string; state: string; context: string; description: string; target_url: string }>;
+  /** GitHub deployments created, each with the statuses sent for it in order. */
+  deployments: Array<{ id: number; repo: string; ref: string; environment: string; statuses: Array<{ state: string; description: string; log_url: string }> }>;
   hooks: Array<{ id: number; repo: string; config: Record<string, string>; events: string[]; active: boolean }>;
   collaborators: Set<string>;
   /** PR number → author and whether its head is a branch of the same repository. */
@@ -66,6 +68,7 @@ export async function startFakeForge(options: FakeForgeOptions): Promise<FakeFor
     requests: [],
     violations: [],
     statuses: [],
+    deployments: [],
     hooks: [],
     collaborators: new Set(),
     pulls: new Map(),
@@ -126,6 +129,20 @@ export async function startFakeForge(options: FakeForgeOptions): Promise<FakeFor
       const status = body as { state: string; context: string; description: string; target_url: string };
       forge.statuses.push({ sha: m[0]!, ...status });
       return [201, { id: forge.statuses.length, ...status }];
+    }
+    if (options.kind === 'github' && sub('POST /deployments')) {
+      const { ref, environment } = body as { ref: string; environment: string };
+      if (!git(repo, 'rev-parse', '--verify', `${ref}^{commit}`)) return [422, { message: `No ref found for: ${ref}` }];
+      const deployment = { id: 9000 + forge.deployments.length, repo: `${repo.owner}/${repo.name}`, ref, environment, statuses: [] };
+      forge.deployments.push(deployment);
+      return [201, { id: deployment.id, sha: ref, ref, environment, task: 'deploy' }];
+    }
+    if (options.kind === 'github' && (m = sub('POST /deployments/(\\d+)/statuses'))) {
+      const deployment = forge.deployments.find((d) => d.id === Number(m![0]) && d.repo === `${repo.owner}/${repo.name}`);
+      if (!deployment) return [404, { message: 'Not Found' }];
+      const status = body as { state: string; description: string; log_url: string };
+      deployment.statuses.push({ state: status.state, description: status.description, log_url: status.log_url });
+      return [201, { id: deployment.statuses.length, state: status.state }];
     }
     if ((m = sub('GET /pulls/(\\d+)'))) {
       const pr = forge.pulls.get(Number(m[0]));
