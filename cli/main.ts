@@ -21,6 +21,7 @@ import { registerNodes } from './commands/nodes.ts';
 import { registerDrain } from './commands/drain.ts';
 import { registerProjects } from './commands/projects.ts';
 import { registerCodecServer } from './commands/codec-server.ts';
+import { registerTokens } from './commands/tokens.ts';
 
 const program = new Command('harmonia-ci')
   .description('Nix continuous integration on durable Temporal workflows')
@@ -48,6 +49,7 @@ const registrations: Array<(program: Command) => void> = [
   registerCache,
   registerGc,
   registerCodecServer,
+  registerTokens,
 ];
 for (const register of registrations) register(program);
 

@@ -21,17 +21,20 @@ import {
 } from '../../queries/index.ts';
 import { EventStreams } from '../dashboard/event-stream.ts';
 import { evalFinished } from '../dashboard/state.ts';
+import type { ServerConfig } from '../../config/types.ts';
+import { accountView } from '../auth/account.ts';
 import { errorResponses } from '../error-handler.ts';
 import { renderBuildBody } from '../views/build.ts';
 import { renderEvalBody } from '../views/evals.ts';
 import { projectHref, type TemporalUi } from '../views/format.ts';
 import { html, type SafeHtml } from '../views/html.ts';
-import { renderPage } from '../views/layout.ts';
+import { renderPage, type AccountView } from '../views/layout.ts';
 import { renderProjectBody, renderProjectsBody } from '../views/projects.ts';
 import { liveScript, relativeTimeScript } from '../views/scripts.ts';
 import { dashboardEventRoutes } from './dashboard-events.ts';
 
 export interface DashboardRouteOptions {
+  config: ServerConfig;
   temporalUi?: TemporalUi | undefined;
   /** The binary cache, to link a build's full log when it is there. */
   cache?: CacheBackend | null | undefined;
@@ -42,8 +45,17 @@ const htmlResponse = { 200: { content: { 'text/html': { schema: { type: 'string'
 export const EVALS_PER_PAGE = 30;
 
 /** Sends a complete dashboard page with its scripts. */
-export function sendPage(reply: FastifyReply, options: { title: string; body: SafeHtml; temporalUi?: TemporalUi | undefined; status?: number }): FastifyReply {
-  const page = renderPage({ title: options.title, temporalUiUrl: options.temporalUi?.url, body: options.body, script: html`${relativeTimeScript}${liveScript}` });
+export function sendPage(
+  reply: FastifyReply,
+  options: { title: string; body: SafeHtml; temporalUi?: TemporalUi | undefined; status?: number; account?: AccountView | undefined },
+): FastifyReply {
+  const page = renderPage({
+    title: options.title,
+    temporalUiUrl: options.temporalUi?.url,
+    body: options.body,
+    script: html`${relativeTimeScript}${liveScript}`,
+    account: options.account,
+  });
   return reply
     .code(options.status ?? 200)
     .type('text/html; charset=utf-8')
@@ -58,7 +70,7 @@ function notFound(reply: FastifyReply, what: string, temporalUi: TemporalUi | un
 
 /** Registers the dashboard pages and their event streams. */
 export async function dashboardRoutes(app: FastifyInstance, options: DashboardRouteOptions): Promise<void> {
-  const { temporalUi, cache } = options;
+  const { temporalUi, cache, config } = options;
   const streams = new EventStreams(app.log);
   app.addHook('preClose', async () => streams.closeAll());
   await app.register(dashboardEventRoutes, { temporalUi, cache, streams });
@@ -77,12 +89,13 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardRo
       // The version first: anything that changes after it reaches the page through the stream.
       const version = /^\d{1,18}$/.test(id) ? await readEvalVersion(app.db, id) : undefined;
       const overview = version ? await readEvalOverview(app.db, id) : undefined;
-      if (!version || !overview) return notFound(reply, `eval ${id}`, temporalUi);
+      if (!version || !overview || !(await app.access.visibility(request)).project(overview.project)) return notFound(reply, `eval ${id}`, temporalUi);
       const jobs = await readEvalJobs(app.db, id);
       const all = request.query.all === '1';
       const liveUrl = evalFinished(overview) ? undefined : `/ci/evals/${id}/events?v=${encodeURIComponent(evalVersionKey(version))}${all ? '&all=1' : ''}`;
+      const account = accountView(request, reply, config);
       const body = renderEvalBody(overview, jobs, { temporalUi, all, liveUrl });
-      return sendPage(reply, { title: `Eval #${id} · ${overview.project} · harmonia-ci`, body, temporalUi });
+      return sendPage(reply, { title: `Eval #${id} · ${overview.project} · harmonia-ci`, body, temporalUi, account });
     },
   );
 
@@ -96,20 +109,22 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardRo
     },
     async (request, reply) => {
       const page = await readBuildPage(app.db, request.params.id);
-      if (!page) return notFound(reply, `build ${request.params.id}`, temporalUi);
+      if (!page || !(await app.access.derivationVisible(request, page.drvPath))) return notFound(reply, `build ${request.params.id}`, temporalUi);
       const version = await readBuildLogVersion(app.db, page.drvPath);
       const running = page.build !== null && !FINAL_BUILD_STATUSES.includes(page.build.status);
       const hash = page.drvPath.slice(page.drvPath.lastIndexOf('/') + 1, page.drvPath.lastIndexOf('/') + 33);
       const liveUrl = running ? `/ci/builds/${hash}/log/events?v=${encodeURIComponent(`${version.buildChangedAt ?? ''}|${version.logChangedAt ?? ''}`)}` : undefined;
+      const account = accountView(request, reply, config);
       const body = renderBuildBody(page, { temporalUi, liveUrl, fullLogHref: await fullLogHref(cache, page) });
-      return sendPage(reply, { title: `${page.name} · build · harmonia-ci`, body, temporalUi });
+      return sendPage(reply, { title: `${page.name} · build · harmonia-ci`, body, temporalUi, account });
     },
   );
 
   // Every project with its newest eval.
-  app.get('/ci/projects', { schema: { response: htmlResponse } }, async (_request, reply) => {
-    const body = renderProjectsBody(await listProjects(app.db));
-    return sendPage(reply, { title: 'Projects · harmonia-ci', body, temporalUi });
+  app.get('/ci/projects', { schema: { response: htmlResponse } }, async (request, reply) => {
+    const visible = await app.access.visibility(request);
+    const body = renderProjectsBody((await listProjects(app.db)).filter((p) => visible.project(p.name)));
+    return sendPage(reply, { title: 'Projects · harmonia-ci', body, temporalUi, account: accountView(request, reply, config) });
   });
 
   // Project names hold a slash (`owner/repo`): the rest of the path is the name, encoded or not.
@@ -125,7 +140,7 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardRo
     async (request, reply) => {
       const name = request.params['*'].replace(/\/+$/, '');
       if (name === '') return reply.redirect('/ci/projects', 302);
-      const project = await readProjectPage(app.db, name);
+      const project = (await app.access.visibility(request)).project(name) ? await readProjectPage(app.db, name) : undefined;
       if (!project) return notFound(reply, `project ${name}`, temporalUi);
       const evals = await listEvalPage(app.db, { limit: EVALS_PER_PAGE, project: name, before: request.query.before });
       const base = projectHref(name);
@@ -133,7 +148,7 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardRo
         href: (before) => `${base}?before=${encodeURIComponent(before)}`,
         newest: request.query.before ? base : null,
       });
-      return sendPage(reply, { title: `${name} · harmonia-ci`, body, temporalUi });
+      return sendPage(reply, { title: `${name} · harmonia-ci`, body, temporalUi, account: accountView(request, reply, config) });
     },
   );
 }
