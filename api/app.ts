@@ -31,6 +31,7 @@ import { temporalConnectionConfig } from '../temporal/settings.ts';
 import { accessPlugin } from './auth/access.ts';
 import { sessionPlugin } from './auth/sessions.ts';
 import { authRoutes } from './routes/auth.ts';
+import { actionRoutes } from './routes/actions.ts';
 
 /** Already-open dependencies; each one given here is used and left open. */
 export interface ApiDeps {
@@ -85,6 +86,7 @@ export function buildApp({ config, log, deps = {}, temporalUiUrl }: BuildAppOpti
   app.register(sessionPlugin, { config });
   app.register(accessPlugin, { config, forges });
   app.register(authRoutes, { config });
+  app.register(actionRoutes);
 
   app.register(healthRoutes);
   app.register(landingRoutes, { temporalUiUrl, config });

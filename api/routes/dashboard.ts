@@ -4,7 +4,7 @@
  * live parts follow the event streams of api/routes/dashboard-events.ts. The JSON twins are the
  * operator routes under `/api/` (api/routes/ops.ts).
  */
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CacheBackend } from '../../cache/types.ts';
 import { FINAL_BUILD_STATUSES } from '../../workflows/types.ts';
 import {
@@ -22,7 +22,10 @@ import {
 import { EventStreams } from '../dashboard/event-stream.ts';
 import { evalFinished } from '../dashboard/state.ts';
 import type { ServerConfig } from '../../config/types.ts';
+import { includes } from '../../access/rights.ts';
 import { accountView } from '../auth/account.ts';
+import { renderActions, type ActionButton } from '../views/actions.ts';
+import { REBUILDABLE } from './actions.ts';
 import { errorResponses } from '../error-handler.ts';
 import { renderBuildBody } from '../views/build.ts';
 import { renderEvalBody } from '../views/evals.ts';
@@ -68,6 +71,13 @@ function notFound(reply: FastifyReply, what: string, temporalUi: TemporalUi | un
   return sendPage(reply, { title: 'Not found · harmonia-ci', body, temporalUi, status: 404 });
 }
 
+/** The buttons a logged-in person with write access on `project` may press; nothing for anyone else. */
+async function actionsFor(request: FastifyRequest, project: string, buttons: ActionButton[], account: AccountView | undefined): Promise<SafeHtml | null> {
+  if (!account || !('csrf' in account)) return null;
+  if (!includes(await request.server.access.permissionOnProject(request, project), 'write')) return null;
+  return renderActions(buttons, account.csrf);
+}
+
 /** Registers the dashboard pages and their event streams. */
 export async function dashboardRoutes(app: FastifyInstance, options: DashboardRouteOptions): Promise<void> {
   const { temporalUi, cache, config } = options;
@@ -93,8 +103,14 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardRo
       const jobs = await readEvalJobs(app.db, id);
       const all = request.query.all === '1';
       const liveUrl = evalFinished(overview) ? undefined : `/ci/evals/${id}/events?v=${encodeURIComponent(evalVersionKey(version))}${all ? '&all=1' : ''}`;
+      const buttons: ActionButton[] = [
+        ...(evalFinished(overview) ? [] : [{ action: `/api/evals/${id}/cancel`, label: 'Cancel' }]),
+        { action: `/api/evals/${id}/rebuild-failed`, label: 'Rebuild failed' },
+        { action: `/api/evals/${id}/re-evaluate`, label: 'Re-evaluate' },
+      ];
       const account = accountView(request, reply, config);
-      const body = renderEvalBody(overview, jobs, { temporalUi, all, liveUrl });
+      const actions = await actionsFor(request, overview.project, buttons, account);
+      const body = html`${actions}${renderEvalBody(overview, jobs, { temporalUi, all, liveUrl })}`;
       return sendPage(reply, { title: `Eval #${id} · ${overview.project} · harmonia-ci`, body, temporalUi, account });
     },
   );
@@ -114,8 +130,15 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardRo
       const running = page.build !== null && !FINAL_BUILD_STATUSES.includes(page.build.status);
       const hash = page.drvPath.slice(page.drvPath.lastIndexOf('/') + 1, page.drvPath.lastIndexOf('/') + 33);
       const liveUrl = running ? `/ci/builds/${hash}/log/events?v=${encodeURIComponent(`${version.buildChangedAt ?? ''}|${version.logChangedAt ?? ''}`)}` : undefined;
+      const status = page.build?.status;
+      const buttons: ActionButton[] = [
+        ...(status && (REBUILDABLE.includes(status) || status === 'dep-failed') ? [{ action: `/api/builds/${hash}/rebuild`, label: 'Rebuild' }] : []),
+        ...(status === 'pending' ? [{ action: `/api/builds/${hash}/cancel`, label: 'Cancel' }] : []),
+      ];
       const account = accountView(request, reply, config);
-      const body = renderBuildBody(page, { temporalUi, liveUrl, fullLogHref: await fullLogHref(cache, page) });
+      const latest = page.evals[0]?.project;
+      const actions = latest ? await actionsFor(request, latest, buttons, account) : null;
+      const body = html`${actions}${renderBuildBody(page, { temporalUi, liveUrl, fullLogHref: await fullLogHref(cache, page) })}`;
       return sendPage(reply, { title: `${page.name} · build · harmonia-ci`, body, temporalUi, account });
     },
   );

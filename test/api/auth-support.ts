@@ -26,6 +26,7 @@ export interface AccessStack {
   app: FastifyInstance;
   fake: FakeForge;
   database: TestDatabase;
+  temporal: Client;
   /** Eval ids of the public and the private project. */
   evals: { public: string; private: string };
   /** `Authorization` headers of a token for `github:<login>`. */
@@ -118,7 +119,7 @@ export async function startAccessStack(): Promise<AccessStack> {
       if (done.statusCode !== 303) throw new Error(`the callback answered ${done.statusCode}: ${done.body}`);
       return cookieHeader(done);
     };
-    return { app, fake, database, evals: { public: evals.open!, private: evals.secret! }, bearer, logIn, close };
+    return { app, fake, database, temporal, evals: { public: evals.open!, private: evals.secret! }, bearer, logIn, close };
   } catch (error) {
     await close();
     throw error;
