@@ -7,10 +7,14 @@
  */
 import type { SignalDefinition } from '@temporalio/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { buildHashPart, readBuild, readEval, listEvals, type BuildDetail } from '../../queries/index.ts';
+import { buildHashPart, listEvals, listNodes, readBuild, readEval, type BuildDetail } from '../../queries/index.ts';
+import type { nodeWorkflow } from '../../workflows/node.ts';
 import {
   buildWorkflowId,
   cancelSignal,
+  COORDINATOR_QUEUE,
+  nodeDrainSignal,
+  nodeWorkflowId,
   evalWorkflowId,
   rebuildFailedSignal,
   rebuildSignal,
@@ -122,4 +126,26 @@ export async function actionRoutes(app: FastifyInstance): Promise<void> {
     const page = `/ci/builds/${buildHashPart(build.drvPath)}`;
     return done(request, reply, principal!, { action: 'build.cancel', target: build.drvPath, project: rows[0]!.name, message, page });
   });
+
+  const nodeParams = { type: 'object', required: ['node'], properties: { node: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' } } } as const;
+  for (const [path, draining] of [['drain', true], ['undrain', false]] as const) {
+    app.post<{ Params: { node: string } }>(`/api/nodes/:node/${path}`, { schema: { params: nodeParams, response: answer }, preHandler: csrfGuard }, async (request, reply) => {
+      const principal = app.access.requireOperator(request);
+      const name = request.params.node;
+      if (!(await listNodes(app.db)).some((n) => n.name === name)) throw new NotFoundError(`no builder named ${name}`);
+      // With start, as `harmonia-ci drain` does: a node whose builder is away must still record the flag.
+      await app.temporal.workflow.signalWithStart<typeof nodeWorkflow, [boolean?]>('nodeWorkflow', {
+        workflowId: nodeWorkflowId(name),
+        taskQueue: COORDINATOR_QUEUE,
+        args: [{ name }],
+        signal: nodeDrainSignal,
+        signalArgs: [draining],
+        staticSummary: `builder ${name}`,
+      });
+      const message = draining ? `${name}: draining; running builds finish, no new ones are taken` : `${name}: takes builds again`;
+      await writeAudit(app.db, request, { actor: principalName(principal), via: principal.via, action: `node.${path}`, target: name, outcome: message });
+      if (String(request.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) return reply.redirect('/ci/', 303);
+      return { message };
+    });
+  }
 }

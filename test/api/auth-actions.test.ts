@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { evalWorkflowId, refWorkflowId } from '../../workflows/definitions.ts';
-import { cookieHeader, csrfOf, startAccessStack, type AccessStack } from './auth-support.ts';
+import { evalWorkflowId, nodeWorkflowId, refWorkflowId } from '../../workflows/definitions.ts';
+import { cookieHeader, csrfOf, OPERATOR, startAccessStack, type AccessStack } from './auth-support.ts';
 
 describe('actions over HTTP and in the dashboard', () => {
   let stack: AccessStack;
@@ -94,5 +94,21 @@ describe('actions over HTTP and in the dashboard', () => {
     assert.equal(pressed.headers.location, page);
     const { rows } = await stack.database.pool.query<{ via: string }>(`SELECT via FROM audit_log WHERE action = 'eval.re-evaluate' ORDER BY id DESC LIMIT 1`);
     assert.equal(rows[0]?.via, 'session');
+  });
+
+  it('lets operators alone drain and undrain a builder', async () => {
+    const node = `node-${randomUUID().slice(0, 8)}`;
+    await stack.database.pool.query(`INSERT INTO nodes (name, systems, max_jobs) VALUES ($1, '{x86_64-linux}', 1)`, [node]);
+    const url = `/api/nodes/${node}/drain`;
+    assert.equal((await stack.app.inject({ method: 'POST', url })).statusCode, 401);
+    stack.fake.permissions.set('owner', 'admin');
+    assert.equal((await stack.app.inject({ method: 'POST', url, headers: await stack.bearer('owner', 'admin') })).statusCode, 403);
+    assert.equal((await stack.app.inject({ method: 'POST', url: '/api/nodes/nowhere/drain', headers: await stack.bearer(OPERATOR, 'admin') })).statusCode, 404);
+    const drained = await stack.app.inject({ method: 'POST', url, headers: await stack.bearer(OPERATOR, 'admin') });
+    started.push(nodeWorkflowId(node));
+    assert.equal(drained.statusCode, 200, drained.body);
+    const undrained = await stack.app.inject({ method: 'POST', url: `/api/nodes/${node}/undrain`, headers: await stack.bearer(OPERATOR, 'admin') });
+    assert.equal(undrained.statusCode, 200, undrained.body);
+    assert.deepEqual((await signalsOf(nodeWorkflowId(node))).filter((name) => name === 'drain'), ['drain', 'drain']);
   });
 });
