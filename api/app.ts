@@ -28,6 +28,10 @@ import { deliveryRoutes } from './routes/deliveries.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { createApiMetrics } from './plugins/metrics.ts';
 import { temporalConnectionConfig } from '../temporal/settings.ts';
+import { accessPlugin } from './auth/access.ts';
+import { sessionPlugin } from './auth/sessions.ts';
+import { authRoutes } from './routes/auth.ts';
+import { actionRoutes } from './routes/actions.ts';
 
 /** Already-open dependencies; each one given here is used and left open. */
 export interface ApiDeps {
@@ -77,16 +81,21 @@ export function buildApp({ config, log, deps = {}, temporalUiUrl }: BuildAppOpti
   app.register(databasePlugin, databaseOptions(config, deps));
   app.register(temporalPlugin, temporalOptions(config, deps));
   app.register(cacheStoragePlugin, { storage: deps.cacheStorage ?? null, owned: false });
+  const forges = createForges(config.forges);
+  // Sessions first: the access plugin reads the session when it decides who is asking.
+  app.register(sessionPlugin, { config });
+  app.register(accessPlugin, { config, forges });
+  app.register(authRoutes, { config });
+  app.register(actionRoutes);
 
   app.register(healthRoutes);
-  app.register(landingRoutes, { temporalUiUrl });
-  app.register(dashboardRoutes, { temporalUi: temporalUiUrl ? { url: temporalUiUrl, namespace: config.temporal.namespace } : undefined, cache: deps.cacheStorage ?? null });
+  app.register(landingRoutes, { temporalUiUrl, config });
+  app.register(dashboardRoutes, { config, temporalUi: temporalUiUrl ? { url: temporalUiUrl, namespace: config.temporal.namespace } : undefined, cache: deps.cacheStorage ?? null });
   const metrics = createApiMetrics();
   app.register(metricsRoutes, { metrics });
   if (deps.cacheStorage) app.register(cacheRoutes, { backend: deps.cacheStorage, metrics: metrics.cache });
   app.register(opsRoutes);
   app.register(deliveryRoutes);
-  const forges = createForges(config.forges);
   app.register(deliveriesPlugin, { forges });
   app.register(webhookRoutes, { config: config.forges, forges });
   app.register(projectRoutes, { config, forges });

@@ -33,6 +33,14 @@ export class UnauthorizedError extends HttpError {
   }
 }
 
+/** The caller is known but lacks the right to do this (403). */
+export class ForbiddenError extends HttpError {
+  constructor(message: string) {
+    super(403, message);
+    this.name = 'ForbiddenError';
+  }
+}
+
 /** The named thing does not exist (404). */
 export class NotFoundError extends HttpError {
   constructor(message: string) {

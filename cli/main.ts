@@ -23,6 +23,7 @@ import { registerProjects } from './commands/projects.ts';
 import { registerCodecServer } from './commands/codec-server.ts';
 import { registerValidate } from './commands/validate.ts';
 import { registerDeployAgent } from './commands/deploy-agent.ts';
+import { registerTokens } from './commands/tokens.ts';
 
 const program = new Command('harmonia-ci')
   .description('Nix continuous integration on durable Temporal workflows')
@@ -52,6 +53,7 @@ const registrations: Array<(program: Command) => void> = [
   registerCodecServer,
   registerValidate,
   registerDeployAgent,
+  registerTokens,
 ];
 for (const register of registrations) register(program);
 

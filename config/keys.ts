@@ -22,6 +22,7 @@ export const SERVER_KEYS: ReadonlyArray<readonly [key: string, kind: KeyKind]> =
   ['api.host', 'string'],
   ['api.port', 'integer'],
   ['api.public-url', 'string'],
+  ['api.cookie-secret-file', 'path'],
   ['cache.url', 'location'],
   ['cache.signing-key-file', 'path'],
   ['cache.public-keys', 'list'],
@@ -63,6 +64,14 @@ export const SERVER_KEYS: ReadonlyArray<readonly [key: string, kind: KeyKind]> =
   // A list of tables has no flat form: in the environment it is JSON, `[{"project": …, "agent-url": …}]`.
   ['deployments', 'json'],
   ['notifications', 'json'],
+  ['auth.admins', 'list'],
+  ['auth.permission-ttl', 'duration'],
+  ['auth.github.url', 'string'],
+  ['auth.github.client-id', 'string'],
+  ['auth.github.client-secret-file', 'path'],
+  ['auth.gitea.url', 'string'],
+  ['auth.gitea.client-id', 'string'],
+  ['auth.gitea.client-secret-file', 'path'],
 ];
 
 /** Conventional variable names accepted as well, weaker than the `HARMONIA_CI_` form. */

@@ -27,6 +27,8 @@ const SYSTEM = /^[a-z0-9_]+-[a-z0-9_]+$/;
 const FEATURE = /^[A-Za-z0-9_.+-]+$/;
 const PUBLIC_KEY = /^[^:\s]+:[A-Za-z0-9+/]{43}=$/;
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):\d{1,5}$/;
+// A person on a forge: the forge is part of the name, since logins are only unique within one forge.
+const FORGE_USER = /^(github|gitea):[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 /** A public key that also decodes to the 32 bytes of an Ed25519 key, with the decoder's reason when it does not. */
 const publicKey = matching(PUBLIC_KEY, 'a Nix public key "name:base64"').superRefine((value, ctx) => {
@@ -79,6 +81,15 @@ const github = z
     }
   });
 
+/** An OAuth application registered on a forge, whose users may log in to the dashboard. */
+const oauthApp = (forge: string, defaultUrl?: string) =>
+  z.strictObject({
+    // Where the browser is sent to authorize: the forge's web address, not its API.
+    url: defaultUrl ? url(['http', 'https']).default(defaultUrl) : url(['http', 'https']).optional(),
+    'client-id': text('the OAuth application\'s client id'),
+    'client-secret-file': secretFile(`auth.${forge}.client-secret-file`),
+  });
+
 const gitea = z.strictObject({
   url: url(['http', 'https']),
   'token-file': secretFile('forges.gitea.token-file'),
@@ -120,6 +131,8 @@ export function serverConfigSchema(context: DefaultsContext) {
           host: text('a host name or IP address').default('127.0.0.1'),
           port: integer(0, 65535).default(8080),
           'public-url': url(['http', 'https']).optional(),
+          // Signs and encrypts the login cookie; at least 32 characters.
+          'cookie-secret-file': secretFile('api.cookie-secret-file').optional(),
         })
         .prefault({}),
       cache: z
@@ -178,6 +191,16 @@ export function serverConfigSchema(context: DefaultsContext) {
         })
         .prefault({}),
       forges: z.strictObject({ github: github.optional(), gitea: gitea.optional() }).prefault({}),
+      auth: z
+        .strictObject({
+          // Operators: every right on every project, and the nodes.
+          admins: list(FORGE_USER, 'a forge user such as "github:alice" or "gitea:bob"').default([]),
+          // How long a person's permission on a repository, as the forge reported it, is trusted.
+          'permission-ttl': duration().prefault('5m'),
+          github: oauthApp('github', 'https://github.com').optional(),
+          gitea: oauthApp('gitea').optional(),
+        })
+        .prefault({}),
       projects: z
         .strictObject({
           'scheduling-shares': integer(1).default(100),

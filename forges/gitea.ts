@@ -62,15 +62,20 @@ export function createGiteaClient(options: GiteaOptions): ForgeClient & { webhoo
     },
 
     async canPush(repo, user) {
+      return ['write', 'admin'].includes(await this.permission(repo, user));
+    },
+
+    async permission(repo, user) {
       try {
         const { data } = await forgeRequest<{ permission: string }>(
           http,
           'GET',
           `${repoPath(repo)}/collaborators/${encodeURIComponent(user)}/permission`,
         );
-        return ['owner', 'admin', 'write'].includes(data.permission);
+        if (data.permission === 'owner' || data.permission === 'admin') return 'admin';
+        return data.permission === 'write' || data.permission === 'read' ? data.permission : 'none';
       } catch (error) {
-        if (error instanceof ForgeRequestError && (error.status === 404 || error.status === 403)) return false;
+        if (error instanceof ForgeRequestError && (error.status === 404 || error.status === 403)) return 'none';
         throw error;
       }
     },

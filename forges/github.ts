@@ -119,15 +119,20 @@ export function createGitHubClient(options: GitHubOptions): ForgeClient {
     },
 
     async canPush(repo, user) {
+      return ['write', 'admin'].includes(await this.permission(repo, user));
+    },
+
+    async permission(repo, user) {
       try {
         const { data } = await forgeRequest<{ permission: string }>(
           await forRepo(repo),
           'GET',
           `${repoPath(repo)}/collaborators/${path(user)}/permission`,
         );
-        return data.permission === 'admin' || data.permission === 'write';
+        // GitHub folds maintain into write and triage into read in `permission`.
+        return data.permission === 'admin' || data.permission === 'write' || data.permission === 'read' ? data.permission : 'none';
       } catch (error) {
-        if (error instanceof ForgeRequestError && error.status === 404) return false;
+        if (error instanceof ForgeRequestError && error.status === 404) return 'none';
         throw error;
       }
     },

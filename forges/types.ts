@@ -68,12 +68,17 @@ export interface PullRequestHead {
 }
 
 /** One forge's API, as the webhook dispatcher, the status reporter and the project commands use it. */
+/** A person's right on a repository: none < read < write < admin. */
+export type RepoPermission = 'none' | 'read' | 'write' | 'admin';
+
 export interface ForgeClient {
   readonly kind: ForgeKind;
   setStatus(repo: RepositoryRef, sha: string, status: CommitStatus): Promise<void>;
   pullRequest(repo: RepositoryRef, number: number): Promise<PullRequestHead>;
   /** Whether `user` may push to the repository (what PR trust calls a collaborator). */
   canPush(repo: RepositoryRef, user: string): Promise<boolean>;
+  /** `user`'s permission on the repository, as the forge's collaborator permission reports it. */
+  permission(repo: RepositoryRef, user: string): Promise<RepoPermission>;
   /** The tree hash of a commit, for tree-hash dedup; undefined when the forge does not know the commit. */
   commitTree(repo: RepositoryRef, sha: string): Promise<string | undefined>;
   branchHead(repo: RepositoryRef, branch: string): Promise<{ sha: string; treeHash?: string }>;

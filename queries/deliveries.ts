@@ -18,7 +18,10 @@ export interface ParkedDelivery {
 }
 
 /** Parked deliveries, newest first, optionally of one project. */
-export async function listParkedDeliveries(pool: Pool, options: { project?: string | undefined; limit?: number } = {}): Promise<ParkedDelivery[]> {
+export async function listParkedDeliveries(
+  pool: Pool,
+  options: { project?: string | undefined; limit?: number; hidden?: readonly string[] | undefined } = {},
+): Promise<ParkedDelivery[]> {
   const { rows } = await pool.query<{
     id: number;
     forge: string;
@@ -33,9 +36,9 @@ export async function listParkedDeliveries(pool: Pool, options: { project?: stri
   }>(
     `SELECT d.id, d.forge, d.delivery_id, d.event, p.name AS project, d.ref, d.failures, d.outcome, d.created_at, d.finished_at
        FROM forge_deliveries d JOIN projects p ON p.id = d.project_id
-      WHERE d.status = 'parked' AND ($1::text IS NULL OR p.name = $1)
+      WHERE d.status = 'parked' AND ($1::text IS NULL OR p.name = $1) AND NOT (p.name = ANY($3::text[]))
       ORDER BY d.finished_at DESC, d.id DESC LIMIT $2`,
-    [options.project ?? null, options.limit ?? 50],
+    [options.project ?? null, options.limit ?? 50, options.hidden ?? []],
   );
   return rows.map((row) => ({
     id: String(row.id),

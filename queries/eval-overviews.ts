@@ -90,6 +90,8 @@ export interface EvalPageQuery {
   /** Evals older than this one (keyset pagination: stable while new evals arrive). */
   before?: string | undefined;
   project?: string | undefined;
+  /** Projects to leave out: the private ones the reader may not see. */
+  hidden?: readonly string[] | undefined;
 }
 
 export interface EvalPage {
@@ -104,9 +106,10 @@ export async function listEvalPage(pool: Pool, query: EvalPageQuery): Promise<Ev
     `${OVERVIEW_SELECT}
       WHERE ($1::text IS NULL OR p.name = $1)
         AND ($2::bigint IS NULL OR (ev.created_at, ev.id) < (SELECT e.created_at, e.id FROM evaluations e WHERE e.id = $2))
+        AND NOT (p.name = ANY($4::text[]))
       ORDER BY ev.created_at DESC, ev.id DESC
       LIMIT $3`,
-    [query.project ?? null, query.before ?? null, query.limit + 1],
+    [query.project ?? null, query.before ?? null, query.limit + 1, query.hidden ?? []],
   );
   const page = rows.slice(0, query.limit);
   const next = rows.length > query.limit ? String(page.at(-1)!.id) : null;

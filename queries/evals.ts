@@ -105,6 +105,8 @@ export interface EvalFilter {
   project?: string | undefined;
   ref?: string | undefined;
   commit?: string | undefined;
+  /** Projects to leave out: the private ones the reader may not see. */
+  hidden?: readonly string[] | undefined;
 }
 
 /** Newest evals first, optionally of one project, ref and commit. */
@@ -112,9 +114,10 @@ export async function listEvals(pool: Pool, filter: EvalFilter): Promise<EvalSum
   const { rows } = await pool.query<SummaryColumns>(
     `${EVAL_SELECT}
       WHERE ($1::text IS NULL OR p.name = $1) AND ($2::text IS NULL OR ev.ref = $2) AND ($3::text IS NULL OR ev.commit_sha = $3)
+        AND NOT (p.name = ANY($5::text[]))
       ORDER BY ev.created_at DESC, ev.id DESC
       LIMIT $4`,
-    [filter.project ?? null, filter.ref ?? null, filter.commit ?? null, filter.limit],
+    [filter.project ?? null, filter.ref ?? null, filter.commit ?? null, filter.limit, filter.hidden ?? []],
   );
   return rows.map(toEvalSummary);
 }

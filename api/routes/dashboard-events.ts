@@ -135,7 +135,8 @@ export async function dashboardEventRoutes(app: FastifyInstance, options: Dashbo
     { schema: { querystring: versionQuery, response: streamResponse } },
     async (request, reply) => {
       const { id } = request.params;
-      if (!/^\d{1,18}$/.test(id) || !(await readEvalVersion(app.db, id))) throw new NotFoundError(`no eval ${id}`);
+      const overview = /^\d{1,18}$/.test(id) ? await readEvalOverview(app.db, id) : undefined;
+      if (!overview || !(await app.access.visibility(request)).project(overview.project)) throw new NotFoundError(`no eval ${id}`);
       const all = request.query.all === '1';
       streams.start(request, reply, (known) => evalPoll(app, id, parseEvalVersion(known), { temporalUi, all }));
     },
@@ -147,7 +148,7 @@ export async function dashboardEventRoutes(app: FastifyInstance, options: Dashbo
     { schema: { querystring: versionQuery, response: streamResponse } },
     async (request, reply) => {
       const drvPath = await resolveBuildKey(app.db, request.params.id);
-      if (!drvPath) throw new NotFoundError(`no build ${request.params.id}`);
+      if (!drvPath || !(await app.access.derivationVisible(request, drvPath))) throw new NotFoundError(`no build ${request.params.id}`);
       streams.start(request, reply, (known) => buildPoll(app, drvPath, known, { ...options, liveUrl: request.url }));
     },
   );

@@ -4,7 +4,7 @@
  * live parts follow the event streams of api/routes/dashboard-events.ts. The JSON twins are the
  * operator routes under `/api/` (api/routes/ops.ts).
  */
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CacheBackend } from '../../cache/types.ts';
 import { FINAL_BUILD_STATUSES } from '../../workflows/types.ts';
 import {
@@ -21,12 +21,17 @@ import {
 } from '../../queries/index.ts';
 import { EventStreams } from '../dashboard/event-stream.ts';
 import { evalFinished } from '../dashboard/state.ts';
+import type { ServerConfig } from '../../config/types.ts';
+import { includes } from '../../access/rights.ts';
+import { accountView } from '../auth/account.ts';
+import { renderActions, type ActionButton } from '../views/actions.ts';
+import { REBUILDABLE } from './actions.ts';
 import { errorResponses } from '../error-handler.ts';
 import { renderBuildBody } from '../views/build.ts';
 import { renderEvalBody } from '../views/evals.ts';
 import { projectHref, type TemporalUi } from '../views/format.ts';
 import { html, type SafeHtml } from '../views/html.ts';
-import { renderPage } from '../views/layout.ts';
+import { renderPage, type AccountView } from '../views/layout.ts';
 import { renderProjectBody, renderProjectsBody } from '../views/projects.ts';
 import { renderDeploymentsPanel } from '../views/deployments.ts';
 import { listProjectDeployments } from '../../queries/deployments.ts';
@@ -34,6 +39,7 @@ import { liveScript, relativeTimeScript } from '../views/scripts.ts';
 import { dashboardEventRoutes } from './dashboard-events.ts';
 
 export interface DashboardRouteOptions {
+  config: ServerConfig;
   temporalUi?: TemporalUi | undefined;
   /** The binary cache, to link a build's full log when it is there. */
   cache?: CacheBackend | null | undefined;
@@ -44,8 +50,17 @@ const htmlResponse = { 200: { content: { 'text/html': { schema: { type: 'string'
 export const EVALS_PER_PAGE = 30;
 
 /** Sends a complete dashboard page with its scripts. */
-export function sendPage(reply: FastifyReply, options: { title: string; body: SafeHtml; temporalUi?: TemporalUi | undefined; status?: number }): FastifyReply {
-  const page = renderPage({ title: options.title, temporalUiUrl: options.temporalUi?.url, body: options.body, script: html`${relativeTimeScript}${liveScript}` });
+export function sendPage(
+  reply: FastifyReply,
+  options: { title: string; body: SafeHtml; temporalUi?: TemporalUi | undefined; status?: number; account?: AccountView | undefined },
+): FastifyReply {
+  const page = renderPage({
+    title: options.title,
+    temporalUiUrl: options.temporalUi?.url,
+    body: options.body,
+    script: html`${relativeTimeScript}${liveScript}`,
+    account: options.account,
+  });
   return reply
     .code(options.status ?? 200)
     .type('text/html; charset=utf-8')
@@ -58,9 +73,16 @@ function notFound(reply: FastifyReply, what: string, temporalUi: TemporalUi | un
   return sendPage(reply, { title: 'Not found · harmonia-ci', body, temporalUi, status: 404 });
 }
 
+/** The buttons a logged-in person with write access on `project` may press; nothing for anyone else. */
+async function actionsFor(request: FastifyRequest, project: string, buttons: ActionButton[], account: AccountView | undefined): Promise<SafeHtml | null> {
+  if (!account || !('csrf' in account)) return null;
+  if (!includes(await request.server.access.permissionOnProject(request, project), 'write')) return null;
+  return renderActions(buttons, account.csrf);
+}
+
 /** Registers the dashboard pages and their event streams. */
 export async function dashboardRoutes(app: FastifyInstance, options: DashboardRouteOptions): Promise<void> {
-  const { temporalUi, cache } = options;
+  const { temporalUi, cache, config } = options;
   const streams = new EventStreams(app.log);
   app.addHook('preClose', async () => streams.closeAll());
   await app.register(dashboardEventRoutes, { temporalUi, cache, streams });
@@ -79,12 +101,19 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardRo
       // The version first: anything that changes after it reaches the page through the stream.
       const version = /^\d{1,18}$/.test(id) ? await readEvalVersion(app.db, id) : undefined;
       const overview = version ? await readEvalOverview(app.db, id) : undefined;
-      if (!version || !overview) return notFound(reply, `eval ${id}`, temporalUi);
+      if (!version || !overview || !(await app.access.visibility(request)).project(overview.project)) return notFound(reply, `eval ${id}`, temporalUi);
       const jobs = await readEvalJobs(app.db, id);
       const all = request.query.all === '1';
       const liveUrl = evalFinished(overview) ? undefined : `/ci/evals/${id}/events?v=${encodeURIComponent(evalVersionKey(version))}${all ? '&all=1' : ''}`;
-      const body = renderEvalBody(overview, jobs, { temporalUi, all, liveUrl });
-      return sendPage(reply, { title: `Eval #${id} · ${overview.project} · harmonia-ci`, body, temporalUi });
+      const buttons: ActionButton[] = [
+        ...(evalFinished(overview) ? [] : [{ action: `/api/evals/${id}/cancel`, label: 'Cancel' }]),
+        { action: `/api/evals/${id}/rebuild-failed`, label: 'Rebuild failed' },
+        { action: `/api/evals/${id}/re-evaluate`, label: 'Re-evaluate' },
+      ];
+      const account = accountView(request, reply, config);
+      const actions = await actionsFor(request, overview.project, buttons, account);
+      const body = html`${actions}${renderEvalBody(overview, jobs, { temporalUi, all, liveUrl })}`;
+      return sendPage(reply, { title: `Eval #${id} · ${overview.project} · harmonia-ci`, body, temporalUi, account });
     },
   );
 
@@ -98,20 +127,29 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardRo
     },
     async (request, reply) => {
       const page = await readBuildPage(app.db, request.params.id);
-      if (!page) return notFound(reply, `build ${request.params.id}`, temporalUi);
+      if (!page || !(await app.access.derivationVisible(request, page.drvPath))) return notFound(reply, `build ${request.params.id}`, temporalUi);
       const version = await readBuildLogVersion(app.db, page.drvPath);
       const running = page.build !== null && !FINAL_BUILD_STATUSES.includes(page.build.status);
       const hash = page.drvPath.slice(page.drvPath.lastIndexOf('/') + 1, page.drvPath.lastIndexOf('/') + 33);
       const liveUrl = running ? `/ci/builds/${hash}/log/events?v=${encodeURIComponent(`${version.buildChangedAt ?? ''}|${version.logChangedAt ?? ''}`)}` : undefined;
-      const body = renderBuildBody(page, { temporalUi, liveUrl, fullLogHref: await fullLogHref(cache, page) });
-      return sendPage(reply, { title: `${page.name} · build · harmonia-ci`, body, temporalUi });
+      const status = page.build?.status;
+      const buttons: ActionButton[] = [
+        ...(status && (REBUILDABLE.includes(status) || status === 'dep-failed') ? [{ action: `/api/builds/${hash}/rebuild`, label: 'Rebuild' }] : []),
+        ...(status === 'pending' ? [{ action: `/api/builds/${hash}/cancel`, label: 'Cancel' }] : []),
+      ];
+      const account = accountView(request, reply, config);
+      const latest = page.evals[0]?.project;
+      const actions = latest ? await actionsFor(request, latest, buttons, account) : null;
+      const body = html`${actions}${renderBuildBody(page, { temporalUi, liveUrl, fullLogHref: await fullLogHref(cache, page) })}`;
+      return sendPage(reply, { title: `${page.name} · build · harmonia-ci`, body, temporalUi, account });
     },
   );
 
   // Every project with its newest eval.
-  app.get('/ci/projects', { schema: { response: htmlResponse } }, async (_request, reply) => {
-    const body = renderProjectsBody(await listProjects(app.db));
-    return sendPage(reply, { title: 'Projects · harmonia-ci', body, temporalUi });
+  app.get('/ci/projects', { schema: { response: htmlResponse } }, async (request, reply) => {
+    const visible = await app.access.visibility(request);
+    const body = renderProjectsBody((await listProjects(app.db)).filter((p) => visible.project(p.name)));
+    return sendPage(reply, { title: 'Projects · harmonia-ci', body, temporalUi, account: accountView(request, reply, config) });
   });
 
   // Project names hold a slash (`owner/repo`): the rest of the path is the name, encoded or not.
@@ -127,7 +165,7 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardRo
     async (request, reply) => {
       const name = request.params['*'].replace(/\/+$/, '');
       if (name === '') return reply.redirect('/ci/projects', 302);
-      const project = await readProjectPage(app.db, name);
+      const project = (await app.access.visibility(request)).project(name) ? await readProjectPage(app.db, name) : undefined;
       if (!project) return notFound(reply, `project ${name}`, temporalUi);
       const evals = await listEvalPage(app.db, { limit: EVALS_PER_PAGE, project: name, before: request.query.before });
       const base = projectHref(name);
@@ -135,7 +173,7 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardRo
         href: (before) => `${base}?before=${encodeURIComponent(before)}`,
         newest: request.query.before ? base : null,
       })}${renderDeploymentsPanel(await listProjectDeployments(app.db, name))}`;
-      return sendPage(reply, { title: `${name} · harmonia-ci`, body, temporalUi });
+      return sendPage(reply, { title: `${name} · harmonia-ci`, body, temporalUi, account: accountView(request, reply, config) });
     },
   );
 }

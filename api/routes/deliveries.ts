@@ -41,6 +41,9 @@ export async function deliveryRoutes(app: FastifyInstance): Promise<void> {
         },
       },
     },
-    async (request) => listParkedDeliveries(app.db, { project: request.query.project, limit: request.query.limit ?? 50 }),
+    async (request) => {
+      const { hidden } = await app.access.visibility(request);
+      return listParkedDeliveries(app.db, { project: request.query.project, limit: request.query.limit ?? 50, hidden });
+    },
   );
 }

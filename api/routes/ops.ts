@@ -135,7 +135,7 @@ export async function opsRoutes(app: FastifyInstance): Promise<void> {
         response: { 200: { type: 'array', items: evalSchema }, ...errorResponses },
       },
     },
-    async (request) => listEvals(app.db, request.query),
+    async (request) => listEvals(app.db, { ...request.query, hidden: (await app.access.visibility(request)).hidden }),
   );
 
   app.get<{ Params: { id: string } }>(
@@ -149,7 +149,7 @@ export async function opsRoutes(app: FastifyInstance): Promise<void> {
     },
     async (request) => {
       const detail = await readEval(app.db, request.params.id);
-      if (!detail) throw new NotFoundError(`no eval ${request.params.id}`);
+      if (!detail || !(await app.access.visibility(request)).project(detail.project)) throw new NotFoundError(`no eval ${request.params.id}`);
       return detail;
     },
   );
@@ -165,7 +165,7 @@ export async function opsRoutes(app: FastifyInstance): Promise<void> {
     },
     async (request) => {
       const build = await readBuild(app.db, hashOf(request.params.build));
-      if (!build) throw new NotFoundError(`no build of ${request.params.build}`);
+      if (!build || !(await app.access.derivationVisible(request, build.drvPath))) throw new NotFoundError(`no build of ${request.params.build}`);
       return build;
     },
   );
@@ -181,7 +181,7 @@ export async function opsRoutes(app: FastifyInstance): Promise<void> {
     },
     async (request, reply) => {
       const log = await readBuildLog(app.db, hashOf(request.params.build));
-      if (!log) throw new NotFoundError(`no build of ${request.params.build}`);
+      if (!log || !(await app.access.derivationVisible(request, log.drvPath))) throw new NotFoundError(`no build of ${request.params.build}`);
       return reply.header('cache-control', 'no-store').send(log);
     },
   );

@@ -3,7 +3,10 @@
  * projects, with their PR trust, shares and poll interval. The same operations as
  * `harmonia-ci projects list|sync|enable|disable`.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { writeAudit } from '../auth/audit.ts';
+import { principalName, type Principal } from '../auth/principal.ts';
+import { csrfGuard } from '../auth/sessions.ts';
 import type { ServerConfig } from '../../config/types.ts';
 import { parseDuration } from '../../config/units.ts';
 import { ForgeNotConfiguredError, ProjectError } from '../../forges/errors.ts';
@@ -76,23 +79,36 @@ export async function projectRoutes(app: FastifyInstance, { config, forges }: Pr
   app.get(
     '/api/projects',
     { schema: { description: 'Known repositories and their projects.', response: { 200: { type: 'array', items: listingSchema }, ...errorResponses } } },
-    async () => listRepositories(app.db),
+    async (request) => {
+      const visible = await app.access.visibility(request);
+      return (await listRepositories(app.db)).filter((r) => {
+        const [owner = '', name = ''] = r.repository.split('/');
+        return visible.repository({ forge: r.forge, owner, name });
+      });
+    },
   );
 
   app.post(
     '/api/projects/sync',
     {
+      preHandler: csrfGuard,
       schema: {
-        description: 'Discover the repositories the configured forges grant access to.',
+        description: 'Discover the repositories the configured forges grant access to (operators).',
         response: { 200: { type: 'object', required: ['discovered'], properties: { discovered: { type: 'integer' } } }, ...errorResponses },
       },
     },
-    async () => ({ discovered: await userErrors(() => syncRepositories(deps())) }),
+    async (request) => {
+      const principal = app.access.requireOperator(request);
+      const discovered = await userErrors(() => syncRepositories(deps()));
+      await audit(request, principal, { action: 'projects.sync', target: 'forges', outcome: `${discovered} discovered` });
+      return { discovered };
+    },
   );
 
   app.post<{ Params: { owner: string; repo: string }; Body: EnableBody | undefined }>(
     '/api/projects/:owner/:repo/enable',
     {
+      preHandler: csrfGuard,
       // Enables (or updates) the project of a repository.
       schema: {
         params: repoParams,
@@ -112,6 +128,8 @@ export async function projectRoutes(app: FastifyInstance, { config, forges }: Pr
     },
     async (request) => {
       const body = request.body ?? {};
+      const repository = { owner: request.params.owner, name: request.params.repo, forge: body.forge };
+      const principal = await app.access.requireOnRepository(request, repository, 'admin');
       const project = await userErrors(() =>
         enableProject(deps(), {
           repository: `${request.params.owner}/${request.params.repo}`,
@@ -122,6 +140,7 @@ export async function projectRoutes(app: FastifyInstance, { config, forges }: Pr
           ...(body.pollInterval === undefined ? {} : { pollIntervalMs: pollInterval(body.pollInterval) }),
         }),
       );
+      await audit(request, principal, { action: 'project.enable', target: `${project.owner}/${project.name}`, project: project.projectName, outcome: JSON.stringify(body) });
       return describe(project);
     },
   );
@@ -129,9 +148,17 @@ export async function projectRoutes(app: FastifyInstance, { config, forges }: Pr
   app.post<{ Params: { owner: string; repo: string } }>(
     '/api/projects/:owner/:repo/disable',
     // Disables the project of a repository.
-    { schema: { params: repoParams, response: { 200: projectSchema, ...errorResponses } } },
-    async (request) => describe(await userErrors(() => disableProject(deps(), `${request.params.owner}/${request.params.repo}`))),
+    { schema: { params: repoParams, response: { 200: projectSchema, ...errorResponses } }, preHandler: csrfGuard },
+    async (request) => {
+      const principal = await app.access.requireOnRepository(request, { owner: request.params.owner, name: request.params.repo }, 'admin');
+      const project = await userErrors(() => disableProject(deps(), `${request.params.owner}/${request.params.repo}`));
+      await audit(request, principal, { action: 'project.disable', target: `${project.owner}/${project.name}`, project: project.projectName, outcome: 'ok' });
+      return describe(project);
+    },
   );
+
+  const audit = (request: FastifyRequest, principal: Principal, entry: { action: string; target: string; project?: string | null; outcome: string }) =>
+    writeAudit(app.db, request, { actor: principalName(principal), via: principal.via, ...entry });
 }
 
 function pollInterval(value: string | null): number | null {

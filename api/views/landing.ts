@@ -3,7 +3,7 @@ import type { EvalPage, ParkedDelivery } from '../../queries/index.ts';
 import { renderEvalList } from './evals.ts';
 import { firstLine, projectHref, refLabel, timeAgo } from './format.ts';
 import { html, raw, type SafeHtml } from './html.ts';
-import { renderPage } from './layout.ts';
+import { renderPage, type AccountView } from './layout.ts';
 import { pager } from './projects.ts';
 import { relativeTimeScript } from './scripts.ts';
 
@@ -59,6 +59,7 @@ export interface LandingOptions {
   newest: string | null;
   /** Webhook deliveries the dispatcher gave up on: shown above everything while there are any. */
   parked: ParkedDelivery[];
+  account?: AccountView | undefined;
 }
 
 /** The parked webhook deliveries: pushes that never became an eval, with the reason. */
@@ -86,7 +87,7 @@ function renderParked(parked: ParkedDelivery[]): SafeHtml | null {
 }
 
 /** Renders the landing page: recent evals across projects, and the components panel (from /healthz). */
-export function renderLandingPage({ temporalUiUrl, evals, newest, parked }: LandingOptions): string {
+export function renderLandingPage({ temporalUiUrl, evals, newest, parked, account }: LandingOptions): string {
   const temporal = temporalUiUrl
     ? html`Workflows, their histories and search attributes are browsable in the
         <a href="${temporalUiUrl}" rel="noopener">Temporal Web UI</a>.`
@@ -102,5 +103,5 @@ export function renderLandingPage({ temporalUiUrl, evals, newest, parked }: Land
   <p class="lead"><small id="checked"></small> <small>${temporal}</small></p>
   <noscript><p class="lead">Scripts are off: read <a href="/healthz">/healthz</a> directly.</p></noscript>
 </section>`;
-  return renderPage({ title: 'harmonia-ci', temporalUiUrl, body, script: html`${componentsScript}${relativeTimeScript}` });
+  return renderPage({ title: 'harmonia-ci', temporalUiUrl, body, script: html`${componentsScript}${relativeTimeScript}`, account });
 }

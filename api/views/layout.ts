@@ -2,16 +2,28 @@
 import { html, type SafeHtml } from './html.ts';
 import { stylesheet } from './styles.ts';
 
+/** The header's account part: who is logged in (with a CSRF token for logout), or where to log in. */
+export type AccountView = { login: string; csrf: string } | { loginWith: readonly string[] };
+
+function accountLinks(account: AccountView | undefined): SafeHtml | null {
+  if (!account) return null;
+  if ('login' in account) {
+    return html`<form class="account" method="post" action="/auth/logout"><span>${account.login}</span><input type="hidden" name="_csrf" value="${account.csrf}"><button type="submit">Log out</button></form>`;
+  }
+  return html`${account.loginWith.map((forge) => html`<a href="/auth/${forge}/login">Log in with ${forge === 'github' ? 'GitHub' : 'Gitea'}</a>`)}`;
+}
+
 export interface PageOptions {
   title: string;
   /** Absolute URL of the Temporal Web UI, shown in the header when known. */
   temporalUiUrl?: string | undefined;
   body: SafeHtml;
   script?: SafeHtml;
+  account?: AccountView | undefined;
 }
 
 /** Renders a complete HTML document around `body`. */
-export function renderPage({ title, temporalUiUrl, body, script }: PageOptions): string {
+export function renderPage({ title, temporalUiUrl, body, script, account }: PageOptions): string {
   const temporalLink = temporalUiUrl ? html`<a href="${temporalUiUrl}" rel="noopener">Temporal Web UI</a>` : null;
   return html`<!doctype html>
 <html lang="en">
@@ -25,7 +37,7 @@ export function renderPage({ title, temporalUiUrl, body, script }: PageOptions):
 <body>
 <header>
   <h1><a href="/ci/">harmonia-ci</a></h1>
-  <nav><a href="/ci/">Evals</a><a href="/ci/projects">Projects</a>${temporalLink}<a href="/healthz">healthz</a></nav>
+  <nav><a href="/ci/">Evals</a><a href="/ci/projects">Projects</a>${temporalLink}<a href="/healthz">healthz</a>${accountLinks(account)}</nav>
 </header>
 <main>
 ${body}

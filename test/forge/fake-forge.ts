@@ -10,6 +10,7 @@ import { randomBytes, verify, type KeyObject } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { giteaApiViolations } from './gitea-api.ts';
+import { createOAuthServer, type OAuthApp } from './oauth.ts';
 import { githubOpenApiViolations, type CapturedRequest } from './openapi.ts';
 
 export interface FakeRepo {
@@ -19,6 +20,7 @@ export interface FakeRepo {
   /** The local git repository serving as the remote; its file:// URL is the clone URL. */
   dir: string;
   defaultBranch: string;
+  private?: boolean;
 }
 
 export interface Captured extends CapturedRequest {
@@ -45,6 +47,10 @@ export interface FakeForge {
   deployments: Array<{ id: number; repo: string; ref: string; environment: string; statuses: Array<{ state: string; description: string; log_url: string }> }>;
   hooks: Array<{ id: number; repo: string; config: Record<string, string>; events: string[]; active: boolean }>;
   collaborators: Set<string>;
+  /** Permissions by user, as the collaborator permission endpoint reports them; ahead of `collaborators`. */
+  permissions: Map<string, string>;
+  /** Who the OAuth authorize page logs in (the person at the browser), and OAuth requests that broke RFC 6749. */
+  oauthUser: string | undefined;
   /** PR number → author and whether its head is a branch of the same repository. */
   pulls: Map<number, { author: string; sameRepository: boolean }>;
   faults: Fault[];
@@ -58,6 +64,8 @@ export interface FakeForgeOptions {
   token?: string;
   /** A GitHub App: JWTs must verify with `publicKey`, installation tokens are minted per request. */
   app?: { id: number; publicKey: KeyObject; installationId: number };
+  /** An OAuth application people log in with (authorize, access_token, `GET /user`). */
+  oauth?: OAuthApp;
 }
 
 export async function startFakeForge(options: FakeForgeOptions): Promise<FakeForge> {
@@ -71,6 +79,8 @@ export async function startFakeForge(options: FakeForgeOptions): Promise<FakeFor
     deployments: [],
     hooks: [],
     collaborators: new Set(),
+    permissions: new Map(),
+    oauthUser: undefined,
     pulls: new Map(),
     faults: [],
   };
@@ -90,16 +100,21 @@ export async function startFakeForge(options: FakeForgeOptions): Promise<FakeFor
     owner: { login: repo.owner, username: repo.owner },
     clone_url: `file://${repo.dir}`,
     default_branch: repo.defaultBranch,
-    private: false,
+    private: repo.private ?? false,
   });
 
+  // The test sets `oauthUser` on the object returned below, which copies `forge`'s fields.
+  const returned: { forge?: FakeForge } = {};
+  const oauth = options.oauth ? createOAuthServer(options.oauth, () => returned.forge?.oauthUser, forge.violations) : undefined;
+
   const authorized = (path: string, authorization: string | undefined): boolean => {
+    if (path === '/user' && oauth) return oauth.userOf(authorization) !== undefined;
     if (options.app && path.startsWith('/app/')) return verifyJwt(authorization, options.app.id, options.app.publicKey);
     if (options.app) return authorization !== undefined && installationTokens.has(authorization.replace(/^(token|bearer) /i, ''));
     return authorization === `token ${options.token}` || authorization === `Bearer ${options.token}`;
   };
 
-  const answer = (method: string, path: string, body: unknown): [number, unknown] => {
+  const answer = (method: string, path: string, body: unknown, captured: Captured): [number, unknown] => {
     const route = (pattern: string): string[] | undefined => {
       const m = new RegExp(`^${pattern}$`).exec(`${method} ${path}`);
       return m ? m.slice(1).map(decodeURIComponent) : undefined;
@@ -116,6 +131,10 @@ export async function startFakeForge(options: FakeForgeOptions): Promise<FakeFor
       return [200, options.kind === 'github' && path.startsWith('/installation') ? { total_count: list.length, repositories: list } : list];
     }
     if (route('GET /user/orgs')) return [200, []];
+    if (route('GET /user') && oauth) {
+      const login = oauth.userOf(captured.authorization)!;
+      return [200, { id: login.length, login, ...(options.kind === 'gitea' ? { username: login } : { type: 'User' }) }];
+    }
     if (!(m = route('[A-Z]+ /repos/([^/]+)/([^/]+)(/.*)?'))) return [404, { message: 'Not Found' }];
     const repo = repos.get(`${m[0]}/${m[1]}`.toLowerCase());
     if (!repo) return [404, { message: 'Not Found' }];
@@ -152,7 +171,7 @@ export async function startFakeForge(options: FakeForgeOptions): Promise<FakeFor
       return [200, { number: Number(m[0]), user: { login: pr.author }, head: { sha, repo: { id: headRepo }, repo_id: headRepo }, base: { repo: { id: repo.id }, repo_id: repo.id } }];
     }
     if ((m = sub('GET /collaborators/([^/]+)/permission'))) {
-      const permission = forge.collaborators.has(m[0]!) ? 'write' : 'read';
+      const permission = forge.permissions.get(m[0]!) ?? (forge.collaborators.has(m[0]!) ? 'write' : repo.private ? 'none' : 'read');
       return [200, { permission, role_name: permission, user: { login: m[0] } }];
     }
     if ((m = sub('GET /git/commits/([0-9a-f]{40})'))) {
@@ -192,6 +211,8 @@ export async function startFakeForge(options: FakeForgeOptions): Promise<FakeFor
     request.on('end', () => {
       const url = new URL(request.url ?? '/', 'http://localhost');
       const text = Buffer.concat(chunks).toString('utf8');
+      // The browser-facing OAuth pages are not API operations: RFC 6749 rules them.
+      if (oauth && url.pathname.startsWith('/login/oauth/')) return oauth.handle(request, url, text, response);
       const body = text === '' ? undefined : (JSON.parse(text) as unknown);
       const path = url.pathname.startsWith(prefix) ? url.pathname.slice(prefix.length) : url.pathname;
       const method = request.method ?? 'GET';
@@ -210,18 +231,20 @@ export async function startFakeForge(options: FakeForgeOptions): Promise<FakeFor
         fault.times--;
         return send(fault.status, { message: fault.message }, fault.headers);
       }
-      const [status, data] = answer(method, path, body);
+      const [status, data] = answer(method, path, body, captured);
       send(status, data);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  return {
+  const self: FakeForge = {
     ...forge,
     url: `http://127.0.0.1:${port}`,
     addRepo: (repo) => void repos.set(`${repo.owner}/${repo.name}`.toLowerCase(), repo),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+  returned.forge = self;
+  return self;
 }
 
 /** An RS256 JWT from the app: signed with its private key, issued by its id, not expired. */

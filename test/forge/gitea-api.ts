@@ -1,6 +1,6 @@
 /**
  * The part of Gitea's published API (templates/swagger/v1_json.tmpl, `/api/v1`) that harmonia-ci
- * uses: each operation's path, query parameters and body fields, transcribed from the swagger
+ * uses: each operation's path, query parameters and body fields (`GET /user`: userGetCurrent), transcribed from the swagger
  * definitions (CreateStatusOption, CreateHookOption, EditHookOption, CommitStatusState), so a
  * captured request can be checked against them.
  */
@@ -27,6 +27,7 @@ interface GiteaOperation {
 }
 
 const OPERATIONS: GiteaOperation[] = [
+  { method: 'GET', path: '/user', query: [] },
   { method: 'GET', path: '/user/repos', query: PAGING },
   { method: 'GET', path: '/user/orgs', query: PAGING },
   { method: 'GET', path: '/orgs/{org}/repos', query: PAGING },

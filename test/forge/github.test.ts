@@ -11,7 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { waitForEvalWorkflow, type Pipeline } from '../pipeline/harness.ts';
 import type { FakeForge } from './fake-forge.ts';
 import {
-  adaptRepository, commitJobs, eventually, githubExample, githubSignature, lastStatus as lastStatusOn, setRef, startGitHubStack, type GitHubStack, type TestRepository,
+  adaptRepository, commitJobs, eventually, githubExample, githubSignature, lastStatus as lastStatusOn, maintainerHeaders, setRef, startGitHubStack, type GitHubStack, type TestRepository,
 } from './support.ts';
 
 describe('GitHub: webhooks to commit statuses', () => {
@@ -70,7 +70,8 @@ describe('GitHub: webhooks to commit statuses', () => {
       const { rows } = await pipeline.db.pool.query('SELECT clone_url, forge_installation_id FROM repositories WHERE name = $1', [repo.name]);
       return rows[0];
     });
-    const enabled = await app.inject({ method: 'POST', url: `/api/projects/${repo.owner}/${repo.name}/enable`, payload: { prTrust: 'collaborators' } });
+    const headers = await maintainerHeaders(pipeline.db.pool, fake, 'github');
+    const enabled = await app.inject({ method: 'POST', url: `/api/projects/${repo.owner}/${repo.name}/enable`, headers, payload: { prTrust: 'collaborators' } });
     assert.equal(enabled.statusCode, 200, enabled.body);
     assert.deepEqual(enabled.json(), {
       project: 'octo-org/hello-flake', repository: 'octo-org/hello-flake', forge: 'github', enabled: true, prTrust: 'collaborators', pollIntervalSeconds: null,

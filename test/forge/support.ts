@@ -11,7 +11,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import type { Pool } from 'pg';
 import { buildApp } from '../../api/app.ts';
+import { createToken } from '../../access/tokens.ts';
 import { createLogger } from '../../lib/log.ts';
 import { startPipeline, type Pipeline } from '../pipeline/harness.ts';
 import { startFakeForge, type FakeForge } from './fake-forge.ts';
@@ -244,6 +246,16 @@ export async function startGitHubStack(options: { env?: Record<string, string>; 
   };
 }
 
+/**
+ * `Authorization` of an API token acting for a person the fake forge reports as admin of every
+ * repository: what changing a project needs.
+ */
+export async function maintainerHeaders(pool: Pool, fake: FakeForge, forge: 'github' | 'gitea'): Promise<Record<string, string>> {
+  fake.permissions.set('ci-maintainer', 'admin');
+  const { token } = await createToken(pool, { forge, login: 'ci-maintainer', scope: 'admin', expiresAt: null });
+  return { authorization: `Bearer ${token}` };
+}
+
 /** Installs the app (GitHub's `installation created`), waits for the repository, and enables it as a project. */
 export async function enableRepository(stack: GitHubStack): Promise<void> {
   const { app, repo, pipeline } = stack;
@@ -253,7 +265,8 @@ export async function enableRepository(stack: GitHubStack): Promise<void> {
     const { rows } = await pipeline.db.pool.query('SELECT 1 FROM repositories WHERE name = $1', [repo.name]);
     return rows[0];
   });
-  const enabled = await app.inject({ method: 'POST', url: `/api/projects/${repo.owner}/${repo.name}/enable`, payload: { prTrust: 'collaborators' } });
+  const headers = await maintainerHeaders(pipeline.db.pool, stack.fake, 'github');
+  const enabled = await app.inject({ method: 'POST', url: `/api/projects/${repo.owner}/${repo.name}/enable`, headers, payload: { prTrust: 'collaborators' } });
   if (enabled.statusCode !== 200) throw new Error(`enabling ${repo.owner}/${repo.name} was answered ${enabled.statusCode}: ${enabled.body}`);
 }
 
