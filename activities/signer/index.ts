@@ -127,27 +127,27 @@ export function createSignerActivities(deps: SignerDeps): SignerActivities {
     }
     const body = atFinalName ? (await backend.get(spec.key))?.body : await backend.readStaged(spec);
     if (!body) throw ApplicationFailure.nonRetryable(`the NAR of ${output.path} vanished from ${backend.description} while it was being verified`, UPLOAD_MISSING);
-    const refuse = async (reason: string): Promise<never> => {
+    // Nothing refused stays staged; an object at its final name was verified when it was put there.
+    const refuse = async (failure: ApplicationFailure): Promise<never> => {
       if (!atFinalName) await backend.discardUpload(spec);
-      throw rejected(reason);
+      throw failure;
     };
     let found: Inspection;
     try {
       found = await inspectUpload(body, { candidates: output.references, maxNarSize: output.narSize, ...(expectation?.fixed ? { fixed: expectation.fixed } : {}) });
     } catch (error) {
       if (!(error instanceof InspectionError)) throw error;
-      return refuse(`the upload for ${output.path} is refused: ${error.message}`);
+      return refuse(rejected(`the upload for ${output.path} is refused: ${error.message}`));
     }
     const reason = await mismatch(staged, output, found, expectation);
-    if (reason) return refuse(reason);
+    if (reason) return refuse(rejected(reason));
     let ca: string | undefined;
     if (!expectation) {
       // A `.drv` or a source is signed only once its path is shown to be what its contents address.
       try {
         ca = contentAddressOf(output.path, found, output.references);
       } catch (error) {
-        if (!atFinalName) await backend.discardUpload(spec);
-        throw ApplicationFailure.nonRetryable((error as Error).message, CLOSURE_REFUSED);
+        return refuse(ApplicationFailure.nonRetryable((error as Error).message, CLOSURE_REFUSED));
       }
     }
     stepHeartbeat();

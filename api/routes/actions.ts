@@ -8,19 +8,16 @@
 import type { SignalDefinition } from '@temporalio/common';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { buildHashPart, listEvals, listNodes, readBuild, readEval, type BuildDetail } from '../../queries/index.ts';
-import type { nodeWorkflow } from '../../workflows/node.ts';
 import {
   buildWorkflowId,
   cancelSignal,
-  COORDINATOR_QUEUE,
-  nodeDrainSignal,
-  nodeWorkflowId,
   evalWorkflowId,
   rebuildFailedSignal,
   rebuildSignal,
   reEvaluateSignal,
   refWorkflowId,
 } from '../../workflows/definitions.ts';
+import { signalDrain } from '../../temporal/drain.ts';
 import { writeAudit } from '../auth/audit.ts';
 import { principalName, type Principal } from '../auth/principal.ts';
 import { csrfGuard } from '../auth/sessions.ts';
@@ -133,15 +130,7 @@ export async function actionRoutes(app: FastifyInstance): Promise<void> {
       const principal = app.access.requireOperator(request);
       const name = request.params.node;
       if (!(await listNodes(app.db)).some((n) => n.name === name)) throw new NotFoundError(`no builder named ${name}`);
-      // With start, as `harmonia-ci drain` does: a node whose builder is away must still record the flag.
-      await app.temporal.workflow.signalWithStart<typeof nodeWorkflow, [boolean?]>('nodeWorkflow', {
-        workflowId: nodeWorkflowId(name),
-        taskQueue: COORDINATOR_QUEUE,
-        args: [{ name }],
-        signal: nodeDrainSignal,
-        signalArgs: [draining],
-        staticSummary: `builder ${name}`,
-      });
+      await signalDrain(app.temporal, name, draining);
       const message = draining ? `${name}: draining; running builds finish, no new ones are taken` : `${name}: takes builds again`;
       await writeAudit(app.db, request, { actor: principalName(principal), via: principal.via, action: `node.${path}`, target: name, outcome: message });
       if (String(request.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) return reply.redirect('/ci/', 303);

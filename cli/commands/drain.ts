@@ -5,8 +5,7 @@
  * `temporal workflow signal --workflow-id node/<node> --name drain --input true` (false undoes).
  */
 import type { Command } from 'commander';
-import { COORDINATOR_QUEUE, nodeDrainSignal, nodeWorkflowId } from '../../workflows/definitions.ts';
-import type { nodeWorkflow } from '../../workflows/node.ts';
+import { signalDrain } from '../../temporal/drain.ts';
 import { CliError } from '../errors.ts';
 import { print, withOperator, type OperatorOptions, type OpsReads } from '../operator.ts';
 
@@ -42,15 +41,7 @@ export function registerDrain(program: Command): void {
         }
         const draining = !options.undo;
         const client = await temporal();
-        // With start: a node whose builder is away has no running workflow, and the flag must still be recorded.
-        await client.workflow.signalWithStart<typeof nodeWorkflow, [boolean?]>('nodeWorkflow', {
-          workflowId: nodeWorkflowId(name),
-          taskQueue: COORDINATOR_QUEUE,
-          args: [{ name }],
-          signal: nodeDrainSignal,
-          signalArgs: [draining],
-          staticSummary: `builder ${name}`,
-        });
+        await signalDrain(client, name, draining);
         if (!draining) {
           print(`${name}: takes builds again`);
           return;
