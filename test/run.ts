@@ -60,7 +60,7 @@ async function main(): Promise<number> {
 
     const env = { ...process.env, ...services.env };
     // A test that hangs fails after five minutes instead of holding the whole run.
-    const nodeArgs = ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=300000', ...testOptions, ...files];
+    const nodeArgs = ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${join(PROJECT_ROOT, 'test/helpers/file-times-reporter.mjs')}`, '--test-reporter-destination=stdout', '--test-concurrency=2', '--test-timeout=300000', ...testOptions, ...files];
     const child = spawn(process.execPath, nodeArgs, { cwd: PROJECT_ROOT, env, stdio: 'inherit' });
     testProcess = child;
     const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
