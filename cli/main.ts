@@ -1,61 +1,48 @@
 /** Entry point of the `harmonia-ci` command: each file in cli/commands registers its subcommands. */
 import { Command } from 'commander';
-import { registerRun } from './commands/run.ts';
-import { registerCache } from './commands/cache.ts';
-import { registerGc } from './commands/gc.ts';
 import { CliError } from './errors.ts';
-import { registerNar } from './commands/nar.ts';
-import { registerKeys } from './commands/keys.ts';
-import { registerStore } from './commands/store.ts';
-import { registerMigrate } from './commands/migrate.ts';
-import { registerEvalJobs } from './commands/eval-jobs.ts';
-import { registerDev } from './commands/dev.ts';
-import { registerApi } from './commands/api.ts';
-import { registerWorker } from './commands/worker.ts';
-import { registerEval } from './commands/eval.ts';
-import { registerStatus } from './commands/status.ts';
-import { registerLogs } from './commands/logs.ts';
-import { registerCancel } from './commands/cancel.ts';
-import { registerRebuild } from './commands/rebuild.ts';
-import { registerNodes } from './commands/nodes.ts';
-import { registerDrain } from './commands/drain.ts';
-import { registerProjects } from './commands/projects.ts';
-import { registerCodecServer } from './commands/codec-server.ts';
-import { registerValidate } from './commands/validate.ts';
-import { registerDeployAgent } from './commands/deploy-agent.ts';
-import { registerTokens } from './commands/tokens.ts';
 
 const program = new Command('harmonia-ci')
   .description('Nix continuous integration on durable Temporal workflows')
   .showHelpAfterError()
   .configureOutput({ outputError: (text, write) => write(text) });
 
-const registrations: Array<(program: Command) => void> = [
-  registerNar,
-  registerKeys,
-  registerStore,
-  registerMigrate,
-  registerEvalJobs,
-  registerDev,
-  registerApi,
-  registerWorker,
-  registerEval,
-  registerStatus,
-  registerLogs,
-  registerCancel,
-  registerRebuild,
-  registerNodes,
-  registerDrain,
-  registerProjects,
-  registerRun,
-  registerCache,
-  registerGc,
-  registerCodecServer,
-  registerValidate,
-  registerDeployAgent,
-  registerTokens,
+type Register = (program: Command) => void;
+
+/**
+ * Each command's names and the module that registers it, in the order `--help` lists them. Only
+ * the module of the command being run is loaded: `status` or `logs` need not load the dev stack.
+ */
+const COMMANDS: Array<{ names: string[]; load: () => Promise<Register> }> = [
+  { names: ['nar'], load: async () => (await import('./commands/nar.ts')).registerNar },
+  { names: ['keys'], load: async () => (await import('./commands/keys.ts')).registerKeys },
+  { names: ['store'], load: async () => (await import('./commands/store.ts')).registerStore },
+  { names: ['migrate'], load: async () => (await import('./commands/migrate.ts')).registerMigrate },
+  { names: ['eval-jobs'], load: async () => (await import('./commands/eval-jobs.ts')).registerEvalJobs },
+  { names: ['dev'], load: async () => (await import('./commands/dev.ts')).registerDev },
+  { names: ['api'], load: async () => (await import('./commands/api.ts')).registerApi },
+  { names: ['worker'], load: async () => (await import('./commands/worker.ts')).registerWorker },
+  { names: ['eval', 're-evaluate'], load: async () => (await import('./commands/eval.ts')).registerEval },
+  { names: ['status'], load: async () => (await import('./commands/status.ts')).registerStatus },
+  { names: ['logs'], load: async () => (await import('./commands/logs.ts')).registerLogs },
+  { names: ['cancel'], load: async () => (await import('./commands/cancel.ts')).registerCancel },
+  { names: ['rebuild', 'rebuild-failed'], load: async () => (await import('./commands/rebuild.ts')).registerRebuild },
+  { names: ['nodes'], load: async () => (await import('./commands/nodes.ts')).registerNodes },
+  { names: ['drain'], load: async () => (await import('./commands/drain.ts')).registerDrain },
+  { names: ['projects'], load: async () => (await import('./commands/projects.ts')).registerProjects },
+  { names: ['run'], load: async () => (await import('./commands/run.ts')).registerRun },
+  { names: ['cache'], load: async () => (await import('./commands/cache.ts')).registerCache },
+  { names: ['gc'], load: async () => (await import('./commands/gc.ts')).registerGc },
+  { names: ['codec-server'], load: async () => (await import('./commands/codec-server.ts')).registerCodecServer },
+  { names: ['validate'], load: async () => (await import('./commands/validate.ts')).registerValidate },
+  { names: ['deploy-agent'], load: async () => (await import('./commands/deploy-agent.ts')).registerDeployAgent },
+  { names: ['tokens'], load: async () => (await import('./commands/tokens.ts')).registerTokens },
 ];
-for (const register of registrations) register(program);
+
+// The first argument names the command; help, no argument or an unknown name loads them all.
+const named = process.argv[2];
+const wanted = COMMANDS.filter((command) => named !== undefined && command.names.includes(named));
+for (const command of wanted.length > 0 ? wanted : COMMANDS) (await command.load())(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -21,7 +21,7 @@ import { createPool } from '../db/pool.ts';
 import { fetchText } from '../lib/http.ts';
 import { connectTemporal } from '../temporal/connection.ts';
 import { CliError } from './errors.ts';
-import { withSetupErrorsAsCliErrors } from './commands/dev.ts';
+import { withSetupErrorsAsCliErrors } from './setup-errors.ts';
 
 export const DEV_TEMPORAL_ADDRESS = '127.0.0.1:7233';
 

@@ -5,10 +5,11 @@
  *
  *   node --import tsx test/run.ts [--test-name-pattern=…] [files…]
  *
- * Arguments starting with `--` go to `node --test`. HARMONIA_TEST_VERBOSE=1 shows server output.
+ * Arguments starting with `--` go to `node --test`. HARMONIA_TEST_VERBOSE=1 shows server output;
+ * HARMONIA_TEST_CONCURRENCY sets how many files run at once (default 3); files start longest-first.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { PROJECT_ROOT } from '../lib/tools.ts';
@@ -27,6 +28,32 @@ async function findTestFiles(): Promise<string[]> {
     .sort();
 }
 
+/** Seconds a file took in a recent full run; files not listed count as this many. */
+const UNKNOWN_FILE_SECONDS = 10;
+
+/**
+ * The files longest-first, by `test/file-times.json` (written by a run with
+ * HARMONIA_TEST_TIMES_FILE=test/file-times.json): with several files at once, starting the long
+ * ones first keeps one long file from running alone at the end.
+ */
+async function longestFirst(files: string[]): Promise<string[]> {
+  let times: Record<string, number> = {};
+  try {
+    times = JSON.parse(await readFile(join(PROJECT_ROOT, 'test/file-times.json'), 'utf8')) as Record<string, number>;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const seconds = (file: string): number => times[file] ?? UNKNOWN_FILE_SECONDS;
+  return [...files].sort((a, b) => seconds(b) - seconds(a) || a.localeCompare(b));
+}
+
+/** How many test files run at once: HARMONIA_TEST_CONCURRENCY, default 3 (most tests wait on services more than they compute). */
+function concurrency(): number {
+  const value = process.env.HARMONIA_TEST_CONCURRENCY ?? '3';
+  if (!/^[1-9]\d*$/.test(value)) throw new Error(`HARMONIA_TEST_CONCURRENCY=${value} is not a positive whole number; unset it for the default of 3`);
+  return Number(value);
+}
+
 const log = {
   info: (message: string) => process.stdout.write(`services: ${message}\n`),
   warn: (message: string) => process.stderr.write(`services: ${message}\n`),
@@ -38,7 +65,7 @@ async function main(): Promise<number> {
   const args = process.argv.slice(2);
   const testOptions = args.filter((arg) => arg.startsWith('--'));
   const requested = args.filter((arg) => !arg.startsWith('--'));
-  const files = requested.length > 0 ? requested : await findTestFiles();
+  const files = await longestFirst(requested.length > 0 ? requested : await findTestFiles());
   if (files.length === 0) {
     process.stderr.write('test/run.ts: no test files found (looked for test/**/*.test.ts)\n');
     return 1;
@@ -60,7 +87,7 @@ async function main(): Promise<number> {
 
     const env = { ...process.env, ...services.env };
     // A test that hangs fails after five minutes instead of holding the whole run.
-    const nodeArgs = ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${join(PROJECT_ROOT, 'test/helpers/file-times-reporter.mjs')}`, '--test-reporter-destination=stdout', '--test-concurrency=2', '--test-timeout=300000', ...testOptions, ...files];
+    const nodeArgs = ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-reporter-destination=stdout', `--test-reporter=${join(PROJECT_ROOT, 'test/helpers/file-times-reporter.mjs')}`, '--test-reporter-destination=stdout', `--test-concurrency=${concurrency()}`, '--test-timeout=300000', ...testOptions, ...files];
     const child = spawn(process.execPath, nodeArgs, { cwd: PROJECT_ROOT, env, stdio: 'inherit' });
     testProcess = child;
     const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {

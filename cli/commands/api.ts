@@ -10,7 +10,7 @@ import { openDatabase, type Database } from '../../db/open.ts';
 import { createLogger } from '../../lib/log.ts';
 import { openConfiguredCache } from '../cache-options.ts';
 import { CliError } from '../errors.ts';
-import { withSetupErrorsAsCliErrors } from './dev.ts';
+import { withSetupErrorsAsCliErrors } from '../setup-errors.ts';
 
 interface ApiOptions {
   config?: string;

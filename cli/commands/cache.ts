@@ -13,7 +13,7 @@ import { loadServerConfig } from '../../config/server.ts';
 import { createLogger } from '../../lib/log.ts';
 import { applyCacheFlags, cacheErrorsAsCliErrors, openConfiguredCache, type CacheFlags } from '../cache-options.ts';
 import { CliError } from '../errors.ts';
-import { withSetupErrorsAsCliErrors } from './dev.ts';
+import { withSetupErrorsAsCliErrors } from '../setup-errors.ts';
 
 interface ServeOptions extends CacheFlags {
   config?: string;

@@ -9,7 +9,7 @@ import { loadServerConfig } from '../../config/server.ts';
 import { createLogger } from '../../lib/log.ts';
 import { EncryptionCodec, parseCodecKey } from '../../temporal/codec.ts';
 import { CliError } from '../errors.ts';
-import { withSetupErrorsAsCliErrors } from './dev.ts';
+import { withSetupErrorsAsCliErrors } from '../setup-errors.ts';
 
 interface CodecServerOptions {
   config?: string;

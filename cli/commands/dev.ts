@@ -14,13 +14,10 @@ import { checkDatabase } from '../../db/health.ts';
 import type { ComponentHealth, HealthReport } from '../../lib/health.ts';
 import { checkTemporal } from '../../temporal/health.ts';
 import { startApiServer, type ApiServer } from '../../api/server.ts';
-import { ApiSetupError } from '../../api/errors.ts';
-import { ConfigError, SecretFileError } from '../../config/errors.ts';
 import { loadServerConfig } from '../../config/server.ts';
 import type { ServerConfig } from '../../config/types.ts';
-import * as databaseErrors from '../../db/errors.ts';
 import { createLogger } from '../../lib/log.ts';
-import { TemporalSetupError } from '../../temporal/errors.ts';
+import { withSetupErrorsAsCliErrors } from '../setup-errors.ts';
 import { applyCacheFlags, describeCache, openServedCache, withCacheOptions, type CacheFlags } from '../cache-options.ts';
 import { CliError } from '../errors.ts';
 import { startLocalWorkers, type LocalWorkers } from '../local-workers.ts';
@@ -232,19 +229,6 @@ function builderInstructions(config: ServerConfig, stack: LocalStack, apiUrl: st
     lines.push('  (loopback addresses reach only this machine: from others, use an address they reach it at, e.g. api.host 0.0.0.0)');
   }
   return lines;
-}
-
-// Errors whose message already names the problem and the fix: shown without a stack.
-const SETUP_ERRORS = [ConfigError, SecretFileError, TemporalSetupError, ApiSetupError, ...Object.values(databaseErrors)];
-
-/** Runs a command body, turning setup errors (bad config, unreachable servers) into CliErrors. */
-export async function withSetupErrorsAsCliErrors(run: () => Promise<void>): Promise<void> {
-  try {
-    await run();
-  } catch (error) {
-    if (SETUP_ERRORS.some((type) => error instanceof type)) throw new CliError((error as Error).message);
-    throw error;
-  }
 }
 
 /** Registers `harmonia-ci dev`. */

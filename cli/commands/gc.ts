@@ -11,7 +11,7 @@ import { DURATION_EXPECTATION, parseDuration } from '../../config/units.ts';
 import { openDatabase } from '../../db/open.ts';
 import { CliError } from '../errors.ts';
 import { applyCacheFlags, cacheErrorsAsCliErrors, openConfiguredCache } from '../cache-options.ts';
-import { withSetupErrorsAsCliErrors } from './dev.ts';
+import { withSetupErrorsAsCliErrors } from '../setup-errors.ts';
 
 interface GcOptions {
   cache?: string;

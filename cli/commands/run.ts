@@ -18,7 +18,7 @@ import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
 import { evalWorkflowId } from '../../workflows/definitions.ts';
 import { applyCacheFlags, cacheErrorsAsCliErrors, describeCache, withCacheOptions, type CacheFlags } from '../cache-options.ts';
-import { withSetupErrorsAsCliErrors } from './dev.ts';
+import { withSetupErrorsAsCliErrors } from '../setup-errors.ts';
 
 interface RunOptions extends CacheFlags {
   attr?: string[];

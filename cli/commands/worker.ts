@@ -26,7 +26,7 @@ import { findFreePort } from '../../lib/ports.ts';
 import type { RunningRole } from '../../workers/wiring.ts';
 import { builderHostName } from '../local-workers.ts';
 import { CliError } from '../errors.ts';
-import { withSetupErrorsAsCliErrors } from './dev.ts';
+import { withSetupErrorsAsCliErrors } from '../setup-errors.ts';
 import { DEV_TEMPORAL_ADDRESS } from '../operator.ts';
 
 const ROLES = ['coordinator', 'evaluator', 'builder', 'signer'] as const;
