@@ -6,7 +6,7 @@
  *   node --import tsx test/run.ts [--test-name-pattern=…] [files…]
  *
  * Arguments starting with `--` go to `node --test`. HARMONIA_TEST_VERBOSE=1 shows server output;
- * HARMONIA_TEST_CONCURRENCY sets how many files run at once (default 3); files start longest-first.
+ * HARMONIA_TEST_CONCURRENCY sets how many files run at once (default 2); files start longest-first.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -47,10 +47,10 @@ async function longestFirst(files: string[]): Promise<string[]> {
   return [...files].sort((a, b) => seconds(b) - seconds(a) || a.localeCompare(b));
 }
 
-/** How many test files run at once: HARMONIA_TEST_CONCURRENCY, default 3 (most tests wait on services more than they compute). */
+/** How many test files run at once: HARMONIA_TEST_CONCURRENCY, default 2 (the machine's cores in CI). */
 function concurrency(): number {
-  const value = process.env.HARMONIA_TEST_CONCURRENCY ?? '3';
-  if (!/^[1-9]\d*$/.test(value)) throw new Error(`HARMONIA_TEST_CONCURRENCY=${value} is not a positive whole number; unset it for the default of 3`);
+  const value = process.env.HARMONIA_TEST_CONCURRENCY ?? '2';
+  if (!/^[1-9]\d*$/.test(value)) throw new Error(`HARMONIA_TEST_CONCURRENCY=${value} is not a positive whole number; unset it for the default of 2`);
   return Number(value);
 }
 

@@ -40,7 +40,7 @@ function flake(dir: string, nonce: string): string {
 `;
 }
 
-describe('operator commands', { timeout: 180_000 }, () => {
+describe('operator commands', { timeout: 300_000 }, () => {
   let h: CliHarness;
   let api: ApiServer | undefined;
   let flakeDir: string;
