@@ -94,10 +94,14 @@ timeout = "2m"
     assert.match(canary.statuses.at(-1)!.description, /^(Rolled back|Failed)/);
 
     assert.equal(fake.deployments.length, 2, 'one forge deployment per environment, none created twice');
-    const { rows } = await stack.pipeline.db.pool.query<{ environment: string; status: string; forge_state: string }>(
-      'SELECT environment, status, forge_state FROM deployments ORDER BY environment',
-    );
-    assert.deepEqual(rows.map((r) => `${r.environment} ${r.forge_state}`), ['canary failure', 'production success']);
+    // The forge hears of the outcome before the row records that it did.
+    await eventually('the deployments record their forge states', async () => {
+      const { rows } = await stack.pipeline.db.pool.query<{ environment: string; forge_state: string | null }>(
+        'SELECT environment, forge_state FROM deployments ORDER BY environment',
+      );
+      const states = rows.map((r) => `${r.environment} ${r.forge_state}`);
+      return states.join() === 'canary failure,production success' ? states : undefined;
+    });
   });
 
   it('made only requests that GitHub\'s OpenAPI description allows', () => {
