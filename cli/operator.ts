@@ -13,7 +13,7 @@ import type { Client } from '@temporalio/client';
 import type { SignalDefinition } from '@temporalio/common';
 import type { Pool } from 'pg';
 import * as queries from '../queries/index.ts';
-import type { BuildDetail, BuildLog, EvalDetail, EvalFilter, EvalSummary, NodeSummary, ParkedDelivery } from '../queries/index.ts';
+import type { AuditRecord, BuildDetail, BuildLog, EvalDetail, EvalFilter, EvalSummary, NodeSummary, ParkedDelivery } from '../queries/index.ts';
 import { temporalConnectionConfig } from '../temporal/settings.ts';
 import { loadServerConfig } from '../config/server.ts';
 import type { ServerConfig } from '../config/types.ts';
@@ -24,6 +24,8 @@ import { CliError } from './errors.ts';
 import { withSetupErrorsAsCliErrors } from './commands/dev.ts';
 
 export const DEV_TEMPORAL_ADDRESS = '127.0.0.1:7233';
+/** Audit entries `status` lists. */
+const AUDIT_ENTRIES = 10;
 
 export interface OpsReads {
   /** Where the reads come from, for messages. */
@@ -34,6 +36,8 @@ export interface OpsReads {
   readBuildLog(hashPart: string): Promise<BuildLog | undefined>;
   listNodes(): Promise<NodeSummary[]>;
   listParkedDeliveries(project?: string): Promise<ParkedDelivery[]>;
+  /** Recent audit entries; undefined when the API does not show them to this caller. */
+  listAudit(project?: string): Promise<AuditRecord[] | undefined>;
 }
 
 export interface Operator {
@@ -77,6 +81,7 @@ function sqlReads(pool: Pool): OpsReads {
     readBuildLog: (hash) => queries.readBuildLog(pool, hash),
     listNodes: () => queries.listNodes(pool),
     listParkedDeliveries: (project) => queries.listParkedDeliveries(pool, { project }),
+    listAudit: (project) => queries.listAudit(pool, { project, limit: AUDIT_ENTRIES }),
   };
 }
 
@@ -90,7 +95,7 @@ function parseJson(text: string): unknown {
 
 function httpReads(baseUrl: string): OpsReads {
   const base = baseUrl.replace(/\/+$/, '');
-  const get = async <T>(path: string, missingIsUndefined = false): Promise<T | undefined> => {
+  const get = async <T>(path: string, missingIsUndefined = false, refusedIsUndefined = false): Promise<T | undefined> => {
     let response: Response;
     let text: string;
     try {
@@ -103,6 +108,7 @@ function httpReads(baseUrl: string): OpsReads {
       );
     }
     if (response.status === 404 && missingIsUndefined) return undefined;
+    if ((response.status === 401 || response.status === 403) && refusedIsUndefined) return undefined;
     const body = parseJson(text) as { error?: string };
     if (!response.ok) throw new CliError(`the API at ${base} answered ${response.status} to ${path}: ${body.error ?? response.statusText}`);
     return body as T;
@@ -123,6 +129,7 @@ function httpReads(baseUrl: string): OpsReads {
     listNodes: async () => (await get<NodeSummary[]>('/api/nodes'))!,
     listParkedDeliveries: async (project) =>
       (await get<ParkedDelivery[]>(`/api/deliveries?${new URLSearchParams({ status: 'parked', ...(project ? { project } : {}) })}`))!,
+    listAudit: (project) => get<AuditRecord[]>(`/api/audit?${new URLSearchParams({ limit: String(AUDIT_ENTRIES), ...(project ? { project } : {}) })}`, false, true),
   };
 }
 

@@ -125,7 +125,7 @@ export async function actionRoutes(app: FastifyInstance): Promise<void> {
       if (!(await listNodes(app.db)).some((n) => n.name === name)) throw new NotFoundError(`no builder named ${name}`);
       await signalDrain(app.temporal, name, draining);
       const message = draining ? `${name}: draining; running builds finish, no new ones are taken` : `${name}: takes builds again`;
-      return finishAction(request, reply, principal, { action: `node.${path}`, target: name, message, page: '/ci/' });
+      return finishAction(request, reply, principal, { action: `node.${path}`, target: name, message, page: '/ci/nodes' });
     });
   }
 }

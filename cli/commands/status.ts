@@ -1,9 +1,10 @@
 /**
  * `harmonia-ci status [eval]`: recent evals with their build counts, or one eval's jobs and
- * builds with statuses, durations and, for dep-failed builds, the failure at the root.
+ * builds with statuses, durations and, for dep-failed builds, the failure at the root; under the
+ * evals, the recent actions of the audit log (who, what, when, from where).
  */
 import type { Command } from 'commander';
-import type { BuildCounts, EvalDetail, EvalSummary, JobSummary, ParkedDelivery } from '../../queries/index.ts';
+import type { AuditRecord, BuildCounts, EvalDetail, EvalSummary, JobSummary, ParkedDelivery } from '../../queries/index.ts';
 import { CliError } from '../errors.ts';
 import { firstLine, formatAge, formatDuration, formatTable, secondsBetween } from '../format.ts';
 import { print, requireEval, withOperator, type OperatorOptions } from '../operator.ts';
@@ -57,6 +58,19 @@ function printParked(parked: ParkedDelivery[]): void {
   print(`\nparked webhook deliveries (${parked.length}): fix the cause, then redeliver them from the forge`);
   const rows = [['  PROJECT', 'REF', 'DELIVERY', 'PARKED', 'LAST ERROR']];
   for (const d of parked) rows.push([`  ${d.project}`, d.ref, `${d.forge} ${d.event} ${d.deliveryId}`, formatAge(d.parkedAt), firstLine(d.error ?? '')]);
+  print(formatTable(rows));
+}
+
+// Who did what over HTTP; the API shows it to operators (all) and a project's admins (theirs).
+function printAudit(entries: AuditRecord[] | undefined): void {
+  if (entries === undefined) {
+    print('\nrecent actions: not shown to you; an operator, or an admin of the project with --project, sees them (`harmonia-ci login <url>`)');
+    return;
+  }
+  if (entries.length === 0) return;
+  print('\nrecent actions');
+  const rows = [['  WHEN', 'WHO', 'VIA', 'FROM', 'ACTION', 'ON', 'OUTCOME']];
+  for (const e of entries) rows.push([`  ${formatAge(e.at)}`, e.actor, e.via, e.remote, e.action, e.target, firstLine(e.outcome)]);
   print(formatTable(rows));
 }
 
@@ -116,6 +130,7 @@ export function registerStatus(program: Command): void {
         }
         printEvals(evals);
         printParked(await reads.listParkedDeliveries(options.project));
+        printAudit(await reads.listAudit(options.project));
       }),
     );
 }

@@ -11,6 +11,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../../api/app.ts';
 import { createToken } from '../../access/tokens.ts';
 import type { Right } from '../../access/rights.ts';
+import type { CacheBackend } from '../../cache/types.ts';
 import { loadServerConfig } from '../../config/server.ts';
 import { createLogger } from '../../lib/log.ts';
 import { connectTemporal } from '../../temporal/connection.ts';
@@ -55,7 +56,14 @@ export function csrfOf(page: string): string {
   return match[1]!;
 }
 
-export async function startAccessStack(): Promise<AccessStack> {
+export interface AccessStackOptions {
+  /** More `HARMONIA_CI_*` settings. */
+  env?: Record<string, string>;
+  /** Serve a binary cache from this directory-backed storage at the root. */
+  cache?: CacheBackend;
+}
+
+export async function startAccessStack(options: AccessStackOptions = {}): Promise<AccessStack> {
   const address = requireEnv('TEMPORAL_ADDRESS');
   const database = await createTestDatabase();
   const temporal: Client = await connectTemporal({ address, namespace: process.env.HARMONIA_CI_TEMPORAL_NAMESPACE ?? 'default' });
@@ -78,9 +86,10 @@ export async function startAccessStack(): Promise<AccessStack> {
       HARMONIA_CI_AUTH_GITHUB_CLIENT_ID: CLIENT.clientId,
       HARMONIA_CI_AUTH_GITHUB_CLIENT_SECRET_FILE: join(secrets, 'client'),
       HARMONIA_CI_AUTH_ADMINS: `github:${OPERATOR}`,
+      ...options.env,
     },
   });
-  const app = buildApp({ config, log: createLogger({ level: 'silent' }), deps: { temporal } });
+  const app = buildApp({ config, log: createLogger({ level: 'silent' }), deps: { temporal, ...(options.cache ? { cacheStorage: options.cache } : {}) } });
   const close = async (): Promise<void> => {
     await app.close();
     await temporal.connection.close();
