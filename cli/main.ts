@@ -24,6 +24,7 @@ import { registerCodecServer } from './commands/codec-server.ts';
 import { registerValidate } from './commands/validate.ts';
 import { registerDeployAgent } from './commands/deploy-agent.ts';
 import { registerTokens } from './commands/tokens.ts';
+import { registerLogin } from './commands/login.ts';
 
 const program = new Command('harmonia-ci')
   .description('Nix continuous integration on durable Temporal workflows')
@@ -54,6 +55,7 @@ const registrations: Array<(program: Command) => void> = [
   registerValidate,
   registerDeployAgent,
   registerTokens,
+  registerLogin,
 ];
 for (const register of registrations) register(program);
 

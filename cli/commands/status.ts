@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import type { AuditRecord, BuildCounts, EvalDetail, EvalSummary, JobSummary, ParkedDelivery } from '../../queries/index.ts';
 import { CliError } from '../errors.ts';
 import { firstLine, formatAge, formatDuration, formatTable, secondsBetween } from '../format.ts';
-import { print, requireEval, withOperator, type OperatorOptions } from '../operator.ts';
+import { print, requireEval, SERVER_OPTION, withOperator, type OperatorOptions } from '../operator.ts';
 
 interface StatusOptions extends OperatorOptions {
   limit: string;
@@ -113,6 +113,7 @@ export function registerStatus(program: Command): void {
     .option('--project <name>', 'only evals of this project')
     .option('--json', 'print JSON instead of tables', false)
     .option('--config <file>', 'server configuration file (default: $HARMONIA_CI_CONFIG)')
+    .option(...SERVER_OPTION)
     .action((evalId: string | undefined, options: StatusOptions) =>
       withOperator(options, async ({ reads }) => {
         if (evalId !== undefined) {
