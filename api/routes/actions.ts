@@ -9,8 +9,10 @@ import type { SignalDefinition } from '@temporalio/common';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { buildHashPart, listEvals, listNodes, readBuild, readEval, type BuildDetail } from '../../queries/index.ts';
 import {
+  approveSignal,
   buildWorkflowId,
   cancelSignal,
+  deployWorkflowId,
   evalWorkflowId,
   rebuildFailedSignal,
   rebuildSignal,
@@ -19,7 +21,8 @@ import {
 } from '../../workflows/definitions.ts';
 import { signalDrain } from '../../temporal/drain.ts';
 import { finishAction } from '../auth/act.ts';
-import type { Principal } from '../auth/principal.ts';
+import { principalName, type Principal } from '../auth/principal.ts';
+import { projectHref } from '../views/format.ts';
 import { csrfGuard } from '../auth/sessions.ts';
 import { errorResponses } from '../error-handler.ts';
 import { BadRequestError, ConflictError, NotFoundError } from '../errors.ts';
@@ -128,4 +131,22 @@ export async function actionRoutes(app: FastifyInstance): Promise<void> {
       return finishAction(request, reply, principal, { action: `node.${path}`, target: name, message, page: '/ci/nodes' });
     });
   }
+
+  // A deployment awaiting approval: the `approve` signal `temporal workflow signal … --name approve` sends, naming who approved.
+  const deploymentParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[0-9]{1,18}$' } } } as const;
+  app.post<{ Params: { id: string } }>('/api/deployments/:id/approve', { schema: { params: deploymentParams, response: answer }, preHandler: csrfGuard }, async (request, reply) => {
+    const { rows } = await app.db.query<{ project: string; environment: string; status: string; store_path: string }>(
+      'SELECT p.name AS project, d.environment, d.status, d.store_path FROM deployments d JOIN projects p ON p.id = d.project_id WHERE d.id = $1',
+      [request.params.id],
+    );
+    const deployment = rows[0];
+    if (!deployment) throw new NotFoundError(`no deployment ${request.params.id}`);
+    const principal = await app.access.requireOnProject(request, deployment.project, 'admin');
+    if (deployment.status !== 'awaiting-approval') throw new ConflictError(`deployment ${request.params.id} is ${deployment.status}; only one awaiting approval is approved`);
+    const workflowId = deployWorkflowId(deployment.project, deployment.environment);
+    await signal(workflowId, approveSignal, [{ by: principalName(principal), deploymentId: request.params.id }], 'the deployment is no longer waiting');
+    const message = `approved deployment ${request.params.id} of ${deployment.store_path} to ${deployment.environment}`;
+    const page = `${projectHref(deployment.project)}#deployment-${request.params.id}`;
+    return finishAction(request, reply, principal, { action: 'deployment.approve', target: `${deployment.environment} ${deployment.store_path}`, project: deployment.project, message, page });
+  });
 }

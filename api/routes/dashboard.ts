@@ -178,11 +178,12 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardRo
       const base = projectHref(name);
       const account = accountView(request, reply, config);
       const held = await app.access.permissionOnProject(request, name);
-      const settings = account && 'csrf' in account && includes(held, 'admin') ? renderProjectSettings(project, account.csrf) : null;
+      const admin = account && 'csrf' in account && includes(held, 'admin') ? { csrf: account.csrf } : undefined;
+      const settings = admin ? renderProjectSettings(project, admin.csrf) : null;
       const body = html`${renderProjectBody(project, evals, {
         href: (before) => `${base}?before=${encodeURIComponent(before)}`,
         newest: request.query.before ? base : null,
-      })}${renderDeploymentsPanel(await listProjectDeployments(app.db, name))}${renderAuditPanel(await listAudit(app.db, { project: name, limit: AUDIT_ENTRIES }), {
+      })}${renderDeploymentsPanel(await listProjectDeployments(app.db, name), admin?.csrf)}${renderAuditPanel(await listAudit(app.db, { project: name, limit: AUDIT_ENTRIES }), {
         showRemote: includes(held, 'admin'),
       })}${settings}`;
       return sendPage(reply, { title: `${name} · harmonia-ci`, body, temporalUi, account });

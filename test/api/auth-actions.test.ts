@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { evalWorkflowId, nodeWorkflowId, refWorkflowId } from '../../workflows/definitions.ts';
+import { deployWorkflowId, evalWorkflowId, nodeWorkflowId, refWorkflowId } from '../../workflows/definitions.ts';
 import { cookieHeader, csrfOf, OPERATOR, startAccessStack, type AccessStack } from './auth-support.ts';
 
 describe('actions over HTTP and in the dashboard', () => {
@@ -204,5 +204,44 @@ describe('actions over HTTP and in the dashboard', () => {
     assert.ok(entries.every((e) => e.remote !== '' && !Number.isNaN(Date.parse(e.at))));
     const all = await stack.app.inject({ method: 'GET', url: '/api/audit', headers: await stack.bearer(OPERATOR, 'admin') });
     assert.ok(all.json<Array<{ action: string }>>().some((e) => e.action === 'login'));
+  });
+
+  it('gives admins an Approve button on a deployment awaiting approval, sending the workflow\'s approve signal', async () => {
+    stack.fake.permissions.set('owner', 'admin');
+    const { rows } = await stack.database.pool.query<{ id: string }>(
+      `INSERT INTO deployments (project_id, environment, attr, store_path, status)
+       SELECT id, 'production', 'nixosConfigurations.web', '/nix/store/${'p'.repeat(32)}-nixos-system', 'awaiting-approval' FROM projects WHERE name = 'acme/open' RETURNING id::text`,
+    );
+    const id = rows[0]!.id;
+    const url = `/api/deployments/${id}/approve`;
+    const page = '/ci/projects/acme/open';
+    const writer = await stack.app.inject({ method: 'GET', url: page, headers: { cookie: await stack.logIn('writer') } });
+    assert.doesNotMatch(writer.body, /\/approve"/);
+    assert.equal((await stack.app.inject({ method: 'POST', url, headers: await stack.bearer('writer', 'write') })).statusCode, 403);
+
+    const workflowId = deployWorkflowId('acme/open', 'production');
+    await placeholder(workflowId);
+    const cookie = await stack.logIn('owner');
+    const shown = await stack.app.inject({ method: 'GET', url: page, headers: { cookie } });
+    assert.match(shown.body, new RegExp(`<form class="action" method="post" action="${url}">`));
+    const pressed = await stack.app.inject({
+      method: 'POST',
+      url,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: cookieHeader(shown, cookie) },
+      payload: `_csrf=${encodeURIComponent(csrfOf(shown.body))}`,
+    });
+    assert.equal(pressed.statusCode, 303, pressed.body);
+    assert.equal(pressed.headers.location, `${page}#deployment-${id}`);
+    const history = await stack.temporal.workflow.getHandle(workflowId).fetchHistory();
+    const approvals = (history.events ?? []).flatMap((e) => (e.workflowExecutionSignaledEventAttributes?.signalName === 'approve' ? [e.workflowExecutionSignaledEventAttributes] : []));
+    assert.equal(approvals.length, 1);
+    const payload = approvals[0]!.input!.payloads![0]!;
+    assert.deepEqual(JSON.parse(Buffer.from(payload.data!).toString('utf8')), { by: 'github:owner', deploymentId: id });
+    const audit = await stack.database.pool.query<{ actor: string; project: string }>(`SELECT actor, project FROM audit_log WHERE action = 'deployment.approve'`);
+    assert.deepEqual(audit.rows, [{ actor: 'github:owner', project: 'acme/open' }]);
+
+    await stack.database.pool.query(`UPDATE deployments SET status = 'succeeded' WHERE id = $1`, [id]);
+    const again = await stack.app.inject({ method: 'POST', url, headers: await stack.bearer('owner', 'admin') });
+    assert.equal(again.statusCode, 409);
   });
 });

@@ -163,7 +163,7 @@ describe('logins, sessions, CSRF and tokens', () => {
     const listed = await stack.app.inject({ method: 'GET', url: page, headers: { cookie } });
     assert.match(listed.body, new RegExp(`action="/ci/settings/tokens/${id}/revoke"`));
     assert.doesNotMatch(listed.body, new RegExp(token), 'the secret is shown once only');
-    const other = await stack.logIn('mallory');
+    const other = await stack.logIn('tokenless');
     const otherPage = await stack.app.inject({ method: 'GET', url: page, headers: { cookie: other } });
     assert.doesNotMatch(otherPage.body, /\/revoke"/);
     const stolen = await stack.app.inject({
