@@ -71,18 +71,10 @@ describe('the command line against a remote server', () => {
     assert.deepEqual(JSON.parse(await readFile(file, 'utf8')), { default: url, servers: { [url]: { token, user: 'github:writer' } } });
   });
 
-  it('reads and acts through the API with the stored token, as the person it belongs to', async () => {
-    const status = await run(['status']);
-    assert.equal(status.code, 0, status.stderr);
-    assert.match(status.stdout, /acme\/open/);
-    assert.match(status.stdout, /acme\/secret/, 'the writer may read the private project: the token says who asks');
-    assert.match(status.stdout, /recent actions: not shown to you/);
+  it('acts through the API with the stored token, as the person it belongs to, and shows the audit', async () => {
     const refused = await run(['drain', node]);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, new RegExp(`refused /api/nodes/${node}/drain \\(403\\): github:writer is not an operator`));
-    const nothing = await run(['rebuild-failed', stack.evals.public]);
-    assert.equal(nothing.code, 1);
-    assert.match(nothing.stderr, /refused \/api\/evals\/\d+\/rebuild-failed \(409\): eval \d+ has no failed builds/);
 
     // Another login becomes the default; an operator drains over HTTP with the signal the CLI would send.
     const operator = await run(['login', url], `${await tokenOf(OPERATOR, 'admin')}\n`);
@@ -94,9 +86,11 @@ describe('the command line against a remote server', () => {
     const signals = (history.events ?? []).flatMap((e) => e.workflowExecutionSignaledEventAttributes?.signalName ?? []);
     assert.deepEqual(signals, ['drain']);
 
-    const audited = await run(['status']);
-    assert.equal(audited.code, 0, audited.stderr);
-    assert.match(audited.stdout, new RegExp(`recent actions\\n.*WHO.*\\n.*github:${OPERATOR}\\s+token:\\d+\\s+127\\.0\\.0\\.1\\s+node\\.drain\\s+${node}`));
+    const status = await run(['status']);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /acme\/open/);
+    assert.match(status.stdout, /acme\/secret/, 'the token says who asks: the operator reads the private project');
+    assert.match(status.stdout, new RegExp(`recent actions\\n.*WHO.*\\n.*github:${OPERATOR}\\s+token:\\d+\\s+127\\.0\\.0\\.1\\s+node\\.drain\\s+${node}`));
   });
 
   it('acts as nobody without a login, and says how to log in', async () => {
@@ -104,8 +98,5 @@ describe('the command line against a remote server', () => {
     const anonymous = await run(['cancel', stack.evals.public, '--server', other], '', { XDG_CONFIG_HOME: join(home, 'empty') });
     assert.equal(anonymous.code, 1);
     assert.match(anonymous.stderr, /\(401\): log in .*; run `harmonia-ci login http:\/\/127\.0\.0\.1:\d+`/);
-    const logout = await run(['logout']);
-    assert.equal(logout.code, 0, logout.stderr);
-    assert.match(logout.stdout, new RegExp(`forgot the token for ${url}`));
   });
 });
