@@ -64,6 +64,8 @@ describe('logging in and rebuilding in a browser', () => {
 
   it('logs in with the forge, sees the private project, and rebuilds a failed build in place', { timeout: 25_000 }, async () => {
     const page = await browser.newPage();
+    page.setDefaultTimeout(6000);
+    const headSays = (state: string) => page.waitForFunction(`/\\b${state}\\b/.test(document.getElementById('build-head')?.textContent ?? '')`);
     const problems: string[] = [];
     page.on('pageerror', (error) => problems.push(error.message));
 
@@ -94,12 +96,12 @@ describe('logging in and rebuilding in a browser', () => {
     assert.match((await page.locator('#build-head').textContent()) ?? '', /failed/);
     await page.getByRole('button', { name: 'Rebuild' }).click();
     await page.waitForURL(`${base}/ci/builds/${hash}`);
-    await page.locator('#build-head').getByText('building', { exact: true }).first().waitFor();
+    await headSays('building');
 
     // Still the same document when the build finishes: the page follows it.
     await page.evaluate('window.sameDocument = true');
     await stack.database.pool.query(`UPDATE build_jobs SET status = 'succeeded', finished_at = now(), updated_at = now() WHERE drv_path = $1`, [drvPath]);
-    await page.locator('#build-head').getByText('succeeded', { exact: true }).first().waitFor();
+    await headSays('succeeded');
     assert.equal(await page.evaluate('window.sameDocument'), true, 'updated in place, not reloaded');
     const audit = await stack.database.pool.query<{ actor: string; via: string }>(`SELECT actor, via FROM audit_log WHERE action = 'build.rebuild'`);
     assert.deepEqual(audit.rows, [{ actor: 'github:maintainer', via: 'session' }]);
