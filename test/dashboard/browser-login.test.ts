@@ -65,7 +65,7 @@ describe('logging in and rebuilding in a browser', () => {
   it('logs in with the forge, sees the private project, and rebuilds a failed build in place', { timeout: 25_000 }, async () => {
     const page = await browser.newPage();
     page.setDefaultTimeout(6000);
-    const headSays = (state: string) => page.waitForFunction(`/\\b${state}\\b/.test(document.getElementById('build-head')?.textContent ?? '')`);
+    const headSays = (state: string) => page.locator('#build-head', { hasText: new RegExp(`\\b${state}\\b`) }).waitFor();
     const problems: string[] = [];
     page.on('pageerror', (error) => problems.push(error.message));
 
