@@ -62,10 +62,14 @@ export async function verifyToken(pool: Pool, token: string): Promise<TokenRecor
   return { id: String(row.id), forge: row.forge, login: row.login, scope: row.scope };
 }
 
-/** Revokes a token by id; false when there is no such live token. */
-export async function revokeToken(pool: Pool, id: string): Promise<boolean> {
+/** Revokes a token by id (only one of `owner`'s when given); false when there is no such live token. */
+export async function revokeToken(pool: Pool, id: string, owner?: TokenOwner): Promise<boolean> {
   if (!/^\d{1,18}$/.test(id)) return false;
-  const { rowCount } = await pool.query('UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL', [id]);
+  const { rowCount } = await pool.query(
+    `UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL
+        AND ($2::text IS NULL OR (forge = $2 AND lower(login) = lower($3)))`,
+    [id, owner?.forge ?? null, owner?.login ?? null],
+  );
   return rowCount === 1;
 }
 
@@ -76,8 +80,8 @@ export interface TokenListing extends TokenRecord {
   lastUsedAt: string | null;
 }
 
-/** Live tokens, newest first. */
-export async function listTokens(pool: Pool): Promise<TokenListing[]> {
+/** Live tokens, newest first (only `owner`'s when given). */
+export async function listTokens(pool: Pool, owner?: TokenOwner): Promise<TokenListing[]> {
   const { rows } = await pool.query<{
     id: string;
     forge: ForgeKind;
@@ -89,7 +93,9 @@ export async function listTokens(pool: Pool): Promise<TokenListing[]> {
     last_used_at: Date | null;
   }>(
     `SELECT id, forge, login, scope, description, created_at, expires_at, last_used_at FROM api_tokens
-      WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) ORDER BY id DESC`,
+      WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+        AND ($1::text IS NULL OR (forge = $1 AND lower(login) = lower($2))) ORDER BY id DESC`,
+    [owner?.forge ?? null, owner?.login ?? null],
   );
   return rows.map((r) => ({
     id: String(r.id),

@@ -32,6 +32,8 @@ import { accessPlugin } from './auth/access.ts';
 import { sessionPlugin } from './auth/sessions.ts';
 import { authRoutes } from './routes/auth.ts';
 import { actionRoutes } from './routes/actions.ts';
+import { cacheGuard } from './auth/cache-guard.ts';
+import { tokenRoutes } from './routes/tokens.ts';
 
 /** Already-open dependencies; each one given here is used and left open. */
 export interface ApiDeps {
@@ -87,13 +89,17 @@ export function buildApp({ config, log, deps = {}, temporalUiUrl }: BuildAppOpti
   app.register(accessPlugin, { config, forges });
   app.register(authRoutes, { config });
   app.register(actionRoutes);
+  app.register(tokenRoutes, { config });
 
   app.register(healthRoutes);
   app.register(landingRoutes, { temporalUiUrl, config });
   app.register(dashboardRoutes, { config, temporalUi: temporalUiUrl ? { url: temporalUiUrl, namespace: config.temporal.namespace } : undefined, cache: deps.cacheStorage ?? null });
   const metrics = createApiMetrics();
   app.register(metricsRoutes, { metrics });
-  if (deps.cacheStorage) app.register(cacheRoutes, { backend: deps.cacheStorage, metrics: metrics.cache });
+  if (deps.cacheStorage) {
+    const backend = deps.cacheStorage;
+    app.register(async (scope) => cacheRoutes(scope, { backend, metrics: metrics.cache, guard: cacheGuard(app, { hideOutputs: config.auth.hidePrivateOutputs }) }));
+  }
   app.register(opsRoutes);
   app.register(deliveryRoutes);
   app.register(deliveriesPlugin, { forges });

@@ -37,6 +37,7 @@ const COMMANDS: Array<{ names: string[]; load: () => Promise<Register> }> = [
   { names: ['validate'], load: async () => (await import('./commands/validate.ts')).registerValidate },
   { names: ['deploy-agent'], load: async () => (await import('./commands/deploy-agent.ts')).registerDeployAgent },
   { names: ['tokens'], load: async () => (await import('./commands/tokens.ts')).registerTokens },
+  { names: ['login', 'logout'], load: async () => (await import('./commands/login.ts')).registerLogin },
 ];
 
 // The first argument names the command; help, no argument or an unknown name loads them all.

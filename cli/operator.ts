@@ -13,7 +13,7 @@ import type { Client } from '@temporalio/client';
 import type { SignalDefinition } from '@temporalio/common';
 import type { Pool } from 'pg';
 import * as queries from '../queries/index.ts';
-import type { BuildDetail, BuildLog, EvalDetail, EvalFilter, EvalSummary, NodeSummary, ParkedDelivery } from '../queries/index.ts';
+import type { AuditRecord, BuildDetail, BuildLog, EvalDetail, EvalFilter, EvalSummary, NodeSummary, ParkedDelivery } from '../queries/index.ts';
 import { temporalConnectionConfig } from '../temporal/settings.ts';
 import { loadServerConfig } from '../config/server.ts';
 import type { ServerConfig } from '../config/types.ts';
@@ -22,8 +22,11 @@ import { fetchText } from '../lib/http.ts';
 import { connectTemporal } from '../temporal/connection.ts';
 import { CliError } from './errors.ts';
 import { withSetupErrorsAsCliErrors } from './setup-errors.ts';
+import { normalizeServerUrl, readCredentials } from './credentials.ts';
 
 export const DEV_TEMPORAL_ADDRESS = '127.0.0.1:7233';
+/** Audit entries `status` lists. */
+const AUDIT_ENTRIES = 10;
 
 export interface OpsReads {
   /** Where the reads come from, for messages. */
@@ -34,6 +37,15 @@ export interface OpsReads {
   readBuildLog(hashPart: string): Promise<BuildLog | undefined>;
   listNodes(): Promise<NodeSummary[]>;
   listParkedDeliveries(project?: string): Promise<ParkedDelivery[]>;
+  /** Recent audit entries; undefined when the API does not show them to this caller. */
+  listAudit(project?: string): Promise<AuditRecord[] | undefined>;
+}
+
+/** A remote server's action routes, called with the stored token. */
+export interface RemoteApi {
+  url: string;
+  /** Posts to an action route; resolves to the server's message, throws a CliError with its refusal. */
+  post(path: string): Promise<string>;
 }
 
 export interface Operator {
@@ -41,23 +53,61 @@ export interface Operator {
   reads: OpsReads;
   /** Connects on first use. */
   temporal(): Promise<Client>;
+  /** Set when the command talks to a server over HTTP: actions go through its routes, not Temporal. */
+  remote: RemoteApi | undefined;
 }
 
 export interface OperatorOptions {
   config?: string;
+  server?: string;
+}
+
+/** The `--server` option of the commands that may talk to a remote server. */
+export const SERVER_OPTION = [
+  '--server <url>',
+  'talk to this harmonia-ci server over HTTP with the token `harmonia-ci login` stored (default: $HARMONIA_CI_SERVER, else the last login when neither a database nor Temporal is configured)',
+] as const;
+
+/** The server to talk to over HTTP and its stored token, if this command talks to one. */
+async function remoteServer(options: OperatorOptions, config: ServerConfig): Promise<{ url: string; token: string | undefined } | undefined> {
+  const credentials = await readCredentials();
+  const explicit = options.server ?? process.env.HARMONIA_CI_SERVER;
+  const local = config.database.url !== undefined || config.temporal.address !== undefined;
+  const url = explicit ? normalizeServerUrl(explicit) : local ? undefined : credentials.default;
+  return url ? { url, token: credentials.servers[url]?.token } : undefined;
+}
+
+function remoteApi(url: string, token: string | undefined): RemoteApi {
+  return {
+    url,
+    async post(path) {
+      let answer;
+      try {
+        answer = await fetchText(`${url}${path}`, { method: 'POST', headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) } });
+      } catch (error) {
+        throw new CliError(`cannot reach the harmonia-ci API at ${url} (${(error as { cause?: Error }).cause?.message ?? (error as Error).message})`);
+      }
+      const body = parseJson(answer.text) as { message?: string; error?: string };
+      if (answer.response.ok && typeof body.message === 'string') return body.message;
+      const hint = answer.response.status === 401 ? `; run \`harmonia-ci login ${url}\` with a token from ${url}/ci/settings/tokens` : '';
+      throw new CliError(`${url} refused ${path} (${answer.response.status}): ${body.error ?? answer.response.statusText}${hint}`);
+    },
+  };
 }
 
 /** Runs a command body with an operator context, closing what it opened; setup errors become CliErrors. */
 export function withOperator(options: OperatorOptions, run: (operator: Operator) => Promise<void>): Promise<void> {
   return withSetupErrorsAsCliErrors(async () => {
     const config = await loadServerConfig({ env: process.env, file: options.config });
-    const pool = config.database.url ? createPool(config.database.url, { max: 2 }) : undefined;
-    const reads = pool ? sqlReads(pool) : httpReads(config.api.publicUrl);
+    const server = await remoteServer(options, config);
+    const pool = !server && config.database.url ? createPool(config.database.url, { max: 2 }) : undefined;
+    const reads = pool ? sqlReads(pool) : server ? httpReads(server.url, server.token) : httpReads(config.api.publicUrl);
     let client: Promise<Client> | undefined;
     try {
       await run({
         config,
         reads,
+        remote: server && remoteApi(server.url, server.token),
         temporal: () =>
           (client ??= temporalConnectionConfig(config.temporal, config.temporal.address ?? DEV_TEMPORAL_ADDRESS).then(connectTemporal)),
       });
@@ -77,6 +127,7 @@ function sqlReads(pool: Pool): OpsReads {
     readBuildLog: (hash) => queries.readBuildLog(pool, hash),
     listNodes: () => queries.listNodes(pool),
     listParkedDeliveries: (project) => queries.listParkedDeliveries(pool, { project }),
+    listAudit: (project) => queries.listAudit(pool, { project, limit: AUDIT_ENTRIES }),
   };
 }
 
@@ -88,13 +139,13 @@ function parseJson(text: string): unknown {
   }
 }
 
-function httpReads(baseUrl: string): OpsReads {
+function httpReads(baseUrl: string, token?: string): OpsReads {
   const base = baseUrl.replace(/\/+$/, '');
-  const get = async <T>(path: string, missingIsUndefined = false): Promise<T | undefined> => {
+  const get = async <T>(path: string, missingIsUndefined = false, refusedIsUndefined = false): Promise<T | undefined> => {
     let response: Response;
     let text: string;
     try {
-      ({ response, text } = await fetchText(`${base}${path}`, { headers: { accept: 'application/json' } }));
+      ({ response, text } = await fetchText(`${base}${path}`, { headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) } }));
     } catch (error) {
       const cause = (error as { cause?: Error }).cause?.message ?? (error as Error).message;
       throw new CliError(
@@ -103,6 +154,7 @@ function httpReads(baseUrl: string): OpsReads {
       );
     }
     if (response.status === 404 && missingIsUndefined) return undefined;
+    if ((response.status === 401 || response.status === 403) && refusedIsUndefined) return undefined;
     const body = parseJson(text) as { error?: string };
     if (!response.ok) throw new CliError(`the API at ${base} answered ${response.status} to ${path}: ${body.error ?? response.statusText}`);
     return body as T;
@@ -123,6 +175,7 @@ function httpReads(baseUrl: string): OpsReads {
     listNodes: async () => (await get<NodeSummary[]>('/api/nodes'))!,
     listParkedDeliveries: async (project) =>
       (await get<ParkedDelivery[]>(`/api/deliveries?${new URLSearchParams({ status: 'parked', ...(project ? { project } : {}) })}`))!,
+    listAudit: (project) => get<AuditRecord[]>(`/api/audit?${new URLSearchParams({ limit: String(AUDIT_ENTRIES), ...(project ? { project } : {}) })}`, false, true),
   };
 }
 

@@ -66,6 +66,7 @@ export const SERVER_KEYS: ReadonlyArray<readonly [key: string, kind: KeyKind]> =
   ['notifications', 'json'],
   ['auth.admins', 'list'],
   ['auth.permission-ttl', 'duration'],
+  ['auth.hide-private-outputs', 'boolean'],
   ['auth.github.url', 'string'],
   ['auth.github.client-id', 'string'],
   ['auth.github.client-secret-file', 'path'],

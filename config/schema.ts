@@ -197,6 +197,8 @@ export function serverConfigSchema(context: DefaultsContext) {
           admins: list(FORGE_USER, 'a forge user such as "github:alice" or "gitea:bob"').default([]),
           // How long a person's permission on a repository, as the forge reported it, is trusted.
           'permission-ttl': duration().prefault('5m'),
+          // Also hide from the API's cache the narinfos and NARs of paths only private projects built.
+          'hide-private-outputs': z.boolean({ error: 'expected true or false' }).default(false),
           github: oauthApp('github', 'https://github.com').optional(),
           gitea: oauthApp('gitea').optional(),
         })

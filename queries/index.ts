@@ -13,11 +13,13 @@
  *   operator's projection (jobs.ts);
  * - nodes: `NodeSummary` (nodes.ts);
  * - webhook deliveries the dispatcher gave up on: `ParkedDelivery` (deliveries.ts);
+ * - the audit log of what people did over HTTP: `AuditRecord` (audit.ts);
  * - projects: `ProjectSummary` and `ProjectPage` (projects.ts); the repositories they are built
  *   from, `RepositoryListing` (repositories.ts).
  *
  * Modules return plain JSON-ready objects (ISO times, string ids); the SQL stays in each module.
  */
+export * from './audit.ts';
 export * from './build-page.ts';
 export * from './builds.ts';
 export * from './deliveries.ts';

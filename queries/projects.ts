@@ -16,6 +16,10 @@ export interface ProjectPage {
   cloneUrl: string;
   defaultBranch: string;
   createdAt: string;
+  /** Settings an admin may change on the project page. */
+  prTrust: string;
+  schedulingShares: number;
+  pollIntervalSeconds: number | null;
   refs: ProjectRef[];
 }
 
@@ -34,8 +38,12 @@ export async function readProjectPage(pool: Pool, name: string): Promise<Project
     clone_url: string;
     default_branch: string;
     created_at: Date;
+    pr_trust: string;
+    scheduling_shares: number;
+    poll_s: number | null;
   }>(
-    `SELECT p.id, p.name, p.enabled, r.forge, r.owner, r.name AS repo, r.clone_url, r.default_branch, p.created_at
+    `SELECT p.id, p.name, p.enabled, r.forge, r.owner, r.name AS repo, r.clone_url, r.default_branch, p.created_at,
+            p.pr_trust, p.scheduling_shares, extract(epoch FROM p.poll_interval)::int AS poll_s
        FROM projects p JOIN repositories r ON r.id = p.repository_id WHERE p.name = $1`,
     [name],
   );
@@ -65,6 +73,9 @@ export async function readProjectPage(pool: Pool, name: string): Promise<Project
     cloneUrl: project.clone_url,
     defaultBranch: project.default_branch,
     createdAt: project.created_at.toISOString(),
+    prTrust: project.pr_trust,
+    schedulingShares: project.scheduling_shares,
+    pollIntervalSeconds: project.poll_s,
     refs: projectRefs,
   };
 }

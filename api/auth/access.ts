@@ -14,6 +14,7 @@ import { sharedPlugin } from '../plugins/shared.ts';
 import { includes, lesser, type Right } from '../../access/rights.ts';
 import { verifyToken } from '../../access/tokens.ts';
 import { principalName, type Principal } from './principal.ts';
+import { DEFAULT_STORE_DIR } from '../../daemon/core/store-path.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -55,6 +56,11 @@ export interface Access {
   requireOperator(request: FastifyRequest): Principal;
   /** Whether a derivation's build may be seen: it belongs to a visible project, or to none. */
   derivationVisible(request: FastifyRequest, drvPath: string): Promise<boolean>;
+  /**
+   * Whether a store path (by hash part) may be downloaded from the cache: a `.drv`, or an output of
+   * derivations, that some visible project (or no project) has; a path the database does not know is.
+   */
+  storePathVisible(request: FastifyRequest, hashPart: string): Promise<boolean>;
   /** Forgets the cached permissions of a person (at login). */
   forget(forge: ForgeKind, login: string): void;
 }
@@ -128,6 +134,22 @@ export const accessPlugin = sharedPlugin<AccessPluginOptions>('access', async (a
     return request.principal;
   };
 
+  /** Whether any of the derivations belongs to a project the request may see, or to none at all. */
+  const derivationsVisible = async (request: FastifyRequest, drvPaths: string[]): Promise<boolean> => {
+    const { rows } = await app.db.query<{ drv_path: string; name: string }>(
+      `SELECT b.drv_path, p.name FROM build_jobs b
+         JOIN evaluation_builds eb ON eb.build_id = b.id JOIN evaluations ev ON ev.id = eb.eval_id JOIN projects p ON p.id = ev.project_id
+        WHERE b.drv_path = ANY($1)
+       UNION
+       SELECT a.drv_path, p.name FROM eval_attrs a JOIN evaluations ev ON ev.id = a.eval_id JOIN projects p ON p.id = ev.project_id
+        WHERE a.drv_path = ANY($1)`,
+      [drvPaths],
+    );
+    if (drvPaths.some((drv) => !rows.some((r) => r.drv_path === drv))) return true;
+    const seen = await visibility(request);
+    return rows.some((r) => seen.project(r.name));
+  };
+
   const access: Access = {
     visibility,
     permission,
@@ -149,19 +171,16 @@ export const accessPlugin = sharedPlugin<AccessPluginOptions>('access', async (a
       if (principal.scope && principal.scope !== 'admin') throw new ForbiddenError(`this token has scope ${principal.scope}; operator actions need a token of scope admin`);
       return principal;
     },
-    async derivationVisible(request, drvPath) {
-      const { rows } = await app.db.query<{ name: string }>(
-        `SELECT DISTINCT p.name FROM build_jobs b
-           JOIN evaluation_builds eb ON eb.build_id = b.id JOIN evaluations ev ON ev.id = eb.eval_id JOIN projects p ON p.id = ev.project_id
-          WHERE b.drv_path = $1
-         UNION
-         SELECT DISTINCT p.name FROM eval_attrs a JOIN evaluations ev ON ev.id = a.eval_id JOIN projects p ON p.id = ev.project_id
-          WHERE a.drv_path = $1`,
-        [drvPath],
+    derivationVisible: (request, drvPath) => derivationsVisible(request, [drvPath]),
+    async storePathVisible(request, hashPart) {
+      // A range on the store path's prefix uses the primary key and the out_path index.
+      const [low, high] = [`${DEFAULT_STORE_DIR}/${hashPart}-`, `${DEFAULT_STORE_DIR}/${hashPart}.`];
+      const { rows } = await app.db.query<{ drv_path: string }>(
+        `SELECT drv_path FROM derivations WHERE drv_path >= $1 AND drv_path < $2
+         UNION SELECT drv_path FROM derivation_outputs WHERE out_path >= $1 AND out_path < $2`,
+        [low, high],
       );
-      if (rows.length === 0) return true;
-      const seen = await visibility(request);
-      return rows.some((r) => seen.project(r.name));
+      return rows.length === 0 || derivationsVisible(request, rows.map((r) => r.drv_path));
     },
     forget(forge, login) {
       const prefix = `${forge}:${login}|`.toLowerCase();
@@ -183,6 +202,13 @@ export const accessPlugin = sharedPlugin<AccessPluginOptions>('access', async (a
       request.principal = { forge: record.forge, login: record.login, operator: operators.has(principalName(record).toLowerCase()), via: `token:${record.id}`, scope: record.scope };
       return;
     }
+    if (authorization !== undefined) {
+      // The cache: Nix sends a netrc's credentials as Basic; an API token as the password (or as Bearer) reads private paths.
+      const token = cacheToken(authorization);
+      const record = token === undefined ? undefined : await verifyToken(app.db, token);
+      if (record) request.principal = { forge: record.forge, login: record.login, operator: operators.has(principalName(record).toLowerCase()), via: `token:${record.id}`, scope: record.scope };
+      return;
+    }
     const user = sessionUser(request);
     if (user) request.principal = { ...user, operator: operators.has(principalName(user).toLowerCase()), via: 'session', scope: null };
   });
@@ -194,4 +220,14 @@ function sessionUser(request: FastifyRequest): { forge: ForgeKind; login: string
   const user = session?.get('user') as { forge?: unknown; login?: unknown } | undefined;
   if (!user || (user.forge !== 'github' && user.forge !== 'gitea') || typeof user.login !== 'string') return undefined;
   return { forge: user.forge, login: user.login };
+}
+
+/** The token of a Bearer `Authorization` header, or the password of a Basic one. */
+function cacheToken(authorization: string): string | undefined {
+  const [kind, encoded] = authorization.split(' ', 2);
+  if (kind?.toLowerCase() === 'bearer') return encoded;
+  if (kind?.toLowerCase() !== 'basic' || !encoded) return undefined;
+  const decoded = Buffer.from(encoded, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon < 0 ? undefined : decoded.slice(colon + 1);
 }

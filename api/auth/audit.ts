@@ -23,18 +23,3 @@ export async function writeAudit(pool: Pool, request: FastifyRequest, entry: Aud
     entry.outcome,
   ]);
 }
-
-export interface AuditRecord extends Required<AuditEntry> {
-  at: string;
-  remote: string;
-}
-
-/** Recent entries, newest first, optionally of one project. */
-export async function listAudit(pool: Pool, options: { project?: string; limit: number }): Promise<AuditRecord[]> {
-  const { rows } = await pool.query<{ at: Date; actor: string; via: string; action: string; target: string; project: string | null; remote: string; outcome: string }>(
-    `SELECT at, actor, via, action, target, project, remote, outcome FROM audit_log
-      WHERE ($1::text IS NULL OR project = $1) ORDER BY at DESC, id DESC LIMIT $2`,
-    [options.project ?? null, options.limit],
-  );
-  return rows.map((r) => ({ ...r, at: r.at.toISOString() }));
-}

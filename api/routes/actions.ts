@@ -6,11 +6,13 @@
  * (with its CSRF token) is answered with a redirect back to the page, which updates in place.
  */
 import type { SignalDefinition } from '@temporalio/common';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { buildHashPart, listEvals, listNodes, readBuild, readEval, type BuildDetail } from '../../queries/index.ts';
 import {
+  approveSignal,
   buildWorkflowId,
   cancelSignal,
+  deployWorkflowId,
   evalWorkflowId,
   rebuildFailedSignal,
   rebuildSignal,
@@ -18,8 +20,9 @@ import {
   refWorkflowId,
 } from '../../workflows/definitions.ts';
 import { signalDrain } from '../../temporal/drain.ts';
-import { writeAudit } from '../auth/audit.ts';
+import { finishAction } from '../auth/act.ts';
 import { principalName, type Principal } from '../auth/principal.ts';
+import { projectHref } from '../views/format.ts';
 import { csrfGuard } from '../auth/sessions.ts';
 import { errorResponses } from '../error-handler.ts';
 import { BadRequestError, ConflictError, NotFoundError } from '../errors.ts';
@@ -43,13 +46,6 @@ export async function actionRoutes(app: FastifyInstance): Promise<void> {
     }
   };
 
-  /** Records the action, then answers JSON, or a redirect to `page` for a dashboard form. */
-  const done = async (request: FastifyRequest, reply: FastifyReply, principal: Principal, entry: { action: string; target: string; project: string; message: string; page: string }) => {
-    await writeAudit(app.db, request, { actor: principalName(principal), via: principal.via, action: entry.action, target: entry.target, project: entry.project, outcome: entry.message });
-    if (String(request.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) return reply.redirect(entry.page, 303);
-    return { message: entry.message };
-  };
-
   const requireEval = async (request: FastifyRequest, id: string) => {
     const ev = await readEval(app.db, id);
     if (!ev) throw new NotFoundError(`no eval ${id}`);
@@ -63,7 +59,7 @@ export async function actionRoutes(app: FastifyInstance): Promise<void> {
     if (FINISHED_EVAL.includes(ev.status) && active === 0) throw new ConflictError(`eval ${ev.id} has already ended (${ev.status}); nothing to cancel`);
     await signal(evalWorkflowId(ev.id), cancelSignal, [], 'it has already ended');
     const message = `asked eval ${ev.id} to cancel; builds no other eval wants are withdrawn, running ones finish`;
-    return done(request, reply, principal, { action: 'eval.cancel', target: `eval ${ev.id}`, project: ev.project, message, page: `/ci/evals/${ev.id}` });
+    return finishAction(request, reply, principal, { action: 'eval.cancel', target: `eval ${ev.id}`, project: ev.project, message, page: `/ci/evals/${ev.id}` });
   });
 
   app.post<{ Params: { id: string } }>('/api/evals/:id/rebuild-failed', { schema: { params: evalParams, response: answer }, preHandler: csrfGuard }, async (request, reply) => {
@@ -74,14 +70,14 @@ export async function actionRoutes(app: FastifyInstance): Promise<void> {
     if (failed === 0) throw new ConflictError(`eval ${ev.id} has no failed builds; nothing to rebuild`);
     await signal(refWorkflowId(ev.project, ev.ref), rebuildFailedSignal, [], `push to ${ev.ref} again to start it`);
     const message = `rebuilding ${failed} failed build(s) of eval ${ev.id}`;
-    return done(request, reply, principal, { action: 'eval.rebuild-failed', target: `eval ${ev.id}`, project: ev.project, message, page: `/ci/evals/${ev.id}` });
+    return finishAction(request, reply, principal, { action: 'eval.rebuild-failed', target: `eval ${ev.id}`, project: ev.project, message, page: `/ci/evals/${ev.id}` });
   });
 
   app.post<{ Params: { id: string } }>('/api/evals/:id/re-evaluate', { schema: { params: evalParams, response: answer }, preHandler: csrfGuard }, async (request, reply) => {
     const { ev, principal } = await requireEval(request, request.params.id);
     await signal(refWorkflowId(ev.project, ev.ref), reEvaluateSignal, [], `${ev.project} has no ref ${ev.ref} with an eval to repeat`);
     const message = `asked ${refWorkflowId(ev.project, ev.ref)} to evaluate its latest commit again`;
-    return done(request, reply, principal, { action: 'eval.re-evaluate', target: `${ev.project} ${ev.ref}`, project: ev.project, message, page: `/ci/evals/${ev.id}` });
+    return finishAction(request, reply, principal, { action: 'eval.re-evaluate', target: `${ev.project} ${ev.ref}`, project: ev.project, message, page: `/ci/evals/${ev.id}` });
   });
 
   const requireBuild = async (build: string): Promise<BuildDetail> => {
@@ -104,7 +100,7 @@ export async function actionRoutes(app: FastifyInstance): Promise<void> {
     await signal(refWorkflowId(project, ref), rebuildSignal, [target.drvPath], `push to ${ref} again to start it`);
     const message = `rebuilding ${target.name} in eval ${evalId} (${project} ${ref})`;
     const page = `/ci/builds/${buildHashPart(build.drvPath)}`;
-    return done(request, reply, principal, { action: 'build.rebuild', target: target.drvPath, project, message, page });
+    return finishAction(request, reply, principal, { action: 'build.rebuild', target: target.drvPath, project, message, page });
   });
 
   app.post<{ Params: { build: string } }>('/api/builds/:build/cancel', { schema: { params: buildParams, response: answer }, preHandler: csrfGuard }, async (request, reply) => {
@@ -121,7 +117,7 @@ export async function actionRoutes(app: FastifyInstance): Promise<void> {
     await signal(buildWorkflowId(build.drvPath), cancelSignal, [], 'the build has ended or was never started');
     const message = `asked ${buildWorkflowId(build.drvPath)} to cancel; it is withdrawn unless it is already building`;
     const page = `/ci/builds/${buildHashPart(build.drvPath)}`;
-    return done(request, reply, principal!, { action: 'build.cancel', target: build.drvPath, project: rows[0]!.name, message, page });
+    return finishAction(request, reply, principal!, { action: 'build.cancel', target: build.drvPath, project: rows[0]!.name, message, page });
   });
 
   const nodeParams = { type: 'object', required: ['node'], properties: { node: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' } } } as const;
@@ -132,9 +128,25 @@ export async function actionRoutes(app: FastifyInstance): Promise<void> {
       if (!(await listNodes(app.db)).some((n) => n.name === name)) throw new NotFoundError(`no builder named ${name}`);
       await signalDrain(app.temporal, name, draining);
       const message = draining ? `${name}: draining; running builds finish, no new ones are taken` : `${name}: takes builds again`;
-      await writeAudit(app.db, request, { actor: principalName(principal), via: principal.via, action: `node.${path}`, target: name, outcome: message });
-      if (String(request.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) return reply.redirect('/ci/', 303);
-      return { message };
+      return finishAction(request, reply, principal, { action: `node.${path}`, target: name, message, page: '/ci/nodes' });
     });
   }
+
+  // A deployment awaiting approval: the `approve` signal `temporal workflow signal … --name approve` sends, naming who approved.
+  const deploymentParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[0-9]{1,18}$' } } } as const;
+  app.post<{ Params: { id: string } }>('/api/deployments/:id/approve', { schema: { params: deploymentParams, response: answer }, preHandler: csrfGuard }, async (request, reply) => {
+    const { rows } = await app.db.query<{ project: string; environment: string; status: string; store_path: string }>(
+      'SELECT p.name AS project, d.environment, d.status, d.store_path FROM deployments d JOIN projects p ON p.id = d.project_id WHERE d.id = $1',
+      [request.params.id],
+    );
+    const deployment = rows[0];
+    if (!deployment) throw new NotFoundError(`no deployment ${request.params.id}`);
+    const principal = await app.access.requireOnProject(request, deployment.project, 'admin');
+    if (deployment.status !== 'awaiting-approval') throw new ConflictError(`deployment ${request.params.id} is ${deployment.status}; only one awaiting approval is approved`);
+    const workflowId = deployWorkflowId(deployment.project, deployment.environment);
+    await signal(workflowId, approveSignal, [{ by: principalName(principal), deploymentId: request.params.id }], 'the deployment is no longer waiting');
+    const message = `approved deployment ${request.params.id} of ${deployment.store_path} to ${deployment.environment}`;
+    const page = `${projectHref(deployment.project)}#deployment-${request.params.id}`;
+    return finishAction(request, reply, principal, { action: 'deployment.approve', target: `${deployment.environment} ${deployment.store_path}`, project: deployment.project, message, page });
+  });
 }

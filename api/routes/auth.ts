@@ -57,6 +57,10 @@ async function forgeLogin(provider: Provider, accessToken: string): Promise<stri
 /** Registers the login, callback and logout routes of each configured forge. */
 export async function authRoutes(app: FastifyInstance, { config }: AuthRoutesOptions): Promise<void> {
   const found = await providers(config);
+  // The login links are registered by @fastify/oauth2 without route options: they get the login rate here.
+  app.addHook('onRoute', (route) => {
+    if (/^\/auth\/[a-z]+\/login$/.test(route.url)) route.config = { ...(route.config as object), rateLimit: LOGIN_RATE };
+  });
   await app.register(rateLimit, { global: false });
   const secure = config.api.publicUrl.startsWith('https:');
   const publicUrl = config.api.publicUrl.replace(/\/+$/, '');

@@ -6,15 +6,26 @@
  * `/api/…`, `/webhook/…`) win over these parametric ones.
  */
 import { Readable } from 'node:stream';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { zstdDecompress } from '../../daemon/executor/zstd.ts';
 import { readText } from '../../cache/backend-reader.ts';
 import { CACHE_INFO_KEY, cacheInfoText, classifyKey, CONTENT_TYPES } from '../../cache/layout.ts';
 import type { CacheBackend, ObjectStream } from '../../cache/types.ts';
 import type { CacheMetrics } from '../plugins/metrics.ts';
 
+/** Who may download what: the API's cache hides what only private projects built (api/auth/cache-guard.ts). */
+export interface CacheGuard {
+  /** A narinfo or listing of the store path with this hash part. */
+  storePath(request: FastifyRequest, hashPart: string): Promise<boolean>;
+  /** A NAR, by the file name's NAR hash. */
+  nar(request: FastifyRequest, narHash: string): Promise<boolean>;
+  /** The log of a derivation, by its hash part. */
+  log(request: FastifyRequest, hashPart: string): Promise<boolean>;
+}
+
 export interface CacheRouteOptions {
   backend: CacheBackend;
+  guard?: CacheGuard | undefined;
   /** Counts narinfo and NAR lookups and the bytes served. */
   metrics?: CacheMetrics | undefined;
 }
@@ -52,18 +63,22 @@ function notFound(reply: FastifyReply, what: string): FastifyReply {
 }
 
 /** Registers the cache routes on `app`. */
-export async function cacheRoutes(app: FastifyInstance, { backend, metrics }: CacheRouteOptions): Promise<void> {
+export async function cacheRoutes(app: FastifyInstance, { backend, metrics, guard }: CacheRouteOptions): Promise<void> {
   // Read once: the signer writes it when it sets the cache up, and nothing changes it afterwards.
   const cacheInfo = (await readText(backend, CACHE_INFO_KEY).catch(() => undefined)) ?? cacheInfoText();
   // This plugin's own scope: only the cache routes' failures are counted.
   if (metrics) app.addHook('onError', async () => metrics.error());
+
+  // Hidden is answered as missing: a 404, never a 403 that would tell the path exists.
+  const narAllowed = async (request: FastifyRequest, file: string): Promise<boolean> => !guard || guard.nar(request, file.slice(0, file.indexOf('.')));
 
   app.get('/nix-cache-info', QUIET, async (_request, reply) => reply.type(CONTENT_TYPES.cacheInfo).send(cacheInfo));
 
   // GET and HEAD: Fastify answers HEAD from the GET handler without a body.
   app.get<{ Params: { hash: string } }>('/:hash.narinfo', QUIET, async (request, reply) => {
     const { hash } = request.params;
-    const body = HASH_PART.test(hash) ? await backend.read(`${hash}.narinfo`) : undefined;
+    const allowed = HASH_PART.test(hash) && (!guard || (await guard.storePath(request, hash)));
+    const body = allowed ? await backend.read(`${hash}.narinfo`) : undefined;
     metrics?.request('narinfo', body === undefined ? undefined : Buffer.byteLength(body));
     if (body === undefined) return notFound(reply, `${hash}.narinfo`);
     return reply.type(CONTENT_TYPES.narInfo).send(body);
@@ -71,21 +86,21 @@ export async function cacheRoutes(app: FastifyInstance, { backend, metrics }: Ca
 
   app.get<{ Params: { hash: string } }>('/:hash.ls', QUIET, async (request, reply) => {
     const { hash } = request.params;
-    const body = HASH_PART.test(hash) ? await backend.read(`${hash}.ls`) : undefined;
+    const body = HASH_PART.test(hash) && (!guard || (await guard.storePath(request, hash))) ? await backend.read(`${hash}.ls`) : undefined;
     if (body === undefined) return notFound(reply, `${hash}.ls`);
     return reply.type(CONTENT_TYPES.listing).send(body);
   });
 
   app.head<{ Params: { file: string } }>('/nar/:file', QUIET, async (request, reply) => {
     const key = `nar/${request.params.file}`;
-    const object = classifyKey(key) === 'nar' ? await backend.head(key) : undefined;
+    const object = classifyKey(key) === 'nar' && (await narAllowed(request, request.params.file)) ? await backend.head(key) : undefined;
     if (!object) return notFound(reply, key);
     return reply.type(CONTENT_TYPES.nar).header('accept-ranges', 'bytes').header('content-length', object.size).header('cache-control', IMMUTABLE).send();
   });
 
   app.get<{ Params: { file: string } }>('/nar/:file', { ...QUIET, exposeHeadRoute: false }, async (request, reply) => {
     const key = `nar/${request.params.file}`;
-    if (classifyKey(key) !== 'nar') return notFound(reply, key);
+    if (classifyKey(key) !== 'nar' || !(await narAllowed(request, request.params.file))) return notFound(reply, key);
     const range = parseRange(request.headers.range);
     let stream: ObjectStream | undefined;
     if (range && 'suffix' in range) {
@@ -109,7 +124,8 @@ export async function cacheRoutes(app: FastifyInstance, { backend, metrics }: Ca
 
   app.get<{ Params: { drv: string } }>('/log/:drv', async (request, reply) => {
     const key = `log/${request.params.drv}`;
-    const stream = classifyKey(key) === 'log' ? await backend.get(key) : undefined;
+    const allowed = classifyKey(key) === 'log' && (!guard || (await guard.log(request, request.params.drv.slice(0, 32))));
+    const stream = allowed ? await backend.get(key) : undefined;
     if (!stream) return notFound(reply, `the log of ${request.params.drv}`);
     reply.type(CONTENT_TYPES.log).header('vary', 'accept-encoding');
     if (acceptsZstd(request.headers['accept-encoding'])) {

@@ -10,6 +10,7 @@ import { FINAL_BUILD_STATUSES } from '../../workflows/types.ts';
 import {
   evalVersionKey,
   fullLogHref,
+  listAudit,
   listEvalPage,
   listProjects,
   readBuildLogVersion,
@@ -34,9 +35,12 @@ import { html, type SafeHtml } from '../views/html.ts';
 import { renderPage, type AccountView } from '../views/layout.ts';
 import { renderProjectBody, renderProjectsBody } from '../views/projects.ts';
 import { renderDeploymentsPanel } from '../views/deployments.ts';
+import { renderAuditPanel } from '../views/audit.ts';
+import { renderProjectSettings } from '../views/project-settings.ts';
 import { listProjectDeployments } from '../../queries/deployments.ts';
 import { liveScript, relativeTimeScript } from '../views/scripts.ts';
 import { dashboardEventRoutes } from './dashboard-events.ts';
+import { nodeRoutes } from './nodes.ts';
 
 export interface DashboardRouteOptions {
   config: ServerConfig;
@@ -48,6 +52,8 @@ export interface DashboardRouteOptions {
 const htmlResponse = { 200: { content: { 'text/html': { schema: { type: 'string' } } } }, ...errorResponses };
 /** Evals on one page of a list. */
 export const EVALS_PER_PAGE = 30;
+/** Audit entries on a project page. */
+const AUDIT_ENTRIES = 20;
 
 /** Sends a complete dashboard page with its scripts. */
 export function sendPage(
@@ -86,6 +92,7 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardRo
   const streams = new EventStreams(app.log);
   app.addHook('preClose', async () => streams.closeAll());
   await app.register(dashboardEventRoutes, { temporalUi, cache, streams });
+  await app.register(nodeRoutes, { config, streams, temporalUi });
 
   app.get<{ Params: { id: string }; Querystring: { all?: string } }>(
     '/ci/evals/:id',
@@ -169,11 +176,17 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardRo
       if (!project) return notFound(reply, `project ${name}`, temporalUi);
       const evals = await listEvalPage(app.db, { limit: EVALS_PER_PAGE, project: name, before: request.query.before });
       const base = projectHref(name);
+      const account = accountView(request, reply, config);
+      const held = await app.access.permissionOnProject(request, name);
+      const admin = account && 'csrf' in account && includes(held, 'admin') ? { csrf: account.csrf } : undefined;
+      const settings = admin ? renderProjectSettings(project, admin.csrf) : null;
       const body = html`${renderProjectBody(project, evals, {
         href: (before) => `${base}?before=${encodeURIComponent(before)}`,
         newest: request.query.before ? base : null,
-      })}${renderDeploymentsPanel(await listProjectDeployments(app.db, name))}`;
-      return sendPage(reply, { title: `${name} · harmonia-ci`, body, temporalUi, account: accountView(request, reply, config) });
+      })}${renderDeploymentsPanel(await listProjectDeployments(app.db, name), admin?.csrf)}${renderAuditPanel(await listAudit(app.db, { project: name, limit: AUDIT_ENTRIES }), {
+        showRemote: includes(held, 'admin'),
+      })}${settings}`;
+      return sendPage(reply, { title: `${name} · harmonia-ci`, body, temporalUi, account });
     },
   );
 }

@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import { errorResponses } from '../error-handler.ts';
 import { BadRequestError, NotFoundError } from '../errors.ts';
-import { buildHashPart, listEvals, listNodes, readBuild, readBuildLog, readEval, type EvalFilter } from '../../queries/index.ts';
+import { buildHashPart, listAudit, listEvals, listNodes, readBuild, readBuildLog, readEval, type EvalFilter } from '../../queries/index.ts';
 
 const STATUSES = ['pending', 'building', 'uploading', 'succeeded', 'failed', 'dep-failed', 'cancelled', 'timed-out'];
 const string = { type: 'string' } as const;
@@ -195,5 +195,23 @@ export async function opsRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async () => listNodes(app.db),
+  );
+
+  const auditProperties = { at: string, actor: string, via: string, action: string, target: string, project: nullableString, remote: string, outcome: string };
+  app.get<{ Querystring: { project?: string; limit: number } }>(
+    '/api/audit',
+    {
+      // The audit log, newest first: every project's for operators, one project's for its admins.
+      schema: {
+        querystring: { type: 'object', additionalProperties: false, properties: { project: string, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } } },
+        response: { 200: { type: 'array', items: { type: 'object', required: Object.keys(auditProperties), properties: auditProperties } }, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const { project, limit } = request.query;
+      if (project === undefined) app.access.requireOperator(request);
+      else await app.access.requireOnProject(request, project, 'admin');
+      return listAudit(app.db, { project, limit });
+    },
   );
 }

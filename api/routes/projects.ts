@@ -7,6 +7,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { writeAudit } from '../auth/audit.ts';
 import { principalName, type Principal } from '../auth/principal.ts';
 import { csrfGuard } from '../auth/sessions.ts';
+import { isFormPost } from '../auth/act.ts';
+import { projectHref } from '../views/format.ts';
 import type { ServerConfig } from '../../config/types.ts';
 import { parseDuration } from '../../config/units.ts';
 import { ForgeNotConfiguredError, ProjectError } from '../../forges/errors.ts';
@@ -58,6 +60,7 @@ const repoParams = {
 } as const;
 
 interface EnableBody {
+  _csrf?: string;
   forge?: ForgeKind;
   name?: string;
   prTrust?: string;
@@ -121,13 +124,17 @@ export async function projectRoutes(app: FastifyInstance, { config, forges }: Pr
             prTrust: { type: 'string', enum: ['all', 'everyone', 'collaborators', 'none'] },
             schedulingShares: { type: 'integer', minimum: 1 },
             pollInterval: { type: ['string', 'null'] },
+            // The dashboard's settings form posts its CSRF token along.
+            _csrf: { type: 'string' },
           },
         },
         response: { 200: projectSchema, ...errorResponses },
       },
     },
-    async (request) => {
-      const body = request.body ?? {};
+    async (request, reply) => {
+      const { _csrf: _token, ...body } = request.body ?? {};
+      // A form's empty poll interval field means no polling.
+      if (isFormPost(request) && body.pollInterval === '') body.pollInterval = null;
       const repository = { owner: request.params.owner, name: request.params.repo, forge: body.forge };
       const principal = await app.access.requireOnRepository(request, repository, 'admin');
       const project = await userErrors(() =>
@@ -141,7 +148,7 @@ export async function projectRoutes(app: FastifyInstance, { config, forges }: Pr
         }),
       );
       await audit(request, principal, { action: 'project.enable', target: `${project.owner}/${project.name}`, project: project.projectName, outcome: JSON.stringify(body) });
-      return describe(project);
+      return isFormPost(request) ? reply.redirect(projectHref(project.projectName), 303) : describe(project);
     },
   );
 
@@ -149,11 +156,11 @@ export async function projectRoutes(app: FastifyInstance, { config, forges }: Pr
     '/api/projects/:owner/:repo/disable',
     // Disables the project of a repository.
     { schema: { params: repoParams, response: { 200: projectSchema, ...errorResponses } }, preHandler: csrfGuard },
-    async (request) => {
+    async (request, reply) => {
       const principal = await app.access.requireOnRepository(request, { owner: request.params.owner, name: request.params.repo }, 'admin');
       const project = await userErrors(() => disableProject(deps(), `${request.params.owner}/${request.params.repo}`));
-      await audit(request, principal, { action: 'project.disable', target: `${project.owner}/${project.name}`, project: project.projectName, outcome: 'ok' });
-      return describe(project);
+      await audit(request, principal, { action: 'project.disable', target: `${project.owner}/${project.name}`, project: project.projectName, outcome: 'disabled' });
+      return isFormPost(request) ? reply.redirect(projectHref(project.projectName), 303) : describe(project);
     },
   );
 

@@ -8,7 +8,7 @@ export type AccountView = { login: string; csrf: string } | { loginWith: readonl
 function accountLinks(account: AccountView | undefined): SafeHtml | null {
   if (!account) return null;
   if ('login' in account) {
-    return html`<form class="account" method="post" action="/auth/logout"><span>${account.login}</span><input type="hidden" name="_csrf" value="${account.csrf}"><button type="submit">Log out</button></form>`;
+    return html`<form class="account" method="post" action="/auth/logout"><a href="/ci/settings/tokens" title="API tokens">${account.login}</a><input type="hidden" name="_csrf" value="${account.csrf}"><button type="submit">Log out</button></form>`;
   }
   return html`${account.loginWith.map((forge) => html`<a href="/auth/${forge}/login">Log in with ${forge === 'github' ? 'GitHub' : 'Gitea'}</a>`)}`;
 }
@@ -37,7 +37,7 @@ export function renderPage({ title, temporalUiUrl, body, script, account }: Page
 <body>
 <header>
   <h1><a href="/ci/">harmonia-ci</a></h1>
-  <nav><a href="/ci/">Evals</a><a href="/ci/projects">Projects</a>${temporalLink}<a href="/healthz">healthz</a>${accountLinks(account)}</nav>
+  <nav><a href="/ci/">Evals</a><a href="/ci/projects">Projects</a><a href="/ci/nodes">Nodes</a>${temporalLink}<a href="/healthz">healthz</a>${accountLinks(account)}</nav>
 </header>
 <main>
 ${body}

@@ -33,6 +33,8 @@ header h1 a { color: var(--text); }
 header nav { display: flex; gap: 1.1rem; margin-left: auto; font-size: .93rem; }
 header h1 { white-space: nowrap; }
 form.account, form.action { display: inline-flex; gap: .5rem; align-items: center; margin: 0; }
+form.settings { display: flex; flex-wrap: wrap; gap: .6rem 1.2rem; align-items: end; margin: 0 0 .8rem; }
+form.settings label { display: grid; gap: .25rem; font-size: .88rem; color: var(--muted); }
 main { max-width: 78rem; margin: 1.5rem auto; padding: 0 1.5rem; display: grid; gap: 1.25rem; }
 main > div { display: grid; gap: 1.25rem; min-width: 0; }
 section.panel { background: var(--panel); border: 1px solid var(--border); border-radius: 10px; padding: 1.1rem 1.3rem; min-width: 0; }

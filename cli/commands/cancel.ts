@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { buildWorkflowId, cancelSignal, evalWorkflowId } from '../../workflows/definitions.ts';
 import { CliError } from '../errors.ts';
-import { buildArgument, print, signalWorkflow, withOperator, type OperatorOptions } from '../operator.ts';
+import { buildArgument, print, SERVER_OPTION, signalWorkflow, withOperator, type OperatorOptions } from '../operator.ts';
 
 /** Registers `harmonia-ci cancel`. */
 export function registerCancel(program: Command): void {
@@ -16,8 +16,14 @@ export function registerCancel(program: Command): void {
     .argument('<target>', 'an eval id, or a build: build/<hash>, a .drv path or its hash part')
     .description('cancel an eval (and the builds only it wanted), or a build that has not started')
     .option('--config <file>', 'server configuration file (default: $HARMONIA_CI_CONFIG)')
+    .option(...SERVER_OPTION)
     .action((target: string, options: OperatorOptions) =>
-      withOperator(options, async ({ reads, temporal }) => {
+      withOperator(options, async ({ reads, temporal, remote }) => {
+        if (remote) {
+          const path = /^\d+$/.test(target) ? `/api/evals/${target}/cancel` : `/api/builds/${buildArgument(target)}/cancel`;
+          print(await remote.post(path));
+          return;
+        }
         if (/^\d+$/.test(target)) {
           const ev = await reads.readEval(target);
           if (!ev) throw new CliError(`no eval ${target} (read from ${reads.source}); \`harmonia-ci status\` lists recent evals`);

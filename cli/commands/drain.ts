@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { signalDrain } from '../../temporal/drain.ts';
 import { CliError } from '../errors.ts';
-import { print, withOperator, type OperatorOptions, type OpsReads } from '../operator.ts';
+import { print, SERVER_OPTION, withOperator, type OperatorOptions, type OpsReads } from '../operator.ts';
 
 interface DrainOptions extends OperatorOptions {
   undo: boolean;
@@ -31,8 +31,9 @@ export function registerDrain(program: Command): void {
     .option('--undo', 'take builds again', false)
     .option('--wait', 'wait until the builds running on the node have finished', false)
     .option('--config <file>', 'server configuration file (default: $HARMONIA_CI_CONFIG)')
+    .option(...SERVER_OPTION)
     .action((name: string, options: DrainOptions) =>
-      withOperator(options, async ({ reads, temporal }) => {
+      withOperator(options, async ({ reads, temporal, remote }) => {
         const nodes = await reads.listNodes();
         const node = nodes.find((n) => n.name === name);
         if (!node) {
@@ -40,13 +41,13 @@ export function registerDrain(program: Command): void {
           throw new CliError(`no builder named ${name} (known: ${known})`);
         }
         const draining = !options.undo;
-        const client = await temporal();
-        await signalDrain(client, name, draining);
-        if (!draining) {
-          print(`${name}: takes builds again`);
-          return;
+        if (remote) {
+          print(await remote.post(`/api/nodes/${encodeURIComponent(name)}/${draining ? 'drain' : 'undrain'}`));
+        } else {
+          await signalDrain(await temporal(), name, draining);
+          print(draining ? `${name}: draining; ${node.running} running build(s) finish, no new ones are taken (\`harmonia-ci drain ${name} --undo\` resumes)` : `${name}: takes builds again`);
         }
-        print(`${name}: draining; ${node.running} running build(s) finish, no new ones are taken (\`harmonia-ci drain ${name} --undo\` resumes)`);
+        if (!draining) return;
         if (options.wait) {
           await waitUntilIdle(reads, name);
           print(`${name}: no build running`);

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import type { BuildLog } from '../../queries/index.ts';
 import { FINAL_BUILD_STATUSES } from '../../workflows/types.ts';
 import { CliError } from '../errors.ts';
-import { buildArgument, withOperator, type OperatorOptions, type OpsReads } from '../operator.ts';
+import { buildArgument, SERVER_OPTION, withOperator, type OperatorOptions, type OpsReads } from '../operator.ts';
 
 interface LogsOptions extends OperatorOptions {
   follow: boolean;
@@ -65,6 +65,7 @@ export function registerLogs(program: Command): void {
     .option('-f, --follow', 'keep printing new log text until the build ends', false)
     .option('--interval <seconds>', 'with --follow: seconds between polls', '1')
     .option('--config <file>', 'server configuration file (default: $HARMONIA_CI_CONFIG)')
+    .option(...SERVER_OPTION)
     .action((build: string, options: LogsOptions) =>
       withOperator(options, async ({ reads }) => {
         const hash = buildArgument(build);

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import type { NodeSummary } from '../../queries/index.ts';
 import { HEARTBEAT_INTERVAL_MS } from '../../workers/node-agent.ts';
 import { formatDuration, formatTable } from '../format.ts';
-import { print, withOperator, type OperatorOptions } from '../operator.ts';
+import { print, SERVER_OPTION, withOperator, type OperatorOptions } from '../operator.ts';
 
 interface NodesOptions extends OperatorOptions {
   json: boolean;
@@ -28,6 +28,7 @@ export function registerNodes(program: Command): void {
     .description('list the builders: systems, features, max jobs, running builds, last heartbeat, draining')
     .option('--json', 'print JSON instead of a table', false)
     .option('--config <file>', 'server configuration file (default: $HARMONIA_CI_CONFIG)')
+    .option(...SERVER_OPTION)
     .action((options: NodesOptions) =>
       withOperator(options, async ({ reads }) => {
         const nodes = await reads.listNodes();

@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import type { BuildDetail } from '../../queries/index.ts';
 import { rebuildFailedSignal, rebuildSignal, refWorkflowId } from '../../workflows/definitions.ts';
 import { CliError } from '../errors.ts';
-import { print, requireBuild, requireEval, signalWorkflow, withOperator, type OperatorOptions, type OpsReads } from '../operator.ts';
+import { buildArgument, print, requireBuild, requireEval, SERVER_OPTION, signalWorkflow, withOperator, type OperatorOptions, type OpsReads } from '../operator.ts';
 
 const REBUILDABLE = ['failed', 'timed-out', 'cancelled'];
 
@@ -33,8 +33,13 @@ export function registerRebuild(program: Command): void {
     .argument('<build>', 'a .drv store path, its hash part, or build/<hash>')
     .description('build a failed derivation again (and what failed because of it), in the latest eval of a ref that includes it')
     .option('--config <file>', 'server configuration file (default: $HARMONIA_CI_CONFIG)')
+    .option(...SERVER_OPTION)
     .action((build: string, options: OperatorOptions) =>
-      withOperator(options, async ({ reads, temporal }) => {
+      withOperator(options, async ({ reads, temporal, remote }) => {
+        if (remote) {
+          print(await remote.post(`/api/builds/${buildArgument(build)}/rebuild`));
+          return;
+        }
         const target = await rebuildTarget(reads, await requireBuild(reads, build));
         if (!REBUILDABLE.includes(target.status)) {
           throw new CliError(`${target.name} is ${target.status}; only failed, timed-out or cancelled builds are rebuilt`);
@@ -55,9 +60,14 @@ export function registerRebuild(program: Command): void {
     .argument('<eval>', 'an eval id: the latest of its ref')
     .description('build every failed, timed-out and dep-failed build of an eval again')
     .option('--config <file>', 'server configuration file (default: $HARMONIA_CI_CONFIG)')
+    .option(...SERVER_OPTION)
     .action((evalId: string, options: OperatorOptions) =>
-      withOperator(options, async ({ reads, temporal }) => {
+      withOperator(options, async ({ reads, temporal, remote }) => {
         const ev = await requireEval(reads, evalId);
+        if (remote) {
+          print(await remote.post(`/api/evals/${ev.id}/rebuild-failed`));
+          return;
+        }
         const [latest] = (await reads.listEvals({ limit: 20, project: ev.project, ref: ev.ref })).filter((e) => e.status !== 'skipped');
         if (latest && latest.id !== ev.id) {
           throw new CliError(

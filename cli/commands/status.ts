@@ -1,12 +1,13 @@
 /**
  * `harmonia-ci status [eval]`: recent evals with their build counts, or one eval's jobs and
- * builds with statuses, durations and, for dep-failed builds, the failure at the root.
+ * builds with statuses, durations and, for dep-failed builds, the failure at the root; under the
+ * evals, the recent actions of the audit log (who, what, when, from where).
  */
 import type { Command } from 'commander';
-import type { BuildCounts, EvalDetail, EvalSummary, JobSummary, ParkedDelivery } from '../../queries/index.ts';
+import type { AuditRecord, BuildCounts, EvalDetail, EvalSummary, JobSummary, ParkedDelivery } from '../../queries/index.ts';
 import { CliError } from '../errors.ts';
 import { firstLine, formatAge, formatDuration, formatTable, secondsBetween } from '../format.ts';
-import { print, requireEval, withOperator, type OperatorOptions } from '../operator.ts';
+import { print, requireEval, SERVER_OPTION, withOperator, type OperatorOptions } from '../operator.ts';
 
 interface StatusOptions extends OperatorOptions {
   limit: string;
@@ -60,6 +61,19 @@ function printParked(parked: ParkedDelivery[]): void {
   print(formatTable(rows));
 }
 
+// Who did what over HTTP; the API shows it to operators (all) and a project's admins (theirs).
+function printAudit(entries: AuditRecord[] | undefined): void {
+  if (entries === undefined) {
+    print('\nrecent actions: not shown to you; an operator, or an admin of the project with --project, sees them (`harmonia-ci login <url>`)');
+    return;
+  }
+  if (entries.length === 0) return;
+  print('\nrecent actions');
+  const rows = [['  WHEN', 'WHO', 'VIA', 'FROM', 'ACTION', 'ON', 'OUTCOME']];
+  for (const e of entries) rows.push([`  ${formatAge(e.at)}`, e.actor, e.via, e.remote, e.action, e.target, firstLine(e.outcome)]);
+  print(formatTable(rows));
+}
+
 function printEval(ev: EvalDetail): void {
   print(`eval ${ev.id}: ${ev.project} ${ev.ref} @ ${ev.commit.slice(0, 12)} — ${ev.status}`);
   const cached = ev.cachedJobs > 0 ? `, ${ev.cachedJobs} cached` : '';
@@ -99,6 +113,7 @@ export function registerStatus(program: Command): void {
     .option('--project <name>', 'only evals of this project')
     .option('--json', 'print JSON instead of tables', false)
     .option('--config <file>', 'server configuration file (default: $HARMONIA_CI_CONFIG)')
+    .option(...SERVER_OPTION)
     .action((evalId: string | undefined, options: StatusOptions) =>
       withOperator(options, async ({ reads }) => {
         if (evalId !== undefined) {
@@ -116,6 +131,7 @@ export function registerStatus(program: Command): void {
         }
         printEvals(evals);
         printParked(await reads.listParkedDeliveries(options.project));
+        printAudit(await reads.listAudit(options.project));
       }),
     );
 }

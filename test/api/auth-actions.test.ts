@@ -5,8 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { evalWorkflowId, nodeWorkflowId, refWorkflowId } from '../../workflows/definitions.ts';
+import { deployWorkflowId, evalWorkflowId, nodeWorkflowId, refWorkflowId } from '../../workflows/definitions.ts';
 import { cookieHeader, csrfOf, OPERATOR, startAccessStack, type AccessStack } from './auth-support.ts';
 
 describe('actions over HTTP and in the dashboard', () => {
@@ -110,5 +111,137 @@ describe('actions over HTTP and in the dashboard', () => {
     const undrained = await stack.app.inject({ method: 'POST', url: `/api/nodes/${node}/undrain`, headers: await stack.bearer(OPERATOR, 'admin') });
     assert.equal(undrained.statusCode, 200, undrained.body);
     assert.deepEqual((await signalsOf(nodeWorkflowId(node))).filter((name) => name === 'drain'), ['drain', 'drain']);
+
+    // The nodes page: buttons for operators only, a press comes back to the page, the table follows a stream.
+    const anonymous = await stack.app.inject({ method: 'GET', url: '/ci/nodes' });
+    assert.equal(anonymous.statusCode, 200);
+    assert.match(anonymous.body, new RegExp(`<tr id="node-${node}">`));
+    assert.doesNotMatch(anonymous.body, /action="\/api\/nodes\//);
+    const owner = await stack.app.inject({ method: 'GET', url: '/ci/nodes', headers: { cookie: await stack.logIn('owner') } });
+    assert.doesNotMatch(owner.body, /action="\/api\/nodes\//);
+    const cookie = await stack.logIn(OPERATOR);
+    const page = await stack.app.inject({ method: 'GET', url: '/ci/nodes', headers: { cookie } });
+    assert.match(page.body, new RegExp(`action="/api/nodes/${node}/drain"`));
+    const jar = cookieHeader(page, cookie);
+    const pressed = await stack.app.inject({
+      method: 'POST',
+      url: `/api/nodes/${node}/drain`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: jar },
+      payload: `_csrf=${encodeURIComponent(csrfOf(page.body))}`,
+    });
+    assert.equal(pressed.statusCode, 303, pressed.body);
+    assert.equal(pressed.headers.location, '/ci/nodes');
+
+    const live = /data-live="([^"]+)"/.exec(page.body)![1]!.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#39;/g, "'");
+    await stack.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = stack.app.server.address() as AddressInfo;
+    const abort = new AbortController();
+    const response = await fetch(`http://127.0.0.1:${port}${live}`, { headers: { cookie: jar }, signal: abort.signal });
+    assert.equal(response.status, 200);
+    // The node workflow records the flag; here no coordinator runs it, so the row is set as it would.
+    await stack.database.pool.query('UPDATE nodes SET draining = true WHERE name = $1', [node]);
+    let seen = '';
+    const decoder = new TextDecoder();
+    for await (const chunk of response.body!) {
+      seen += decoder.decode(chunk as Uint8Array, { stream: true });
+      if (seen.includes('event: swap')) break;
+    }
+    abort.abort();
+    const swap = JSON.parse(/data: (.*)/.exec(seen.slice(seen.indexOf('event: swap')))![1]!) as { nodes: string };
+    assert.match(swap.nodes, new RegExp(`action="/api/nodes/${node}/undrain"`));
+    assert.match(swap.nodes, />draining</);
+  });
+
+  it('gives a project\'s admins its settings forms, audited and shown on the project page and at /api/audit', async () => {
+    stack.fake.permissions.set('owner', 'admin');
+    const page = '/ci/projects/acme/open';
+    const writer = await stack.app.inject({ method: 'GET', url: page, headers: { cookie: await stack.logIn('writer') } });
+    assert.doesNotMatch(writer.body, /id="settings"/);
+    const cookie = await stack.logIn('owner');
+    const shown = await stack.app.inject({ method: 'GET', url: page, headers: { cookie } });
+    assert.match(shown.body, /<form class="settings" method="post" action="\/api\/projects\/acme\/open\/enable">/);
+    const form = { 'content-type': 'application/x-www-form-urlencoded', cookie: cookieHeader(shown, cookie) };
+    const csrf = encodeURIComponent(csrfOf(shown.body));
+    const url = '/api/projects/acme/open/enable';
+    const settings = `forge=github&prTrust=everyone&schedulingShares=7&pollInterval=10m`;
+    assert.equal((await stack.app.inject({ method: 'POST', url, headers: form, payload: settings })).statusCode, 403, 'no CSRF token, no change');
+    const saved = await stack.app.inject({ method: 'POST', url, headers: form, payload: `_csrf=${csrf}&${settings}` });
+    assert.equal(saved.statusCode, 303, saved.body);
+    assert.equal(saved.headers.location, page);
+    const read = async () =>
+      (await stack.database.pool.query<{ enabled: boolean; pr_trust: string; scheduling_shares: number; poll: number | null }>(
+        `SELECT enabled, pr_trust, scheduling_shares, extract(epoch FROM poll_interval)::int AS poll FROM projects WHERE name = 'acme/open'`,
+      )).rows[0]!;
+    assert.deepEqual(await read(), { enabled: true, pr_trust: 'everyone', scheduling_shares: 7, poll: 600 });
+    const disabled = await stack.app.inject({ method: 'POST', url: '/api/projects/acme/open/disable', headers: form, payload: `_csrf=${csrf}` });
+    assert.equal(disabled.statusCode, 303, disabled.body);
+    assert.equal((await read()).enabled, false);
+    const enabled = await stack.app.inject({ method: 'POST', url, headers: form, payload: `_csrf=${csrf}&forge=github&prTrust=collaborators&schedulingShares=100&pollInterval=` });
+    assert.equal(enabled.statusCode, 303, enabled.body);
+    assert.deepEqual(await read(), { enabled: true, pr_trust: 'collaborators', scheduling_shares: 100, poll: null });
+
+    // The audit log on the page: who, what, when for everyone who sees the project; from where for its admins.
+    const after = await stack.app.inject({ method: 'GET', url: page, headers: { cookie } });
+    assert.match(after.body, /<section class="panel" id="audit">/);
+    assert.match(after.body, /github:owner<\/td>\s*<td><code>project\.disable<\/code>/);
+    assert.match(after.body, /<th>From<\/th>/);
+    const anonymous = await stack.app.inject({ method: 'GET', url: page });
+    assert.match(anonymous.body, /project\.disable/);
+    assert.doesNotMatch(anonymous.body, /<th>From<\/th>/);
+    assert.doesNotMatch(anonymous.body, /id="settings"/);
+
+    const audit = '/api/audit?project=acme/open';
+    assert.equal((await stack.app.inject({ method: 'GET', url: audit, headers: await stack.bearer('writer', 'admin') })).statusCode, 403);
+    assert.equal((await stack.app.inject({ method: 'GET', url: '/api/audit', headers: await stack.bearer('owner', 'admin') })).statusCode, 403, 'all projects\' log is for operators');
+    const listed = await stack.app.inject({ method: 'GET', url: audit, headers: await stack.bearer('owner', 'admin') });
+    assert.equal(listed.statusCode, 200, listed.body);
+    const entries = listed.json<Array<{ actor: string; action: string; via: string; remote: string; at: string }>>();
+    assert.deepEqual(entries.slice(0, 3).map((e) => [e.actor, e.action, e.via]), [
+      ['github:owner', 'project.enable', 'session'],
+      ['github:owner', 'project.disable', 'session'],
+      ['github:owner', 'project.enable', 'session'],
+    ]);
+    assert.ok(entries.every((e) => e.remote !== '' && !Number.isNaN(Date.parse(e.at))));
+    const all = await stack.app.inject({ method: 'GET', url: '/api/audit', headers: await stack.bearer(OPERATOR, 'admin') });
+    assert.ok(all.json<Array<{ action: string }>>().some((e) => e.action === 'login'));
+  });
+
+  it('gives admins an Approve button on a deployment awaiting approval, sending the workflow\'s approve signal', async () => {
+    stack.fake.permissions.set('owner', 'admin');
+    const { rows } = await stack.database.pool.query<{ id: string }>(
+      `INSERT INTO deployments (project_id, environment, attr, store_path, status)
+       SELECT id, 'production', 'nixosConfigurations.web', '/nix/store/${'p'.repeat(32)}-nixos-system', 'awaiting-approval' FROM projects WHERE name = 'acme/open' RETURNING id::text`,
+    );
+    const id = rows[0]!.id;
+    const url = `/api/deployments/${id}/approve`;
+    const page = '/ci/projects/acme/open';
+    const writer = await stack.app.inject({ method: 'GET', url: page, headers: { cookie: await stack.logIn('writer') } });
+    assert.doesNotMatch(writer.body, /\/approve"/);
+    assert.equal((await stack.app.inject({ method: 'POST', url, headers: await stack.bearer('writer', 'write') })).statusCode, 403);
+
+    const workflowId = deployWorkflowId('acme/open', 'production');
+    await placeholder(workflowId);
+    const cookie = await stack.logIn('owner');
+    const shown = await stack.app.inject({ method: 'GET', url: page, headers: { cookie } });
+    assert.match(shown.body, new RegExp(`<form class="action" method="post" action="${url}">`));
+    const pressed = await stack.app.inject({
+      method: 'POST',
+      url,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: cookieHeader(shown, cookie) },
+      payload: `_csrf=${encodeURIComponent(csrfOf(shown.body))}`,
+    });
+    assert.equal(pressed.statusCode, 303, pressed.body);
+    assert.equal(pressed.headers.location, `${page}#deployment-${id}`);
+    const history = await stack.temporal.workflow.getHandle(workflowId).fetchHistory();
+    const approvals = (history.events ?? []).flatMap((e) => (e.workflowExecutionSignaledEventAttributes?.signalName === 'approve' ? [e.workflowExecutionSignaledEventAttributes] : []));
+    assert.equal(approvals.length, 1);
+    const payload = approvals[0]!.input!.payloads![0]!;
+    assert.deepEqual(JSON.parse(Buffer.from(payload.data!).toString('utf8')), { by: 'github:owner', deploymentId: id });
+    const audit = await stack.database.pool.query<{ actor: string; project: string }>(`SELECT actor, project FROM audit_log WHERE action = 'deployment.approve'`);
+    assert.deepEqual(audit.rows, [{ actor: 'github:owner', project: 'acme/open' }]);
+
+    await stack.database.pool.query(`UPDATE deployments SET status = 'succeeded' WHERE id = $1`, [id]);
+    const again = await stack.app.inject({ method: 'POST', url, headers: await stack.bearer('owner', 'admin') });
+    assert.equal(again.statusCode, 409);
   });
 });

@@ -11,6 +11,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../../api/app.ts';
 import { createToken } from '../../access/tokens.ts';
 import type { Right } from '../../access/rights.ts';
+import type { CacheBackend } from '../../cache/types.ts';
 import { loadServerConfig } from '../../config/server.ts';
 import { createLogger } from '../../lib/log.ts';
 import { connectTemporal } from '../../temporal/connection.ts';
@@ -20,7 +21,7 @@ import { requireEnv } from '../helpers/env.ts';
 
 export const PUBLIC_URL = 'http://ci.test';
 export const OPERATOR = 'ci-operator';
-const CLIENT = { clientId: 'Iv1.harmonia', clientSecret: 'oauth-client-secret', redirectUri: `${PUBLIC_URL}/auth/github/callback` };
+const oauthClient = (publicUrl: string) => ({ clientId: 'Iv1.harmonia', clientSecret: 'oauth-client-secret', redirectUri: `${publicUrl}/auth/github/callback` });
 
 export interface AccessStack {
   app: FastifyInstance;
@@ -55,10 +56,21 @@ export function csrfOf(page: string): string {
   return match[1]!;
 }
 
-export async function startAccessStack(): Promise<AccessStack> {
+export interface AccessStackOptions {
+  /** More `HARMONIA_CI_*` settings. */
+  env?: Record<string, string>;
+  /** Serve a binary cache from this directory-backed storage at the root. */
+  cache?: CacheBackend;
+  /** Where a browser reaches the app (its OAuth callback is registered there); http://ci.test for inject. */
+  publicUrl?: string;
+}
+
+export async function startAccessStack(options: AccessStackOptions = {}): Promise<AccessStack> {
   const address = requireEnv('TEMPORAL_ADDRESS');
   const database = await createTestDatabase();
   const temporal: Client = await connectTemporal({ address, namespace: process.env.HARMONIA_CI_TEMPORAL_NAMESPACE ?? 'default' });
+  const publicUrl = options.publicUrl ?? PUBLIC_URL;
+  const CLIENT = oauthClient(publicUrl);
   const fake = await startFakeForge({ kind: 'github', token: 'ci-token', oauth: CLIENT });
   const secrets = await mkdtemp(join(tmpdir(), 'access-'));
   await writeFile(join(secrets, 'token'), 'ci-token\n');
@@ -70,7 +82,7 @@ export async function startAccessStack(): Promise<AccessStack> {
     env: {
       DATABASE_URL: database.url,
       TEMPORAL_ADDRESS: address,
-      HARMONIA_CI_API_PUBLIC_URL: PUBLIC_URL,
+      HARMONIA_CI_API_PUBLIC_URL: publicUrl,
       HARMONIA_CI_API_COOKIE_SECRET_FILE: join(secrets, 'cookie'),
       HARMONIA_CI_FORGES_GITHUB_API_URL: fake.url,
       HARMONIA_CI_FORGES_GITHUB_TOKEN_FILE: join(secrets, 'token'),
@@ -78,9 +90,10 @@ export async function startAccessStack(): Promise<AccessStack> {
       HARMONIA_CI_AUTH_GITHUB_CLIENT_ID: CLIENT.clientId,
       HARMONIA_CI_AUTH_GITHUB_CLIENT_SECRET_FILE: join(secrets, 'client'),
       HARMONIA_CI_AUTH_ADMINS: `github:${OPERATOR}`,
+      ...options.env,
     },
   });
-  const app = buildApp({ config, log: createLogger({ level: 'silent' }), deps: { temporal } });
+  const app = buildApp({ config, log: createLogger({ level: 'silent' }), deps: { temporal, ...(options.cache ? { cacheStorage: options.cache } : {}) } });
   const close = async (): Promise<void> => {
     await app.close();
     await temporal.connection.close();
@@ -114,7 +127,7 @@ export async function startAccessStack(): Promise<AccessStack> {
       if (start.statusCode !== 302) throw new Error(`the login link answered ${start.statusCode}`);
       const authorize = await fetch(String(start.headers.location), { redirect: 'manual' });
       const callback = new URL(authorize.headers.get('location') ?? '');
-      if (callback.origin !== PUBLIC_URL) throw new Error(`the forge sent the browser to ${callback} instead of the registered callback`);
+      if (callback.origin !== publicUrl) throw new Error(`the forge sent the browser to ${callback} instead of the registered callback`);
       const done = await app.inject({ method: 'GET', url: `${callback.pathname}${callback.search}`, headers: { cookie: cookieHeader(start) } });
       if (done.statusCode !== 303) throw new Error(`the callback answered ${done.statusCode}: ${done.body}`);
       return cookieHeader(done);

@@ -137,4 +137,66 @@ describe('logins, sessions, CSRF and tokens', () => {
     const stored = await stack.database.pool.query<{ token_hash: Buffer }>('SELECT token_hash FROM api_tokens');
     assert.ok(stored.rows.every((r) => r.token_hash.length === 32), 'only hashes are stored');
   });
+
+  it('lets a logged-in person create, list and revoke their own tokens at /ci/settings/tokens, the secret shown once', async () => {
+    const page = '/ci/settings/tokens';
+    assert.equal((await stack.app.inject({ method: 'GET', url: page })).statusCode, 401);
+    const cookie = await stack.logIn('alice');
+    const shown = await stack.app.inject({ method: 'GET', url: page, headers: { cookie } });
+    assert.equal(shown.statusCode, 200);
+    const form = { 'content-type': 'application/x-www-form-urlencoded', cookie: cookieHeader(shown, cookie) };
+    const csrf = encodeURIComponent(csrfOf(shown.body));
+    assert.equal((await stack.app.inject({ method: 'POST', url: page, headers: form, payload: 'scope=write&expires=7d' })).statusCode, 403);
+    const created = await stack.app.inject({ method: 'POST', url: page, headers: form, payload: `_csrf=${csrf}&scope=write&expires=7d&description=laptop` });
+    assert.equal(created.statusCode, 200, created.body);
+    const token = /<pre id="token-secret">(hci_[A-Za-z0-9_-]{43})<\/pre>/.exec(created.body)?.[1];
+    assert.ok(token, 'the new token is on the page');
+    const bearer = { authorization: `Bearer ${token}` };
+    const who = await stack.app.inject({ method: 'GET', url: '/api/whoami', headers: bearer });
+    assert.equal(who.statusCode, 200, who.body);
+    assert.deepEqual(who.json(), { forge: 'github', login: 'alice', operator: false, via: who.json<{ via: string }>().via, scope: 'write' });
+    const { rows } = await stack.database.pool.query<{ id: string; expires_at: Date }>(`SELECT id, expires_at FROM api_tokens WHERE login = 'alice'`);
+    assert.equal(rows.length, 1);
+    assert.ok(Math.abs(rows[0]!.expires_at.getTime() - Date.now() - 7 * 86_400_000) < 60_000, 'expires in 7 days');
+    const id = String(rows[0]!.id);
+
+    const listed = await stack.app.inject({ method: 'GET', url: page, headers: { cookie } });
+    assert.match(listed.body, new RegExp(`action="/ci/settings/tokens/${id}/revoke"`));
+    assert.doesNotMatch(listed.body, new RegExp(token), 'the secret is shown once only');
+    const other = await stack.logIn('tokenless');
+    const otherPage = await stack.app.inject({ method: 'GET', url: page, headers: { cookie: other } });
+    assert.doesNotMatch(otherPage.body, /\/revoke"/);
+    const stolen = await stack.app.inject({
+      method: 'POST',
+      url: `${page}/${id}/revoke`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: cookieHeader(otherPage, other) },
+      payload: `_csrf=${encodeURIComponent(csrfOf(otherPage.body))}`,
+    });
+    assert.equal(stolen.statusCode, 404, 'nobody revokes another person\'s token');
+
+    const revoked = await stack.app.inject({ method: 'POST', url: `${page}/${id}/revoke`, headers: form, payload: `_csrf=${csrf}` });
+    assert.equal(revoked.statusCode, 303, revoked.body);
+    assert.equal(revoked.headers.location, page);
+    assert.equal((await stack.app.inject({ method: 'GET', url: '/api/whoami', headers: bearer })).statusCode, 401);
+    const audit = await stack.database.pool.query<{ action: string; actor: string }>(`SELECT action, actor FROM audit_log WHERE action LIKE 'token.%' ORDER BY id`);
+    assert.deepEqual(audit.rows.map((r) => [r.action, r.actor]), [['token.create', 'github:alice'], ['token.revoke', 'github:alice']]);
+  });
+
+  // Last: it spends this address's login allowance.
+  it('limits how often one address may start a login or ask about tokens', async () => {
+    // Earlier cases spent some of the allowance already: each limit must end in a 429 within its size.
+    const until429 = async (url: string, max: number): Promise<number[]> => {
+      const statuses: number[] = [];
+      while (statuses.at(-1) !== 429 && statuses.length <= max) statuses.push((await stack.app.inject({ method: 'GET', url })).statusCode);
+      return statuses;
+    };
+    const logins = await until429('/auth/github/login', 20);
+    assert.equal(logins.at(-1), 429, 'the login link is limited to 20 a minute');
+    assert.ok(logins.slice(0, -1).every((status) => status === 302));
+    const limited = await stack.app.inject({ method: 'GET', url: '/auth/github/login' });
+    assert.ok(Number(limited.headers['retry-after']) > 0, 'a refused client is told when to come back');
+    const whoami = await until429('/api/whoami', 10);
+    assert.equal(whoami.at(-1), 429, 'token endpoints are limited to 10 a minute');
+    assert.ok(whoami.slice(0, -1).every((status) => status === 401));
+  });
 });
