@@ -5,6 +5,7 @@ import type { Pool } from 'pg';
 import { evalWorkflowId } from '../workflows/definitions.ts';
 import type { BuildStatus, EvalStatus, PushEvent } from '../workflows/types.ts';
 import { findEvalOfCommit, listEvalBuildsWithTails, readEvalJobs, readEvalStatus, type BuildWithTail } from '../queries/index.ts';
+import { failingConstituents, jobState, type JobState } from '../queries/jobs.ts';
 import { ensureLocalProject } from '../forges/projects.ts';
 import { signalPush } from '../temporal/push.ts';
 import { CliError } from './errors.ts';
@@ -13,7 +14,19 @@ export type JobStatus = 'succeeded' | 'failed' | 'dep-failed' | 'timed-out' | 'c
 
 export interface RunSummary {
   eval: { id: string; status: EvalStatus; error?: string };
-  jobs: Array<{ attr: string; drvPath: string | null; status: JobStatus; cached: boolean; outputs: Record<string, string>; error?: string }>;
+  jobs: RunJob[];
+}
+
+/** One job of `run --json`. */
+export interface RunJob {
+  attr: string;
+  drvPath: string | null;
+  status: JobStatus;
+  cached: boolean;
+  outputs: Record<string, string>;
+  error?: string;
+  /** For an aggregate job: each constituent (its job, or a derivation that is no job) and its state. */
+  constituents?: Array<{ attr: string | null; drvPath: string; status: JobState }>;
 }
 
 /** The ref local runs are recorded under unless told otherwise. */
@@ -170,9 +183,13 @@ export async function readRunSummary(pool: Pool, evalId: string): Promise<RunSum
   const summary: RunSummary = { eval: { id: evalId, status: ev.status }, jobs: [] };
   if (ev.error) summary.eval.error = ev.error;
   for (const row of await readEvalJobs(pool, evalId)) {
-    const status: JobStatus = row.evalError ? 'failed' : !row.planned ? 'succeeded' : toJobStatus(row.build?.status ?? null);
-    const job: RunSummary['jobs'][number] = { attr: row.attr, drvPath: row.drvPath, status, cached: !row.evalError && !row.planned, outputs: row.outputs };
+    const state = jobState(row);
+    const status: JobStatus = state === 'eval-error' ? 'failed' : state === 'cached' ? 'succeeded' : toJobStatus(state);
+    const job: RunJob = { attr: row.attr, drvPath: row.drvPath, status, cached: !row.evalError && !row.planned, outputs: row.outputs };
+    const failing = failingConstituents(row);
     if (row.evalError) job.error = row.evalError;
+    else if (failing.length > 0) job.error = `constituents failed: ${failing.join(', ')}`;
+    if (row.constituents) job.constituents = row.constituents.map((c) => ({ attr: c.attr, drvPath: c.drvPath, status: c.state }));
     summary.jobs.push(job);
   }
   return summary;

@@ -219,15 +219,26 @@ async function insertAttrs(pool: Pool, evalId: string, lines: EvalJobLine[]): Pr
       ],
     );
   }
+  const job = (l: EvalJobLine): EvalJob | undefined => (isEvalJobError(l) ? undefined : l);
   await pool.query(
-    `INSERT INTO eval_attrs (eval_id, attr, drv_path, error)
-     SELECT $1, a.attr, a.drv, a.error FROM unnest($2::text[], $3::text[], $4::text[]) AS a(attr, drv, error)
-     ON CONFLICT (eval_id, attr) DO UPDATE SET drv_path = excluded.drv_path, error = excluded.error`,
+    `INSERT INTO eval_attrs (eval_id, attr, drv_path, error, constituents, meta)
+     SELECT $1, a.attr, a.drv, a.error, a.constituents::jsonb, a.meta::jsonb
+       FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS a(attr, drv, error, constituents, meta)
+     ON CONFLICT (eval_id, attr) DO UPDATE
+       SET drv_path = excluded.drv_path, error = excluded.error, constituents = excluded.constituents, meta = excluded.meta`,
     [
       evalId,
       lines.map((l) => l.attr),
-      lines.map((l) => (isEvalJobError(l) ? null : l.drvPath)),
+      lines.map((l) => job(l)?.drvPath ?? null),
       lines.map((l) => (isEvalJobError(l) ? l.error : null)),
+      lines.map((l) => {
+        const constituents = job(l)?.constituents;
+        return constituents ? JSON.stringify(constituents) : null;
+      }),
+      lines.map((l) => {
+        const meta = job(l)?.meta;
+        return meta ? JSON.stringify(meta) : null;
+      }),
     ],
   );
 }

@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { type EvalJob, type EvalOverview, type JobState, jobState } from '../../queries/index.ts';
+import { failingConstituents } from '../../queries/jobs.ts';
 import { describeProgress, evalFinished, evalState } from '../dashboard/state.ts';
 import type { EvalProgress } from '../../workflows/types.ts';
 import {
@@ -100,6 +101,9 @@ export function jobRowId(attr: string): string {
 
 function jobDetail(job: EvalJob, state: JobState): SafeHtml | null {
   if (job.evalError !== null) return html`<span class="err" title="${job.evalError}">${firstLine(job.evalError)}</span>`;
+  const failing = failingConstituents(job);
+  if (failing.length > 0) return html`<span class="err">constituents failed: ${failing.join(', ')}</span>`;
+  if (job.constituents && state === 'pending') return html`waiting for its constituents`;
   const build = job.build;
   if (!build || !job.planned) return null;
   if (state === 'dep-failed' && build.rootCause) {
@@ -182,6 +186,24 @@ export function renderEvalSummary(ev: EvalOverview): SafeHtml {
 </section>`;
 }
 
+/** The aggregate jobs as a group: each with its constituents and how they stand. */
+export function renderAggregates(jobs: EvalJob[]): SafeHtml | null {
+  const aggregates = jobs.filter((job) => job.constituents !== null);
+  if (aggregates.length === 0) return null;
+  const item = (job: EvalJob): SafeHtml => {
+    const name = job.drvPath ? html`<a href="${buildHref(job.drvPath)}">${job.attr}</a>` : html`${job.attr}`;
+    const constituents = (job.constituents ?? []).map(
+      (c) => html`<li>${statePill(c.state)} <a href="${buildHref(c.drvPath)}" class="mono">${c.attr ?? c.drvPath}</a></li>`,
+    );
+    return html`<li class="aggregate" data-state="${jobState(job)}"><span class="mono">${name}</span> ${statePill(jobState(job))}
+  <ul class="constituents">${constituents}</ul></li>`;
+  };
+  return html`<section class="panel" id="aggregates">
+  <h2>Aggregates <span class="aside">${aggregates.length} ${aggregates.length === 1 ? 'job stands' : 'jobs stand'} for their constituents</span></h2>
+  <ul class="aggregates">${aggregates.map(item)}</ul>
+</section>`;
+}
+
 /** The whole eval page body. */
 export function renderEvalBody(ev: EvalOverview, jobs: EvalJob[], options: EvalPageOptions): SafeHtml {
   const hidden = options.all ? 0 : Math.max(0, jobs.length - JOBS_SHOWN);
@@ -190,6 +212,7 @@ export function renderEvalBody(ev: EvalOverview, jobs: EvalJob[], options: EvalP
   return html`<div id="eval"${live}>
 ${renderEvalHead(ev, options)}
 ${renderEvalSummary(ev)}
+${renderAggregates(jobs)}
 <section class="panel">
   <h2>Jobs <span class="aside">${jobs.length} ${jobs.length === 1 ? 'job' : 'jobs'}, failures first</span></h2>
   <div class="scroll"><table class="data jobs">

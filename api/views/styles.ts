@@ -13,6 +13,10 @@ export const stylesheet = raw(`
   --warn: #9a6700; --warn-bg: #fff8c5; --run: #0969da; --run-bg: #ddf4ff; --cache: #8250df; --cache-bg: #fbefff;
   --off: #6e7781; --off-bg: #eaeef2; --log-bg: #0d1117; --log-text: #d1d7e0;
 }
+ul.aggregates, ul.constituents { list-style: none; margin: 0; padding: 0; }
+ul.aggregates > li { padding: .4rem 0; border-top: 1px solid var(--border); }
+ul.aggregates > li:first-child { border-top: none; }
+ul.constituents { padding-left: 1.2rem; display: flex; flex-wrap: wrap; gap: .2rem 1rem; margin-top: .2rem; }
 @media (prefers-color-scheme: dark) {
   :root {
     --bg: #0f1217; --panel: #171b22; --text: #e6e9ee; --muted: #9aa4b1; --border: #2a313c; --row: #1c212a;

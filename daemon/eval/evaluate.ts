@@ -2,6 +2,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { AggregateResolver } from './aggregates.ts';
 import { parseAttrPath } from './attr-path.ts';
 import { evaluateBuiltin } from './builtin.ts';
 import { EvaluationAbortedError, EvaluationError, EvaluationTimeoutError } from './errors.ts';
@@ -53,9 +54,11 @@ export async function evaluateJobs(options: EvaluateJobsOptions): Promise<Evalua
     else jobs += 1;
     await Promise.race([options.onJob(line), stopped]);
   };
+  // Aggregates wait until every job is known: their constituents may name any of them.
+  const aggregates = new AggregateResolver(selections);
   // Workers finish in any order; lines reach onJob one at a time.
   let delivery = Promise.resolve();
-  const emitInOrder = (line: EvalJobLine): Promise<void> => (delivery = delivery.then(() => emit(line)));
+  const emitInOrder = (line: EvalJobLine): Promise<void> => (delivery = delivery.then(() => (aggregates.observe(line) ? undefined : emit(line))));
 
   try {
     const nixEvalJobs =
@@ -74,6 +77,7 @@ export async function evaluateJobs(options: EvaluateJobsOptions): Promise<Evalua
       }
     }
     await delivery;
+    for (const line of aggregates.resolve()) await emit(line);
     return { evaluator: nixEvalJobs === undefined ? 'builtin' : 'nix-eval-jobs', jobs, errors };
   } catch (error) {
     // A timeout or cancellation is reported as such, whatever error it caused in the workers.

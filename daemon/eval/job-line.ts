@@ -8,12 +8,14 @@ import type { Derivation } from '../core/derivation.ts';
 import { isStorePath } from '../core/store-path.ts';
 import { formatAttrPath } from './attr-path.ts';
 import { JobLineError } from './errors.ts';
-import type { EvalJob, EvalJobError, EvalJobLine } from './types.ts';
+import { normalizeMeta } from './job-meta.ts';
+import type { AggregateSpec, EvalJob, EvalJobError, EvalJobLine, JobMeta } from './types.ts';
 
 const storePath = z.string().refine((path) => isStorePath(path), 'not a store path');
 
 // Fields as written by nix-eval-jobs' src/drv.cc (to_json) and src/worker.cc (reply);
-// fields this program does not use (meta, cacheStatus, constituents, …) are dropped.
+// fields this program does not use (cacheStatus, isCached, …) are dropped. `meta` comes with
+// `--meta`, `constituents` (drv paths) and `namedConstituents` with `--constituents`.
 const errorLineSchema = z.object({
   attr: z.string(),
   attrPath: z.array(z.string()),
@@ -28,6 +30,9 @@ const jobLineSchema = z.object({
   // null for content-addressed outputs, whose paths are unknown before building.
   outputs: z.record(z.string(), storePath.nullable()),
   inputDrvs: z.record(storePath, z.array(z.string())).optional(),
+  meta: z.unknown().optional(),
+  constituents: z.array(storePath).optional(),
+  namedConstituents: z.array(z.string()).optional(),
 });
 
 /** A nix-eval-jobs job line before completion from its `.drv`. */
@@ -51,6 +56,23 @@ export function parseNixEvalJobsLine(line: string): EvalJobError | NixEvalJobsJo
   return parsed.data;
 }
 
+/** What an evaluator learnt of a job beyond its `.drv`: its `meta` and, for an aggregate, its constituents. */
+export interface JobExtras {
+  meta?: JobMeta;
+  aggregate?: AggregateSpec;
+}
+
+/** The extras of a nix-eval-jobs job line. */
+export function nixEvalJobsExtras(line: NixEvalJobsJob): JobExtras {
+  const extras: JobExtras = {};
+  const meta = normalizeMeta(line.meta);
+  if (meta) extras.meta = meta;
+  if (line.constituents !== undefined || line.namedConstituents !== undefined) {
+    extras.aggregate = { drvs: line.constituents ?? [], names: line.namedConstituents ?? [] };
+  }
+  return extras;
+}
+
 /** The derivation's `requiredSystemFeatures`, from its environment or its structured attributes. */
 export function requiredSystemFeatures(drv: Derivation): string[] {
   const structured = drv.env.get('__json');
@@ -67,7 +89,7 @@ export function requiredSystemFeatures(drv: Derivation): string[] {
  * inputs come from the `.drv` itself. Derivations with content-addressed outputs become error
  * lines, since nothing downstream can plan a build without static output paths.
  */
-export function jobFromDerivation(attrPath: string[], drvPath: string, name: string, drv: Derivation): EvalJobLine {
+export function jobFromDerivation(attrPath: string[], drvPath: string, name: string, drv: Derivation, extras: JobExtras = {}): EvalJobLine {
   const attr = formatAttrPath(attrPath);
   const outputs: Record<string, string> = {};
   for (const [outputName, output] of drv.outputs) {
@@ -90,5 +112,7 @@ export function jobFromDerivation(attrPath: string[], drvPath: string, name: str
     requiredSystemFeatures: requiredSystemFeatures(drv),
     inputDrvs: Object.fromEntries(drv.inputDrvs),
   };
+  if (extras.meta) job.meta = extras.meta;
+  if (extras.aggregate) job.aggregate = extras.aggregate;
   return job;
 }
