@@ -10,7 +10,7 @@ import { ensureLocalProject } from '../forges/projects.ts';
 import { signalPush } from '../temporal/push.ts';
 import { CliError } from './errors.ts';
 
-export type JobStatus = 'succeeded' | 'failed' | 'dep-failed' | 'timed-out' | 'cancelled';
+export type JobStatus = 'succeeded' | 'failed' | 'dep-failed' | 'timed-out' | 'cancelled' | 'failed-with-output';
 
 export interface RunSummary {
   eval: { id: string; status: EvalStatus; error?: string };
@@ -89,6 +89,7 @@ const MARK: Partial<Record<BuildStatus, string>> = {
   succeeded: '✔',
   failed: '✘',
   'timed-out': '⏱',
+  'failed-with-output': '✘',
   'dep-failed': '⊘',
   cancelled: '◌',
 };
@@ -143,7 +144,7 @@ export async function watchEval(options: {
       if (seen.get(row.drvPath) === row.status || row.status === 'pending' || row.status === 'uploading') continue;
       seen.set(row.drvPath, row.status);
       say(`  ${MARK[row.status] ?? '·'} ${row.status.padEnd(10)} ${row.name}${describe(row, names)}`);
-      if (row.status === 'failed' || row.status === 'timed-out') {
+      if (row.status === 'failed' || row.status === 'timed-out' || row.status === 'failed-with-output') {
         for (const line of (row.tail ?? '').trimEnd().split('\n').slice(-5)) if (line) say(`      | ${line}`);
       }
     }
@@ -162,7 +163,7 @@ function describe(row: BuildWithTail, names: Map<string, string>): string {
   const root = row.rootCause?.drvPath;
   if (row.status === 'dep-failed' && root) return ` (because ${names.get(root) ?? root} failed)`;
   if (row.status === 'succeeded' && row.seconds !== null) return ` (${row.seconds.toFixed(1)} s)`;
-  if ((row.status === 'failed' || row.status === 'timed-out') && row.error) return `: ${row.error.split('\n')[0]}`;
+  if ((row.status === 'failed' || row.status === 'timed-out' || row.status === 'failed-with-output') && row.error) return `: ${row.error.split('\n')[0]}`;
   return '';
 }
 
@@ -171,7 +172,7 @@ function progressLine(rows: BuildWithTail[]): string {
   const done = rows.length - count('pending') - count('building') - count('uploading');
   const parts = [`${done}/${rows.length} builds done`];
   if (count('building') > 0) parts.push(`${count('building')} building`);
-  const failed = count('failed') + count('timed-out');
+  const failed = count('failed') + count('timed-out') + count('failed-with-output');
   if (failed > 0) parts.push(`${failed} failed`);
   if (count('dep-failed') > 0) parts.push(`${count('dep-failed')} dep-failed`);
   return `[${parts.join(' · ')}]`;
@@ -207,7 +208,7 @@ function printSummary(summary: RunSummary, say: (line: string) => void): void {
 }
 
 function toJobStatus(status: BuildStatus | null): JobStatus {
-  if (status === 'succeeded' || status === 'failed' || status === 'dep-failed' || status === 'timed-out') return status;
+  if (status === 'succeeded' || status === 'failed' || status === 'dep-failed' || status === 'timed-out' || status === 'failed-with-output') return status;
   return 'cancelled';
 }
 

@@ -76,7 +76,7 @@ export function toJobSummary(job: EvalJob): JobSummary {
 export type JobState = BuildStatus | 'cached' | 'eval-error';
 
 /** States in which a job counts as a failure (an aggregate fails when a constituent is in one). */
-export const FAILING_STATES: readonly JobState[] = ['failed', 'dep-failed', 'timed-out', 'cancelled', 'eval-error'];
+export const FAILING_STATES: readonly JobState[] = ['failed', 'dep-failed', 'timed-out', 'cancelled', 'eval-error', 'failed-with-output'];
 const SETTLED_STATES: readonly JobState[] = ['succeeded', 'cached'];
 
 /**
@@ -155,6 +155,8 @@ export interface ReadJobsOptions {
    * one, so the window overlaps and callers drop the repeats.
    */
   changedSince?: string;
+  /** Only this attribute (and the aggregates, whose states it may change). */
+  attr?: string;
 }
 
 /** The jobs of an eval ordered by attribute; with `changedSince`, about only those whose build changed since. */
@@ -177,8 +179,9 @@ export async function readEvalJobs(pool: Pool, evalId: string, options: ReadJobs
        ${BUILD_ROOT_JOIN}
       WHERE a.eval_id = $1
         AND ($2::timestamptz IS NULL OR b.updated_at > $2::timestamptz - interval '2 seconds' OR a.constituents IS NOT NULL)
+        AND ($3::text IS NULL OR a.attr = $3 OR a.constituents IS NOT NULL)
       ORDER BY a.attr`,
-    [evalId, options.changedSince ?? null],
+    [evalId, options.changedSince ?? null, options.attr ?? null],
   );
   return withNestedAggregates(rows.map(toJob));
 }

@@ -206,16 +206,21 @@ async function fetchedTree(source: JobsetSource, fetching: FetchSettings): Promi
 async function insertAttrs(pool: Pool, evalId: string, lines: EvalJobLine[]): Promise<void> {
   const jobs = lines.filter((l): l is EvalJob => !isEvalJobError(l));
   if (jobs.length > 0) {
+    // `meta.timeout` / `meta.maxSilent` go with the derivation: its build reads them (the newest eval's win).
     await pool.query(
-      `INSERT INTO derivations (drv_path, name, system, required_system_features)
-       SELECT d.path, d.name, d.system, ARRAY(SELECT json_array_elements_text(d.features::json))
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS d(path, name, system, features)
-       ON CONFLICT (drv_path) DO NOTHING`,
+      `INSERT INTO derivations (drv_path, name, system, required_system_features, timeout_seconds, max_silent_seconds)
+       SELECT d.path, d.name, d.system, ARRAY(SELECT json_array_elements_text(d.features::json)), d.timeout, d.max_silent
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[]) AS d(path, name, system, features, timeout, max_silent)
+       ON CONFLICT (drv_path) DO UPDATE
+         SET timeout_seconds = excluded.timeout_seconds, max_silent_seconds = excluded.max_silent_seconds
+         WHERE (derivations.timeout_seconds, derivations.max_silent_seconds) IS DISTINCT FROM (excluded.timeout_seconds, excluded.max_silent_seconds)`,
       [
         jobs.map((j) => j.drvPath),
         jobs.map((j) => j.name),
         jobs.map((j) => j.system),
         jobs.map((j) => JSON.stringify(j.requiredSystemFeatures)),
+        jobs.map((j) => j.meta?.timeout ?? null),
+        jobs.map((j) => j.meta?.maxSilent ?? null),
       ],
     );
   }

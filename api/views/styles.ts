@@ -77,7 +77,7 @@ td.why .err { color: var(--bad); }
   font-size: .78rem; font-weight: 600; white-space: nowrap; background: var(--off-bg); color: var(--off); }
 .st .ic { font-size: .8rem; line-height: 1; }
 .s-succeeded, .s-ok { --fg: var(--ok); --bgc: var(--ok-bg); }
-.s-failed, .s-timed-out, .s-eval-error { --fg: var(--bad); --bgc: var(--bad-bg); }
+.s-failed, .s-timed-out, .s-eval-error, .s-failed-with-output { --fg: var(--bad); --bgc: var(--bad-bg); }
 .s-dep-failed { --fg: var(--warn); --bgc: var(--warn-bg); }
 .s-building, .s-uploading, .s-evaluating, .s-running { --fg: var(--run); --bgc: var(--run-bg); }
 .s-cached, .s-skipped { --fg: var(--cache); --bgc: var(--cache-bg); }

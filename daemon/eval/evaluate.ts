@@ -6,6 +6,7 @@ import { AggregateResolver } from './aggregates.ts';
 import { parseAttrPath } from './attr-path.ts';
 import { evaluateBuiltin } from './builtin.ts';
 import { EvaluationAbortedError, EvaluationError, EvaluationTimeoutError } from './errors.ts';
+import { explainErrorLine } from './job-line.ts';
 import { evaluateWithNixEvalJobs } from './nix-eval-jobs.ts';
 import { findExecutable, nixOptionArgs } from './nix.ts';
 import type { NixContext } from './nix.ts';
@@ -48,8 +49,9 @@ export async function evaluateJobs(options: EvaluateJobsOptions): Promise<Evalua
   // A consumer that never returns must not hold a stopped evaluation open.
   const stopped = new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason as Error), { once: true }));
   stopped.catch(() => undefined);
-  const emit = async (line: EvalJobLine): Promise<void> => {
+  const emit = async (raw: EvalJobLine): Promise<void> => {
     controller.signal.throwIfAborted();
+    const line = isEvalJobError(raw) ? explainErrorLine(raw) : raw;
     if (isEvalJobError(line)) errors += 1;
     else jobs += 1;
     await Promise.race([options.onJob(line), stopped]);

@@ -73,6 +73,21 @@ export function nixEvalJobsExtras(line: NixEvalJobsJob): JobExtras {
   return extras;
 }
 
+/** Why a content-addressed derivation is not a job here, in a form an error line can carry. */
+export const CONTENT_ADDRESSED_UNSUPPORTED =
+  "content-addressed derivations (`__contentAddressed = true`) need Nix's experimental feature 'ca-derivations', " +
+  'which harmonia-ci does not support: it plans, builds, signs and serves outputs by their store paths, which such a ' +
+  'derivation only has once built, and it publishes no realisations; remove `__contentAddressed` from this job ' +
+  '(fixed-output and input-addressed derivations are supported)';
+
+// Nix's own words when the feature is off (src/libutil/experimental-features.cc, MissingExperimentalFeature).
+const CA_FEATURE_DISABLED = /experimental Nix feature 'ca-derivations' is disabled/;
+
+/** An error line about a content-addressed derivation says why harmonia-ci refuses it, not how to turn the feature on. */
+export function explainErrorLine(line: EvalJobError): EvalJobError {
+  return CA_FEATURE_DISABLED.test(line.error) ? { ...line, error: `${CONTENT_ADDRESSED_UNSUPPORTED} (Nix said: ${line.error.trim().split('\n')[0]})` } : line;
+}
+
 /** The derivation's `requiredSystemFeatures`, from its environment or its structured attributes. */
 export function requiredSystemFeatures(drv: Derivation): string[] {
   const structured = drv.env.get('__json');
@@ -97,7 +112,7 @@ export function jobFromDerivation(attrPath: string[], drvPath: string, name: str
       return {
         attr,
         attrPath,
-        error: `derivation '${drvPath}' has content-addressed output '${outputName}' without a static path; harmonia-ci builds input-addressed and fixed-output derivations only`,
+        error: `derivation '${drvPath}' has content-addressed output '${outputName}' without a static path: ${CONTENT_ADDRESSED_UNSUPPORTED}`,
       };
     }
     outputs[outputName] = output.path;
