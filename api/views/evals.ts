@@ -120,7 +120,7 @@ function jobDetail(job: EvalJob, state: JobState): SafeHtml | null {
 export function renderJobRow(job: EvalJob, evalId?: string): SafeHtml {
   const state = jobState(job);
   const build = job.drvPath ? html`<a href="${buildHref(job.drvPath)}">${job.attr}</a>` : html`${job.attr}`;
-  const name = evalId ? html`${build} <a href="${jobHref(evalId, job.attr)}" class="muted" title="${job.meta?.description ?? 'the job'}">job</a>` : build;
+  const name = evalId ? html`${build}<a href="${jobHref(evalId, job.attr)}" class="job-link muted" title="${job.meta?.description ?? 'the job'}">job</a>` : build;
   const pill = state === 'cached' ? html`${statePill('succeeded')} <span class="badge cache" title="outputs were already in a cache">cached</span>` : statePill(state);
   const planned = job.planned ? job.build : null;
   const duration = planned?.startedAt ? elapsed(planned.startedAt, planned.finishedAt) : html`<span class="muted">—</span>`;

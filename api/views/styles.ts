@@ -13,6 +13,7 @@ export const stylesheet = raw(`
   --warn: #9a6700; --warn-bg: #fff8c5; --run: #0969da; --run-bg: #ddf4ff; --cache: #8250df; --cache-bg: #fbefff;
   --off: #6e7781; --off-bg: #eaeef2; --log-bg: #0d1117; --log-text: #d1d7e0;
 }
+a.job-link { margin-left: .5em; font-size: .85em; }
 ul.aggregates, ul.constituents { list-style: none; margin: 0; padding: 0; }
 ul.aggregates > li { padding: .4rem 0; border-top: 1px solid var(--border); }
 ul.aggregates > li:first-child { border-top: none; }
