@@ -3,6 +3,7 @@
  * Workflows import these with `import type`; the factories in this folder implement them.
  */
 import type {
+  BuildProduct,
   BuildResult,
   BuildStatus,
   BuiltOutput,
@@ -112,6 +113,8 @@ export interface BuildInputs {
   inputPaths: string[];
   /** Canonical NAR hash of each input path already uploaded once. */
   canonicalNarHashes: Record<string, NarHash>;
+  /** The job's `meta.timeout` and `meta.maxSilent` in seconds, bounded on the builder by the server's limits. */
+  limits?: { timeoutSeconds?: number; maxSilentSeconds?: number };
 }
 
 export interface BuildRecord {
@@ -122,6 +125,7 @@ export interface BuildRecord {
   rootCause?: string;
   error?: string;
   outputs?: BuiltOutput[];
+  products?: BuildProduct[];
 }
 
 export interface EvaluateRequest {
@@ -168,12 +172,17 @@ export interface BuildRequest extends BuildInputs {
 }
 
 export interface BuildOutcome {
-  /** `failed` and `timed-out` are the build's own doing: never retried automatically. */
-  status: 'succeeded' | 'failed' | 'timed-out';
+  /**
+   * `failed` and `timed-out` are the build's own doing: never retried automatically.
+   * `failed-with-output` built and is published like a success, but marked itself failed.
+   */
+  status: 'succeeded' | 'failed' | 'timed-out' | 'failed-with-output';
   /** The host that built, whose own queue must do the upload. */
   host: string;
   error?: string;
   outputs: BuiltOutput[];
+  /** Files the outputs offer for download, for a build that produced output. */
+  products?: BuildProduct[];
   /** The outputs (and log) compressed for upload, staged on `host` right after the build: set when it succeeded. */
   staged?: StagedUpload;
   /**

@@ -5,15 +5,28 @@ import type { Pool } from 'pg';
 import { evalWorkflowId } from '../workflows/definitions.ts';
 import type { BuildStatus, EvalStatus, PushEvent } from '../workflows/types.ts';
 import { findEvalOfCommit, listEvalBuildsWithTails, readEvalJobs, readEvalStatus, type BuildWithTail } from '../queries/index.ts';
+import { failingConstituents, jobState, type JobState } from '../queries/jobs.ts';
 import { ensureLocalProject } from '../forges/projects.ts';
 import { signalPush } from '../temporal/push.ts';
 import { CliError } from './errors.ts';
 
-export type JobStatus = 'succeeded' | 'failed' | 'dep-failed' | 'timed-out' | 'cancelled';
+export type JobStatus = 'succeeded' | 'failed' | 'dep-failed' | 'timed-out' | 'cancelled' | 'failed-with-output';
 
 export interface RunSummary {
   eval: { id: string; status: EvalStatus; error?: string };
-  jobs: Array<{ attr: string; drvPath: string | null; status: JobStatus; cached: boolean; outputs: Record<string, string>; error?: string }>;
+  jobs: RunJob[];
+}
+
+/** One job of `run --json`. */
+export interface RunJob {
+  attr: string;
+  drvPath: string | null;
+  status: JobStatus;
+  cached: boolean;
+  outputs: Record<string, string>;
+  error?: string;
+  /** For an aggregate job: each constituent (its job, or a derivation that is no job) and its state. */
+  constituents?: Array<{ attr: string | null; drvPath: string; status: JobState }>;
 }
 
 /** The ref local runs are recorded under unless told otherwise. */
@@ -76,6 +89,7 @@ const MARK: Partial<Record<BuildStatus, string>> = {
   succeeded: '✔',
   failed: '✘',
   'timed-out': '⏱',
+  'failed-with-output': '✘',
   'dep-failed': '⊘',
   cancelled: '◌',
 };
@@ -130,7 +144,7 @@ export async function watchEval(options: {
       if (seen.get(row.drvPath) === row.status || row.status === 'pending' || row.status === 'uploading') continue;
       seen.set(row.drvPath, row.status);
       say(`  ${MARK[row.status] ?? '·'} ${row.status.padEnd(10)} ${row.name}${describe(row, names)}`);
-      if (row.status === 'failed' || row.status === 'timed-out') {
+      if (row.status === 'failed' || row.status === 'timed-out' || row.status === 'failed-with-output') {
         for (const line of (row.tail ?? '').trimEnd().split('\n').slice(-5)) if (line) say(`      | ${line}`);
       }
     }
@@ -149,7 +163,7 @@ function describe(row: BuildWithTail, names: Map<string, string>): string {
   const root = row.rootCause?.drvPath;
   if (row.status === 'dep-failed' && root) return ` (because ${names.get(root) ?? root} failed)`;
   if (row.status === 'succeeded' && row.seconds !== null) return ` (${row.seconds.toFixed(1)} s)`;
-  if ((row.status === 'failed' || row.status === 'timed-out') && row.error) return `: ${row.error.split('\n')[0]}`;
+  if ((row.status === 'failed' || row.status === 'timed-out' || row.status === 'failed-with-output') && row.error) return `: ${row.error.split('\n')[0]}`;
   return '';
 }
 
@@ -158,7 +172,7 @@ function progressLine(rows: BuildWithTail[]): string {
   const done = rows.length - count('pending') - count('building') - count('uploading');
   const parts = [`${done}/${rows.length} builds done`];
   if (count('building') > 0) parts.push(`${count('building')} building`);
-  const failed = count('failed') + count('timed-out');
+  const failed = count('failed') + count('timed-out') + count('failed-with-output');
   if (failed > 0) parts.push(`${failed} failed`);
   if (count('dep-failed') > 0) parts.push(`${count('dep-failed')} dep-failed`);
   return `[${parts.join(' · ')}]`;
@@ -170,9 +184,13 @@ export async function readRunSummary(pool: Pool, evalId: string): Promise<RunSum
   const summary: RunSummary = { eval: { id: evalId, status: ev.status }, jobs: [] };
   if (ev.error) summary.eval.error = ev.error;
   for (const row of await readEvalJobs(pool, evalId)) {
-    const status: JobStatus = row.evalError ? 'failed' : !row.planned ? 'succeeded' : toJobStatus(row.build?.status ?? null);
-    const job: RunSummary['jobs'][number] = { attr: row.attr, drvPath: row.drvPath, status, cached: !row.evalError && !row.planned, outputs: row.outputs };
+    const state = jobState(row);
+    const status: JobStatus = state === 'eval-error' ? 'failed' : state === 'cached' ? 'succeeded' : toJobStatus(state);
+    const job: RunJob = { attr: row.attr, drvPath: row.drvPath, status, cached: !row.evalError && !row.planned, outputs: row.outputs };
+    const failing = failingConstituents(row);
     if (row.evalError) job.error = row.evalError;
+    else if (failing.length > 0) job.error = `constituents failed: ${failing.join(', ')}`;
+    if (row.constituents) job.constituents = row.constituents.map((c) => ({ attr: c.attr, drvPath: c.drvPath, status: c.state }));
     summary.jobs.push(job);
   }
   return summary;
@@ -190,7 +208,7 @@ function printSummary(summary: RunSummary, say: (line: string) => void): void {
 }
 
 function toJobStatus(status: BuildStatus | null): JobStatus {
-  if (status === 'succeeded' || status === 'failed' || status === 'dep-failed' || status === 'timed-out') return status;
+  if (status === 'succeeded' || status === 'failed' || status === 'dep-failed' || status === 'timed-out' || status === 'failed-with-output') return status;
   return 'cancelled';
 }
 

@@ -3,6 +3,7 @@
  * evals that include it, the builds its failure took down, and the live log tail.
  */
 import type { Pool } from 'pg';
+import { readProducts, type ProductView } from './products.ts';
 import { logKey } from '../cache/layout.ts';
 import type { CacheBackend } from '../cache/types.ts';
 import { FINAL_BUILD_STATUSES, type BuildStatus } from '../workflows/types.ts';
@@ -53,6 +54,8 @@ export interface BuildPage {
   dependents: Array<{ drvPath: string; name: string }>;
   dependentCount: number;
   log: { tail: string; updatedAt: string } | null;
+  /** Files its outputs offer for download. */
+  products: ProductView[];
 }
 
 const EVALS_SHOWN = 50;
@@ -104,11 +107,12 @@ export async function readBuildPage(pool: Pool, key: string): Promise<BuildPage 
   );
   const row = rows[0];
   if (!row) return undefined;
-  const [outputs, evals, dependents, log] = await Promise.all([
+  const [outputs, evals, dependents, log, products] = await Promise.all([
     readOutputs(pool, drvPath),
     readIncludingEvals(pool, drvPath),
     readDependents(pool, drvPath),
     readLogTail(pool, drvPath),
+    readProducts(pool, drvPath),
   ]);
   return {
     drvPath,
@@ -121,6 +125,7 @@ export async function readBuildPage(pool: Pool, key: string): Promise<BuildPage 
     dependents: dependents.rows,
     dependentCount: dependents.count,
     log,
+    products,
   };
 }
 

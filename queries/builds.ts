@@ -5,6 +5,7 @@
  */
 import type { Pool } from 'pg';
 import type { BuildStatus } from '../workflows/types.ts';
+import { readProducts, type ProductView } from './products.ts';
 import { iso } from './time.ts';
 
 /** The state of a build: the same for every eval that needs its derivation. */
@@ -66,6 +67,8 @@ export interface BuildDetail extends BuildSummary {
   workflowId: string | null;
   /** The newest eval that includes the build and is still the latest of its ref: where `rebuild` goes. */
   latest: { evalId: string; project: string; ref: string } | null;
+  /** Files its outputs offer for download (`nix-support/hydra-build-products`). */
+  products: ProductView[];
 }
 
 export interface BuildLog {
@@ -161,6 +164,7 @@ export async function readBuild(pool: Pool, hashPart: string): Promise<BuildDeta
     ...found.row,
     workflowId: found.workflowId,
     latest: row ? { evalId: String(row.eval_id), project: row.project, ref: row.ref } : null,
+    products: await readProducts(pool, found.row.drvPath),
   };
 }
 

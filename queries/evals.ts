@@ -72,7 +72,7 @@ export interface EvalDetail extends EvalSummary {
   builds: BuildSummary[];
 }
 
-const STATUSES: readonly BuildStatus[] = ['pending', 'building', 'uploading', 'succeeded', 'failed', 'dep-failed', 'cancelled', 'timed-out'];
+const STATUSES: readonly BuildStatus[] = ['pending', 'building', 'uploading', 'succeeded', 'failed', 'dep-failed', 'cancelled', 'timed-out', 'failed-with-output'];
 
 const COUNTS_SQL = `SELECT count(*)::int AS total, ${STATUSES.map((s) => `count(*) FILTER (WHERE b.status = '${s}')::int AS "${s}"`).join(', ')}
   FROM evaluation_builds eb JOIN build_jobs b ON b.id = eb.build_id WHERE eb.eval_id = ev.id`;

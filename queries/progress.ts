@@ -21,7 +21,7 @@ interface ProgressColumns {
 // Evals without builds still get a row (all zero) through the LEFT JOIN; count(b.id) skips the missing build.
 const PROGRESS_SQL = `SELECT ev.id AS eval_id,
             count(*) FILTER (WHERE b.status = 'succeeded') AS succeeded,
-            count(*) FILTER (WHERE b.status = 'failed') AS failed,
+            count(*) FILTER (WHERE b.status IN ('failed', 'failed-with-output')) AS failed,
             count(*) FILTER (WHERE b.status = 'dep-failed') AS dep_failed,
             count(*) FILTER (WHERE b.status = 'cancelled') AS cancelled,
             count(*) FILTER (WHERE b.status = 'timed-out') AS timed_out,

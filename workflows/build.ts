@@ -180,13 +180,15 @@ async function runBuild(input: BuildWorkflowInput, hooks: BuildHooks): Promise<B
     }
     // The builder announces itself before it builds: keep the records in that order.
     if (hooks.startedOn() !== undefined) await announced;
-    if (outcome.status !== 'succeeded') {
+    if (outcome.status !== 'succeeded' && outcome.status !== 'failed-with-output') {
       return hooks.finish({ drvPath, status: outcome.status, error: outcome.error }, attempt);
     }
+    // A build that marked itself failed (nix-support/failed) is published all the same.
+    const built = { drvPath, status: outcome.status, ...(outcome.error ? { error: outcome.error } : {}), ...(outcome.products ? { products: outcome.products } : {}) };
 
     if (outcome.published) {
       // The builder shares a process with a signer and published the outputs itself.
-      return hooks.finish({ drvPath, status: 'succeeded', outputs: outcome.published.outputs }, attempt);
+      return hooks.finish({ ...built, outputs: outcome.published.outputs }, attempt);
     }
 
     hooks.show('uploading');
@@ -210,7 +212,7 @@ async function runBuild(input: BuildWorkflowInput, hooks: BuildHooks): Promise<B
       await backoff(attempt, maxAttempts);
       continue;
     }
-    return hooks.finish({ drvPath, status: 'succeeded', outputs: published.outputs }, attempt);
+    return hooks.finish({ ...built, outputs: published.outputs }, attempt);
   }
   return hooks.finish(
     { drvPath, status: 'failed', error: `gave up after ${maxAttempts} attempts; last fault: ${lastFault}` },

@@ -24,10 +24,15 @@ export type BuildStatus =
   | 'failed'
   | 'dep-failed'
   | 'cancelled'
-  | 'timed-out';
+  | 'timed-out'
+  /** Built, but an output holds `nix-support/failed` (Hydra's "failed with output"): kept, signed and served, yet a failure. */
+  | 'failed-with-output';
 
 /** Build states after which nothing more happens without a manual rebuild. */
-export const FINAL_BUILD_STATUSES: readonly BuildStatus[] = ['succeeded', 'failed', 'dep-failed', 'cancelled', 'timed-out'];
+export const FINAL_BUILD_STATUSES: readonly BuildStatus[] = ['succeeded', 'failed', 'dep-failed', 'cancelled', 'timed-out', 'failed-with-output'];
+
+/** Build states whose outputs exist in the cache: dependents may build on them (as in Hydra). */
+export const OUTPUT_STATUSES: readonly BuildStatus[] = ['succeeded', 'failed-with-output'];
 
 /** Where the evaluator finds the jobset: a local path or a git repository at a commit. */
 export interface JobsetSource {
@@ -127,6 +132,22 @@ export interface BuiltOutput {
   references: string[];
 }
 
+/** One file or directory an output offers for download (`nix-support/hydra-build-products`). */
+export interface BuildProduct {
+  /** Hydra's product type and subtype: `file binary-dist`, `doc manual`, `report coverage`, … */
+  type: string;
+  subtype: string;
+  /** The product's store path, inside one of the build's outputs, with no symbolic link on the way. */
+  path: string;
+  /** Its last component, as Hydra names products. */
+  name: string;
+  /** For a directory: the file to open first, relative to it (`index.html`). */
+  defaultPath?: string;
+  /** For a regular file: its size and SHA-256 (hex). */
+  fileSize?: number;
+  sha256?: string;
+}
+
 export interface BuildResult {
   drvPath: string;
   status: BuildStatus;
@@ -134,6 +155,8 @@ export interface BuildResult {
   rootCause?: string;
   error?: string;
   outputs?: BuiltOutput[];
+  /** Files the outputs offer for download (`nix-support/hydra-build-products`). */
+  products?: BuildProduct[];
 }
 
 /** Counts of one eval's builds, as the eval workflow and status reports see them. */

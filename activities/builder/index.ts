@@ -15,6 +15,7 @@ import type { Semaphore } from '../../lib/semaphore.ts';
 import type { BuiltOutput } from '../../workflows/types.ts';
 import type { BuilderActivities, BuildOutcome, BuildRequest, PublishOutcome, StagedUpload } from '../types.ts';
 import { LogTail } from './log-tail.ts';
+import { failedMarkers, readBuildProducts } from './output-files.ts';
 import type { Staging } from './staging.ts';
 import { buildLogPath, FullLog } from './upload.ts';
 
@@ -61,12 +62,12 @@ export interface BuilderDeps {
 
 export function createBuilderActivities(deps: BuilderDeps): BuilderActivities {
   return {
-    async buildDerivation({ drvPath, inputPaths, canonicalNarHashes }): Promise<BuildOutcome> {
+    async buildDerivation({ drvPath, inputPaths, canonicalNarHashes, limits }): Promise<BuildOutcome> {
       const context = Context.current();
       const waiting = setInterval(() => context.heartbeat({ waiting: true }), 2_000);
       const release = await deps.slots?.acquire().finally(() => clearInterval(waiting));
       try {
-        return await runBuild(deps, context, { drvPath, inputPaths, canonicalNarHashes }, () => release?.());
+        return await runBuild(deps, context, { drvPath, inputPaths, canonicalNarHashes, ...(limits ? { limits } : {}) }, () => release?.());
       } finally {
         release?.();
       }
@@ -81,7 +82,7 @@ export function createBuilderActivities(deps: BuilderDeps): BuilderActivities {
 async function runBuild(
   deps: BuilderDeps,
   context: Context,
-  { drvPath, inputPaths, canonicalNarHashes }: BuildRequest,
+  { drvPath, inputPaths, canonicalNarHashes, limits }: BuildRequest,
   releaseSlot: () => void,
 ): Promise<BuildOutcome> {
   const workflowId = context.info.workflowExecution?.workflowId;
@@ -115,6 +116,11 @@ async function runBuild(
       drv,
       inputPaths,
       canonicalNarHashes: canonical,
+      // `meta.timeout` / `meta.maxSilent`: the executor keeps the server's limits as maximums.
+      limits: {
+        ...(limits?.timeoutSeconds ? { wallClockMs: limits.timeoutSeconds * 1000 } : {}),
+        ...(limits?.maxSilentSeconds ? { maxSilenceMs: limits.maxSilentSeconds * 1000 } : {}),
+      },
       onLogLine: (line) => {
         log.push(line);
         full?.push(line);
@@ -122,9 +128,19 @@ async function runBuild(
     });
     releaseSlot();
     await deps.logs.finished(drvPath, log);
-    const outcome: BuildOutcome = { host: deps.host, ...describeOutcome(result) };
-    succeeded = outcome.status === 'succeeded';
+    const outcome: BuildOutcome = { host: deps.host, ...describeOutcome(result, limits) };
+    if (outcome.status === 'succeeded') {
+      // Hydra's "failed with output": published like a success, reported as a failure.
+      const markers = await failedMarkers(outcome.outputs);
+      if (markers.length > 0) {
+        outcome.status = 'failed-with-output';
+        outcome.error = `the build produced output but marked itself failed (${markers.join(', ')}); its output is kept and served`;
+      }
+    }
+    succeeded = outcome.status === 'succeeded' || outcome.status === 'failed-with-output';
     if (!succeeded) return outcome;
+    const products = await readBuildProducts(outcome.outputs);
+    if (products.length > 0) outcome.products = products;
     // The upload sends the log of a successful build to the cache; any other log goes at once.
     await full?.close();
     outcome.staged = await deps.stage({ drvPath, system: drv.platform, outputs: outcome.outputs });
@@ -146,7 +162,9 @@ async function runBuild(
 }
 
 /** The executor's outcome in the words of build states; the limit that ended a build is named. */
-function describeOutcome(result: ExecutorOutcome): Omit<BuildOutcome, 'host'> {
+function describeOutcome(result: ExecutorOutcome, limits: BuildRequest['limits']): Omit<BuildOutcome, 'host'> {
+  // Names the job's own limit when it was the one that applied.
+  const fromMeta = (limitMs: number, seconds: number | undefined): boolean => seconds !== undefined && seconds * 1000 === limitMs;
   switch (result.kind) {
     case 'succeeded':
       return {
@@ -162,9 +180,17 @@ function describeOutcome(result: ExecutorOutcome): Omit<BuildOutcome, 'host'> {
     case 'failed':
       return { status: 'failed', error: result.message, outputs: [] };
     case 'timed-out':
-      return { status: 'timed-out', error: `build exceeded its wall-clock limit of ${seconds(result.limitMs)}`, outputs: [] };
+      return {
+        status: 'timed-out',
+        error: `build exceeded its wall-clock limit of ${seconds(result.limitMs)}${fromMeta(result.limitMs, limits?.timeoutSeconds) ? " (the job's meta.timeout)" : ''}`,
+        outputs: [],
+      };
     case 'silent':
-      return { status: 'timed-out', error: `build printed nothing for ${seconds(result.limitMs)} (max silence)`, outputs: [] };
+      return {
+        status: 'timed-out',
+        error: `build printed nothing for ${seconds(result.limitMs)} (max silence${fromMeta(result.limitMs, limits?.maxSilentSeconds) ? ": the job's meta.maxSilent" : ''})`,
+        outputs: [],
+      };
     case 'output-too-large':
       return {
         status: 'failed',

@@ -9,11 +9,11 @@ import type { Pool } from 'pg';
 import { Batcher } from '../../lib/batcher.ts';
 import type { NarHash } from '../../daemon/core/hash.ts';
 import type { BuildRecord, BuildStart, CoordinatorActivities } from '../types.ts';
-import { FINAL_BUILD_STATUSES, type BuildResult, type BuildStatus, type BuiltOutput } from '../../workflows/types.ts';
+import { FINAL_BUILD_STATUSES, OUTPUT_STATUSES, type BuildResult, type BuildStatus, type BuiltOutput } from '../../workflows/types.ts';
 import { announceBuildResult, checkBuildInputs, describeBuildInputs, inputOutputs, toBuildInputs } from './scheduler.ts';
 
 /** Results a new run of a build workflow repeats instead of building again. */
-const REPEATED_RESULTS: readonly BuildStatus[] = ['succeeded', 'failed', 'dep-failed', 'timed-out'];
+const REPEATED_RESULTS: readonly BuildStatus[] = ['succeeded', 'failed', 'dep-failed', 'timed-out', 'failed-with-output'];
 
 type BuildActivities = Pick<
   CoordinatorActivities,
@@ -24,6 +24,7 @@ export function createBuildActivities({ pool, client }: { pool: Pool; client: Cl
   const begin = new Batcher((drvPaths: string[]) => beginBatch(pool, drvPaths), { key: (drvPath) => drvPath });
   const records = new Batcher(async (updates: BuildRecord[]) => {
     await recordBatch(pool, updates);
+    await recordProducts(pool, updates);
     return updates.map(() => undefined);
   }, { key: (update) => update.drvPath });
   const recordBuild = (update: BuildRecord): Promise<void> => records.submit(update);
@@ -46,16 +47,24 @@ export function createBuildActivities({ pool, client }: { pool: Pool; client: Cl
         const result: BuildResult = { drvPath, status: row.status };
         if (row.dep_failed_drv_path) result.rootCause = row.dep_failed_drv_path;
         if (row.error) result.error = row.error;
-        if (row.status === 'succeeded') result.outputs = toOutputs(row.outputs ?? []);
+        if (OUTPUT_STATUSES.includes(row.status)) result.outputs = toOutputs(row.outputs ?? []);
         return { result };
       }
-      return { inputs: toBuildInputs(row.inputs ?? []) };
+      const inputs = toBuildInputs(row.inputs ?? []);
+      if (row.limits) {
+        inputs.limits = {
+          ...(row.limits.timeoutSeconds ? { timeoutSeconds: row.limits.timeoutSeconds } : {}),
+          ...(row.limits.maxSilentSeconds ? { maxSilentSeconds: row.limits.maxSilentSeconds } : {}),
+        };
+      }
+      return { inputs };
     },
   };
 }
 
 interface BeginRow {
   drv_path: string;
+  limits: { timeoutSeconds: number | null; maxSilentSeconds: number | null } | null;
   status: BuildStatus | null;
   dep_failed_drv_path: string | null;
   error: string | null;
@@ -82,6 +91,9 @@ async function beginBatch(pool: Pool, drvPaths: string[]): Promise<BeginRow[]> {
         WHERE b.id = c.id AND NOT c.status = ANY($2::text[])
      )
      SELECT c.drv_path, c.status, c.dep_failed_drv_path, c.error,
+            (SELECT json_build_object('timeoutSeconds', d.timeout_seconds, 'maxSilentSeconds', d.max_silent_seconds)
+               FROM derivations d WHERE d.drv_path = c.drv_path
+                AND (d.timeout_seconds IS NOT NULL OR d.max_silent_seconds IS NOT NULL)) AS limits,
             (SELECT json_agg(i ORDER BY i.out_path) FROM (${inputOutputs('c.drv_path')}) i) AS inputs,
             (SELECT json_agg(o ORDER BY o.output_name) FROM (
                SELECT output_name, out_path, nar_hash, nar_size, "references"
@@ -108,7 +120,7 @@ async function beginBatch(pool: Pool, drvPaths: string[]): Promise<BeginRow[]> {
  */
 async function recordBatch(pool: Pool, updates: BuildRecord[]): Promise<void> {
   const outputs = updates.flatMap((update) =>
-    update.status === 'succeeded' && update.outputs ? update.outputs.map((output) => ({ drvPath: update.drvPath, ...output })) : [],
+    OUTPUT_STATUSES.includes(update.status) && update.outputs ? update.outputs.map((output) => ({ drvPath: update.drvPath, ...output })) : [],
   );
   await pool.query(
     `WITH u AS (
@@ -177,6 +189,31 @@ async function recordBatch(pool: Pool, updates: BuildRecord[]): Promise<void> {
       outputs.map((o) => o.narSize),
       outputs.map((o) => JSON.stringify(o.references)),
       FINAL_BUILD_STATUSES,
+    ],
+  );
+}
+
+/** The products of builds that produced output, replacing what an earlier attempt recorded. */
+async function recordProducts(pool: Pool, updates: BuildRecord[]): Promise<void> {
+  const built = updates.filter((u) => OUTPUT_STATUSES.includes(u.status));
+  if (built.length === 0) return;
+  const rows = built.flatMap((u) => (u.products ?? []).map((p, position) => ({ drvPath: u.drvPath, position, ...p })));
+  await pool.query('DELETE FROM build_products WHERE drv_path = ANY($1::text[])', [built.map((u) => u.drvPath)]);
+  if (rows.length === 0) return;
+  await pool.query(
+    `INSERT INTO build_products (drv_path, position, type, subtype, path, name, default_path, file_size, sha256)
+     SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::text[])
+     ON CONFLICT (drv_path, position) DO NOTHING`,
+    [
+      rows.map((r) => r.drvPath),
+      rows.map((r) => r.position),
+      rows.map((r) => r.type),
+      rows.map((r) => r.subtype),
+      rows.map((r) => r.path),
+      rows.map((r) => r.name),
+      rows.map((r) => r.defaultPath ?? null),
+      rows.map((r) => r.fileSize ?? null),
+      rows.map((r) => r.sha256 ?? null),
     ],
   );
 }

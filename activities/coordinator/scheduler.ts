@@ -51,7 +51,7 @@ function unfinishedInputs(drv: string): string {
   return `SELECT ib.drv_path, ib.status,
                  CASE WHEN ib.status = 'dep-failed' THEN ib.dep_failed_drv_path ELSE ib.drv_path END AS root_cause
             FROM derivation_inputs di JOIN build_jobs ib ON ib.drv_path = di.input_drv_path
-           WHERE di.drv_path = ${drv} AND ib.status <> 'succeeded'`;
+           WHERE di.drv_path = ${drv} AND ib.status NOT IN ('succeeded', 'failed-with-output')`;
 }
 
 /** The output paths derivation `drv` (an SQL expression) uses from its inputs, with canonical NAR hashes where known. */

@@ -206,28 +206,44 @@ async function fetchedTree(source: JobsetSource, fetching: FetchSettings): Promi
 async function insertAttrs(pool: Pool, evalId: string, lines: EvalJobLine[]): Promise<void> {
   const jobs = lines.filter((l): l is EvalJob => !isEvalJobError(l));
   if (jobs.length > 0) {
+    // `meta.timeout` / `meta.maxSilent` go with the derivation: its build reads them (the newest eval's win).
     await pool.query(
-      `INSERT INTO derivations (drv_path, name, system, required_system_features)
-       SELECT d.path, d.name, d.system, ARRAY(SELECT json_array_elements_text(d.features::json))
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS d(path, name, system, features)
-       ON CONFLICT (drv_path) DO NOTHING`,
+      `INSERT INTO derivations (drv_path, name, system, required_system_features, timeout_seconds, max_silent_seconds)
+       SELECT d.path, d.name, d.system, ARRAY(SELECT json_array_elements_text(d.features::json)), d.timeout, d.max_silent
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[]) AS d(path, name, system, features, timeout, max_silent)
+       ON CONFLICT (drv_path) DO UPDATE
+         SET timeout_seconds = excluded.timeout_seconds, max_silent_seconds = excluded.max_silent_seconds
+         WHERE (derivations.timeout_seconds, derivations.max_silent_seconds) IS DISTINCT FROM (excluded.timeout_seconds, excluded.max_silent_seconds)`,
       [
         jobs.map((j) => j.drvPath),
         jobs.map((j) => j.name),
         jobs.map((j) => j.system),
         jobs.map((j) => JSON.stringify(j.requiredSystemFeatures)),
+        jobs.map((j) => j.meta?.timeout ?? null),
+        jobs.map((j) => j.meta?.maxSilent ?? null),
       ],
     );
   }
+  const job = (l: EvalJobLine): EvalJob | undefined => (isEvalJobError(l) ? undefined : l);
   await pool.query(
-    `INSERT INTO eval_attrs (eval_id, attr, drv_path, error)
-     SELECT $1, a.attr, a.drv, a.error FROM unnest($2::text[], $3::text[], $4::text[]) AS a(attr, drv, error)
-     ON CONFLICT (eval_id, attr) DO UPDATE SET drv_path = excluded.drv_path, error = excluded.error`,
+    `INSERT INTO eval_attrs (eval_id, attr, drv_path, error, constituents, meta)
+     SELECT $1, a.attr, a.drv, a.error, a.constituents::jsonb, a.meta::jsonb
+       FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS a(attr, drv, error, constituents, meta)
+     ON CONFLICT (eval_id, attr) DO UPDATE
+       SET drv_path = excluded.drv_path, error = excluded.error, constituents = excluded.constituents, meta = excluded.meta`,
     [
       evalId,
       lines.map((l) => l.attr),
-      lines.map((l) => (isEvalJobError(l) ? null : l.drvPath)),
+      lines.map((l) => job(l)?.drvPath ?? null),
       lines.map((l) => (isEvalJobError(l) ? l.error : null)),
+      lines.map((l) => {
+        const constituents = job(l)?.constituents;
+        return constituents ? JSON.stringify(constituents) : null;
+      }),
+      lines.map((l) => {
+        const meta = job(l)?.meta;
+        return meta ? JSON.stringify(meta) : null;
+      }),
     ],
   );
 }

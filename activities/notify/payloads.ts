@@ -39,7 +39,7 @@ export async function failedBuilds(pool: Pool, evalId: string, publicUrl: string
     `SELECT b.id::text, b.drv_path, b.status, b.error, b.exit_code,
             ARRAY(SELECT a.attr FROM eval_attrs a WHERE a.eval_id = eb.eval_id AND a.drv_path = b.drv_path ORDER BY a.attr) AS attrs
        FROM evaluation_builds eb JOIN build_jobs b ON b.id = eb.build_id
-      WHERE eb.eval_id = $1 AND b.status IN ('failed', 'timed-out') ORDER BY b.id`,
+      WHERE eb.eval_id = $1 AND b.status IN ('failed', 'timed-out', 'failed-with-output') ORDER BY b.id`,
     [evalId],
   );
   return rows.map((row) => ({

@@ -166,7 +166,7 @@ export async function readFleetSnapshot(pool: Pool): Promise<FleetSnapshot> {
         pool,
         `SELECT d.system, extract(epoch FROM b.finished_at - b.started_at)::float8 AS seconds
            FROM build_jobs b JOIN derivations d ON d.drv_path = b.drv_path
-          WHERE b.finished_at IS NOT NULL AND b.started_at IS NOT NULL AND b.status IN ('succeeded', 'failed', 'timed-out')`,
+          WHERE b.finished_at IS NOT NULL AND b.started_at IS NOT NULL AND b.status IN ('succeeded', 'failed', 'timed-out', 'failed-with-output')`,
         ['system'] as const,
         BUILD_BUCKETS,
       ),

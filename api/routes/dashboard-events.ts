@@ -70,13 +70,13 @@ function evalPoll(
       // While evaluating, attributes arrive in batches: the table follows once they are all there.
       const evaluating = overview.status === 'queued' || overview.status === 'running';
       if (!evaluating && version.attrs !== tableAttrs) {
-        swaps.jobs = renderJobsBody(await readEvalJobs(app.db, evalId), options.all).value;
+        swaps.jobs = renderJobsBody(await readEvalJobs(app.db, evalId), options.all, evalId).value;
         tableAttrs = version.attrs;
         rowsSince = version.buildsChangedAt;
       } else if (!evaluating && version.buildsChangedAt !== rowsSince) {
         for (const job of await readEvalJobs(app.db, evalId, rowsSince ? { changedSince: rowsSince } : {})) {
           const id = jobRowId(job.attr);
-          const markup = renderJobRow(job).value;
+          const markup = renderJobRow(job, evalId).value;
           if (sent.get(id) === markup) continue;
           sent.set(id, markup);
           swaps[id] = markup;

@@ -30,6 +30,7 @@ import { REBUILDABLE } from './actions.ts';
 import { errorResponses } from '../error-handler.ts';
 import { renderBuildBody } from '../views/build.ts';
 import { renderEvalBody } from '../views/evals.ts';
+import { renderJobBody } from '../views/job.ts';
 import { projectHref, type TemporalUi } from '../views/format.ts';
 import { html, type SafeHtml } from '../views/html.ts';
 import { renderPage, type AccountView } from '../views/layout.ts';
@@ -121,6 +122,26 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardRo
       const actions = await actionsFor(request, overview.project, buttons, account);
       const body = html`${actions}${renderEvalBody(overview, jobs, { temporalUi, all, liveUrl })}`;
       return sendPage(reply, { title: `Eval #${id} · ${overview.project} · harmonia-ci`, body, temporalUi, account });
+    },
+  );
+
+  app.get<{ Params: { id: string; '*': string } }>(
+    '/ci/evals/:id/jobs/*',
+    {
+      schema: {
+        // One job of an eval: state, meta (description, maintainers, license, limits), build, constituents.
+        response: htmlResponse,
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      const attr = request.params['*'];
+      const overview = /^\d{1,18}$/.test(id) ? await readEvalOverview(app.db, id) : undefined;
+      if (!overview || !(await app.access.visibility(request)).project(overview.project)) return notFound(reply, `eval ${id}`, temporalUi);
+      const job = (await readEvalJobs(app.db, id, { attr })).find((j) => j.attr === attr);
+      if (!job) return notFound(reply, `job ${attr} of eval ${id}`, temporalUi);
+      const body = renderJobBody(overview, job);
+      return sendPage(reply, { title: `${attr} · eval #${id} · harmonia-ci`, body, temporalUi, account: accountView(request, reply, config) });
     },
   );
 

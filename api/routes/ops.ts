@@ -8,7 +8,7 @@ import { errorResponses } from '../error-handler.ts';
 import { BadRequestError, NotFoundError } from '../errors.ts';
 import { buildHashPart, listAudit, listEvals, listNodes, readBuild, readBuildLog, readEval, type EvalFilter } from '../../queries/index.ts';
 
-const STATUSES = ['pending', 'building', 'uploading', 'succeeded', 'failed', 'dep-failed', 'cancelled', 'timed-out'];
+const STATUSES = ['pending', 'building', 'uploading', 'succeeded', 'failed', 'dep-failed', 'cancelled', 'timed-out', 'failed-with-output'];
 const string = { type: 'string' } as const;
 const nullableString = { type: ['string', 'null'] } as const;
 const integer = { type: 'integer' } as const;
@@ -72,10 +72,32 @@ const evalDetailSchema = {
           build: nullableString,
           status: string,
           outputs: { type: 'object', additionalProperties: string },
+          // Aggregate jobs only.
+          constituents: {
+            type: 'array',
+            items: { type: 'object', required: ['attr', 'drvPath', 'state'], properties: { attr: nullableString, drvPath: string, state: string } },
+          },
+          failedConstituents: { type: 'array', items: string },
         },
       },
     },
     builds: { type: 'array', items: { type: 'object', required: Object.keys(buildProperties), properties: buildProperties } },
+  },
+};
+
+/** A build product, with the URL it downloads from. */
+export const productSchema = {
+  type: 'object',
+  required: ['type', 'subtype', 'path', 'name', 'url'],
+  properties: {
+    type: string,
+    subtype: string,
+    path: string,
+    name: string,
+    url: string,
+    defaultPath: string,
+    fileSize: integer,
+    sha256: string,
   },
 };
 
@@ -90,6 +112,7 @@ const buildDetailSchema = {
       required: ['evalId', 'project', 'ref'],
       properties: { evalId: string, project: string, ref: string },
     },
+    products: { type: 'array', items: productSchema },
   },
 };
 

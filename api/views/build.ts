@@ -83,6 +83,19 @@ function renderOutputs(page: BuildPage): SafeHtml {
     <tbody>${rows}</tbody></table></div></section>`;
 }
 
+/** The files the outputs offer (`nix-support/hydra-build-products`), each a download link. */
+function renderProducts(page: BuildPage): SafeHtml | null {
+  if (page.products.length === 0) return null;
+  const rows = page.products.map(
+    (p) => html`<tr><td><a href="${p.url}" download>${p.name}</a>${p.defaultPath ? html` <span class="muted">(${p.defaultPath})</span>` : null}</td>
+      <td class="mono">${p.type} ${p.subtype}</td><td class="num">${p.fileSize === undefined ? '' : formatBytes(p.fileSize)}</td>
+      <td class="mono wide-only muted">${p.sha256 ?? ''}</td></tr>`,
+  );
+  return html`<section class="panel" id="products"><h2>Build products</h2><div class="scroll"><table class="data">
+    <thead><tr><th>File</th><th>Type</th><th class="num">Size</th><th class="wide-only">SHA-256</th></tr></thead>
+    <tbody>${rows}</tbody></table></div></section>`;
+}
+
 function renderDependents(page: BuildPage): SafeHtml | null {
   if (page.dependentCount === 0) return null;
   const more = page.dependentCount - page.dependents.length;
@@ -130,6 +143,7 @@ export function renderBuildBody(page: BuildPage, options: BuildPageOptions): Saf
   return html`<div id="build"${live}>
 ${renderBuildHead(page, options)}
 ${renderDependents(page)}
+${renderProducts(page)}
 ${renderLog(page, options)}
 ${renderOutputs(page)}
 ${renderEvals(page)}

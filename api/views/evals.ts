@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { type EvalJob, type EvalOverview, type JobState, jobState } from '../../queries/index.ts';
+import { failingConstituents } from '../../queries/jobs.ts';
 import { describeProgress, evalFinished, evalState } from '../dashboard/state.ts';
 import type { EvalProgress } from '../../workflows/types.ts';
 import {
@@ -13,6 +14,7 @@ import {
   elapsed,
   evalHref,
   firstLine,
+  jobHref,
   projectHref,
   refLabel,
   statePill,
@@ -79,6 +81,7 @@ const RANK: Record<JobState, number> = {
   'eval-error': 0,
   failed: 0,
   'timed-out': 0,
+  'failed-with-output': 0,
   'dep-failed': 1,
   building: 2,
   uploading: 2,
@@ -100,6 +103,9 @@ export function jobRowId(attr: string): string {
 
 function jobDetail(job: EvalJob, state: JobState): SafeHtml | null {
   if (job.evalError !== null) return html`<span class="err" title="${job.evalError}">${firstLine(job.evalError)}</span>`;
+  const failing = failingConstituents(job);
+  if (failing.length > 0) return html`<span class="err">constituents failed: ${failing.join(', ')}</span>`;
+  if (job.constituents && state === 'pending') return html`waiting for its constituents`;
   const build = job.build;
   if (!build || !job.planned) return null;
   if (state === 'dep-failed' && build.rootCause) {
@@ -110,28 +116,29 @@ function jobDetail(job: EvalJob, state: JobState): SafeHtml | null {
   return null;
 }
 
-/** One row of the jobs table. */
-export function renderJobRow(job: EvalJob): SafeHtml {
+/** One row of the jobs table; with the eval's id, the attribute also links to its job page. */
+export function renderJobRow(job: EvalJob, evalId?: string): SafeHtml {
   const state = jobState(job);
-  const name = job.drvPath ? html`<a href="${buildHref(job.drvPath)}">${job.attr}</a>` : html`${job.attr}`;
+  const build = job.drvPath ? html`<a href="${buildHref(job.drvPath)}">${job.attr}</a>` : html`${job.attr}`;
+  const name = evalId ? html`${build}<a href="${jobHref(evalId, job.attr)}" class="job-link muted" title="${job.meta?.description ?? 'the job'}">job</a>` : build;
   const pill = state === 'cached' ? html`${statePill('succeeded')} <span class="badge cache" title="outputs were already in a cache">cached</span>` : statePill(state);
-  const build = job.planned ? job.build : null;
-  const duration = build?.startedAt ? elapsed(build.startedAt, build.finishedAt) : html`<span class="muted">—</span>`;
+  const planned = job.planned ? job.build : null;
+  const duration = planned?.startedAt ? elapsed(planned.startedAt, planned.finishedAt) : html`<span class="muted">—</span>`;
   return html`<tr id="${jobRowId(job.attr)}" data-state="${state}" data-rank="${RANK[state]}">
   <td class="attr mono">${name}</td>
   <td class="nowrap">${pill}</td>
   <td class="num">${duration}</td>
-  <td class="mono wide-only">${build?.node ?? ''}</td>
+  <td class="mono wide-only">${planned?.node ?? ''}</td>
   <td class="why">${jobDetail(job, state)}</td>
 </tr>`;
 }
 
 /** The body of the jobs table, capped at `JOBS_SHOWN` rows unless `all`. */
-export function renderJobsBody(jobs: EvalJob[], all: boolean): SafeHtml {
+export function renderJobsBody(jobs: EvalJob[], all: boolean, evalId?: string): SafeHtml {
   const sorted = sortJobs(jobs);
   const shown = all ? sorted : sorted.slice(0, JOBS_SHOWN);
   if (shown.length === 0) return html`<tbody id="jobs"><tr><td colspan="5" class="muted">No jobs.</td></tr></tbody>`;
-  return html`<tbody id="jobs">${shown.map(renderJobRow)}</tbody>`;
+  return html`<tbody id="jobs">${shown.map((job) => renderJobRow(job, evalId))}</tbody>`;
 }
 
 export interface EvalPageOptions {
@@ -182,6 +189,24 @@ export function renderEvalSummary(ev: EvalOverview): SafeHtml {
 </section>`;
 }
 
+/** The aggregate jobs as a group: each with its constituents and how they stand. */
+export function renderAggregates(jobs: EvalJob[], evalId: string): SafeHtml | null {
+  const aggregates = jobs.filter((job) => job.constituents !== null);
+  if (aggregates.length === 0) return null;
+  const item = (job: EvalJob): SafeHtml => {
+    const name = html`<a href="${jobHref(evalId, job.attr)}">${job.attr}</a>`;
+    const constituents = (job.constituents ?? []).map(
+      (c) => html`<li>${statePill(c.state)} <a href="${c.attr === null ? buildHref(c.drvPath) : jobHref(evalId, c.attr)}" class="mono">${c.attr ?? c.drvPath}</a></li>`,
+    );
+    return html`<li class="aggregate" data-state="${jobState(job)}"><span class="mono">${name}</span> ${statePill(jobState(job))}
+  <ul class="constituents">${constituents}</ul></li>`;
+  };
+  return html`<section class="panel" id="aggregates">
+  <h2>Aggregates <span class="aside">${aggregates.length} ${aggregates.length === 1 ? 'job stands' : 'jobs stand'} for their constituents</span></h2>
+  <ul class="aggregates">${aggregates.map(item)}</ul>
+</section>`;
+}
+
 /** The whole eval page body. */
 export function renderEvalBody(ev: EvalOverview, jobs: EvalJob[], options: EvalPageOptions): SafeHtml {
   const hidden = options.all ? 0 : Math.max(0, jobs.length - JOBS_SHOWN);
@@ -190,11 +215,12 @@ export function renderEvalBody(ev: EvalOverview, jobs: EvalJob[], options: EvalP
   return html`<div id="eval"${live}>
 ${renderEvalHead(ev, options)}
 ${renderEvalSummary(ev)}
+${renderAggregates(jobs, ev.id)}
 <section class="panel">
   <h2>Jobs <span class="aside">${jobs.length} ${jobs.length === 1 ? 'job' : 'jobs'}, failures first</span></h2>
   <div class="scroll"><table class="data jobs">
     <thead><tr><th>Attribute</th><th>Status</th><th class="num">Duration</th><th class="wide-only">Builder</th><th>Details</th></tr></thead>
-    ${renderJobsBody(jobs, options.all)}
+    ${renderJobsBody(jobs, options.all, ev.id)}
   </table></div>
   ${more}
 </section>

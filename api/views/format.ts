@@ -50,6 +50,7 @@ const ICONS: Record<string, string> = {
   succeeded: '✔',
   failed: '✘',
   'timed-out': '⏱',
+  'failed-with-output': '✘',
   'eval-error': '✘',
   'dep-failed': '⊘',
   building: '▶',
@@ -123,6 +124,11 @@ export function stripAnsi(text: string): string {
 export const evalHref = (id: string): string => `/ci/evals/${encodeURIComponent(id)}`;
 
 /** `/ci/builds/<hash part>` of a derivation path. */
+/** A job's page: one attribute of one eval. */
+export function jobHref(evalId: string, attr: string): string {
+  return `/ci/evals/${encodeURIComponent(evalId)}/jobs/${encodeURIComponent(attr)}`;
+}
+
 export function buildHref(drvPath: string): string {
   const base = drvPath.slice(drvPath.lastIndexOf('/') + 1);
   return `/ci/builds/${encodeURIComponent(base.slice(0, 32))}`;

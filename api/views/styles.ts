@@ -13,6 +13,11 @@ export const stylesheet = raw(`
   --warn: #9a6700; --warn-bg: #fff8c5; --run: #0969da; --run-bg: #ddf4ff; --cache: #8250df; --cache-bg: #fbefff;
   --off: #6e7781; --off-bg: #eaeef2; --log-bg: #0d1117; --log-text: #d1d7e0;
 }
+a.job-link { margin-left: .5em; font-size: .85em; }
+ul.aggregates, ul.constituents { list-style: none; margin: 0; padding: 0; }
+ul.aggregates > li { padding: .4rem 0; border-top: 1px solid var(--border); }
+ul.aggregates > li:first-child { border-top: none; }
+ul.constituents { padding-left: 1.2rem; display: flex; flex-wrap: wrap; gap: .2rem 1rem; margin-top: .2rem; }
 @media (prefers-color-scheme: dark) {
   :root {
     --bg: #0f1217; --panel: #171b22; --text: #e6e9ee; --muted: #9aa4b1; --border: #2a313c; --row: #1c212a;
@@ -75,7 +80,7 @@ td.why .err { color: var(--bad); }
   font-size: .78rem; font-weight: 600; white-space: nowrap; background: var(--off-bg); color: var(--off); }
 .st .ic { font-size: .8rem; line-height: 1; }
 .s-succeeded, .s-ok { --fg: var(--ok); --bgc: var(--ok-bg); }
-.s-failed, .s-timed-out, .s-eval-error { --fg: var(--bad); --bgc: var(--bad-bg); }
+.s-failed, .s-timed-out, .s-eval-error, .s-failed-with-output { --fg: var(--bad); --bgc: var(--bad-bg); }
 .s-dep-failed { --fg: var(--warn); --bgc: var(--warn-bg); }
 .s-building, .s-uploading, .s-evaluating, .s-running { --fg: var(--run); --bgc: var(--run-bg); }
 .s-cached, .s-skipped { --fg: var(--cache); --bgc: var(--cache-bg); }

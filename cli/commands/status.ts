@@ -19,7 +19,7 @@ interface StatusOptions extends OperatorOptions {
 export function describeCounts(counts: BuildCounts): string {
   if (counts.total === 0) return 'nothing to build';
   const parts = [`${counts.succeeded}/${counts.total} built`];
-  const failed = counts.failed + counts['timed-out'];
+  const failed = counts.failed + counts['timed-out'] + counts['failed-with-output'];
   if (failed > 0) parts.push(`${failed} failed`);
   if (counts['dep-failed'] > 0) parts.push(`${counts['dep-failed']} dep-failed`);
   if (counts.cancelled > 0) parts.push(`${counts.cancelled} cancelled`);

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { formatAttrPath } from './attr-path.ts';
 import { completeJob } from './derivation-file.ts';
 import { EvaluationFailedError } from './errors.ts';
+import { normalizeMeta } from './job-meta.ts';
 import { createLimiter } from './limiter.ts';
 import { nixString, runNix } from './nix.ts';
 import type { NixContext, NixOutcome } from './nix.ts';
@@ -28,7 +29,14 @@ const walkResult = z.object({
   jobs: z.array(z.object({ path: z.array(z.string()), failed: z.boolean() })),
 });
 const probeResult = z.object({ kind: z.enum(['job', 'attrs', 'skip']), names: z.array(z.string()) });
-const instantiateResult = z.array(z.object({ drvPath: z.string(), name: z.string() }));
+const instantiateResult = z.array(
+  z.object({
+    drvPath: z.string(),
+    name: z.string(),
+    meta: z.unknown(),
+    aggregate: z.object({ drvs: z.array(z.string()), names: z.array(z.string()) }).nullable(),
+  }),
+);
 
 type Request = { op: 'walk' | 'probe'; path: string[] } | { op: 'instantiate'; paths: string[][] };
 
@@ -112,7 +120,8 @@ export async function evaluateBuiltin(evaluation: BuiltinEvaluation): Promise<vo
       for (const [i, path] of paths.entries()) {
         const result = results[i];
         if (result === undefined) throw new EvaluationFailedError(`the evaluator returned ${results.length} results for ${paths.length} attributes`, '');
-        await emit(await completeJob([...select, ...path], result.drvPath, result.name));
+        const meta = normalizeMeta(result.meta);
+        await emit(await completeJob([...select, ...path], result.drvPath, result.name, { ...(meta ? { meta } : {}), ...(result.aggregate ? { aggregate: result.aggregate } : {}) }));
       }
       return;
     }

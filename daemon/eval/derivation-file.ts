@@ -2,11 +2,11 @@
 import { readFile } from 'node:fs/promises';
 import { parseDerivation } from '../core/derivation.ts';
 import { EvaluationError } from './errors.ts';
-import { jobFromDerivation } from './job-line.ts';
+import { jobFromDerivation, type JobExtras } from './job-line.ts';
 import type { EvalJobLine } from './types.ts';
 
 /** Reads and parses `drvPath`, then builds the attribute's job line from it. */
-export async function completeJob(attrPath: string[], drvPath: string, name: string): Promise<EvalJobLine> {
+export async function completeJob(attrPath: string[], drvPath: string, name: string, extras: JobExtras = {}): Promise<EvalJobLine> {
   let text: string;
   try {
     text = await readFile(drvPath, 'utf8');
@@ -17,5 +17,5 @@ export async function completeJob(attrPath: string[], drvPath: string, name: str
       { cause: error },
     );
   }
-  return jobFromDerivation(attrPath, drvPath, name, parseDerivation(text));
+  return jobFromDerivation(attrPath, drvPath, name, parseDerivation(text), extras);
 }

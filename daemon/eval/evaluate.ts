@@ -2,9 +2,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { AggregateResolver } from './aggregates.ts';
 import { parseAttrPath } from './attr-path.ts';
 import { evaluateBuiltin } from './builtin.ts';
 import { EvaluationAbortedError, EvaluationError, EvaluationTimeoutError } from './errors.ts';
+import { explainErrorLine } from './job-line.ts';
 import { evaluateWithNixEvalJobs } from './nix-eval-jobs.ts';
 import { findExecutable, nixOptionArgs } from './nix.ts';
 import type { NixContext } from './nix.ts';
@@ -47,15 +49,18 @@ export async function evaluateJobs(options: EvaluateJobsOptions): Promise<Evalua
   // A consumer that never returns must not hold a stopped evaluation open.
   const stopped = new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason as Error), { once: true }));
   stopped.catch(() => undefined);
-  const emit = async (line: EvalJobLine): Promise<void> => {
+  const emit = async (raw: EvalJobLine): Promise<void> => {
     controller.signal.throwIfAborted();
+    const line = isEvalJobError(raw) ? explainErrorLine(raw) : raw;
     if (isEvalJobError(line)) errors += 1;
     else jobs += 1;
     await Promise.race([options.onJob(line), stopped]);
   };
+  // Aggregates wait until every job is known: their constituents may name any of them.
+  const aggregates = new AggregateResolver(selections);
   // Workers finish in any order; lines reach onJob one at a time.
   let delivery = Promise.resolve();
-  const emitInOrder = (line: EvalJobLine): Promise<void> => (delivery = delivery.then(() => emit(line)));
+  const emitInOrder = (line: EvalJobLine): Promise<void> => (delivery = delivery.then(() => (aggregates.observe(line) ? undefined : emit(line))));
 
   try {
     const nixEvalJobs =
@@ -74,6 +79,7 @@ export async function evaluateJobs(options: EvaluateJobsOptions): Promise<Evalua
       }
     }
     await delivery;
+    for (const line of aggregates.resolve()) await emit(line);
     return { evaluator: nixEvalJobs === undefined ? 'builtin' : 'nix-eval-jobs', jobs, errors };
   } catch (error) {
     // A timeout or cancellation is reported as such, whatever error it caused in the workers.

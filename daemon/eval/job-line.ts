@@ -8,12 +8,14 @@ import type { Derivation } from '../core/derivation.ts';
 import { isStorePath } from '../core/store-path.ts';
 import { formatAttrPath } from './attr-path.ts';
 import { JobLineError } from './errors.ts';
-import type { EvalJob, EvalJobError, EvalJobLine } from './types.ts';
+import { normalizeMeta } from './job-meta.ts';
+import type { AggregateSpec, EvalJob, EvalJobError, EvalJobLine, JobMeta } from './types.ts';
 
 const storePath = z.string().refine((path) => isStorePath(path), 'not a store path');
 
 // Fields as written by nix-eval-jobs' src/drv.cc (to_json) and src/worker.cc (reply);
-// fields this program does not use (meta, cacheStatus, constituents, …) are dropped.
+// fields this program does not use (cacheStatus, isCached, …) are dropped. `meta` comes with
+// `--meta`, `constituents` (drv paths) and `namedConstituents` with `--constituents`.
 const errorLineSchema = z.object({
   attr: z.string(),
   attrPath: z.array(z.string()),
@@ -28,6 +30,9 @@ const jobLineSchema = z.object({
   // null for content-addressed outputs, whose paths are unknown before building.
   outputs: z.record(z.string(), storePath.nullable()),
   inputDrvs: z.record(storePath, z.array(z.string())).optional(),
+  meta: z.unknown().optional(),
+  constituents: z.array(storePath).optional(),
+  namedConstituents: z.array(z.string()).optional(),
 });
 
 /** A nix-eval-jobs job line before completion from its `.drv`. */
@@ -51,6 +56,38 @@ export function parseNixEvalJobsLine(line: string): EvalJobError | NixEvalJobsJo
   return parsed.data;
 }
 
+/** What an evaluator learnt of a job beyond its `.drv`: its `meta` and, for an aggregate, its constituents. */
+export interface JobExtras {
+  meta?: JobMeta;
+  aggregate?: AggregateSpec;
+}
+
+/** The extras of a nix-eval-jobs job line. */
+export function nixEvalJobsExtras(line: NixEvalJobsJob): JobExtras {
+  const extras: JobExtras = {};
+  const meta = normalizeMeta(line.meta);
+  if (meta) extras.meta = meta;
+  if (line.constituents !== undefined || line.namedConstituents !== undefined) {
+    extras.aggregate = { drvs: line.constituents ?? [], names: line.namedConstituents ?? [] };
+  }
+  return extras;
+}
+
+/** Why a content-addressed derivation is not a job here, in a form an error line can carry. */
+export const CONTENT_ADDRESSED_UNSUPPORTED =
+  "content-addressed derivations (`__contentAddressed = true`) need Nix's experimental feature 'ca-derivations', " +
+  'which harmonia-ci does not support: it plans, builds, signs and serves outputs by their store paths, which such a ' +
+  'derivation only has once built, and it publishes no realisations; remove `__contentAddressed` from this job ' +
+  '(fixed-output and input-addressed derivations are supported)';
+
+// Nix's own words when the feature is off (src/libutil/experimental-features.cc, MissingExperimentalFeature).
+const CA_FEATURE_DISABLED = /experimental Nix feature 'ca-derivations' is disabled/;
+
+/** An error line about a content-addressed derivation says why harmonia-ci refuses it, not how to turn the feature on. */
+export function explainErrorLine(line: EvalJobError): EvalJobError {
+  return CA_FEATURE_DISABLED.test(line.error) ? { ...line, error: `${CONTENT_ADDRESSED_UNSUPPORTED} (Nix said: ${line.error.trim().split('\n')[0]})` } : line;
+}
+
 /** The derivation's `requiredSystemFeatures`, from its environment or its structured attributes. */
 export function requiredSystemFeatures(drv: Derivation): string[] {
   const structured = drv.env.get('__json');
@@ -67,7 +104,7 @@ export function requiredSystemFeatures(drv: Derivation): string[] {
  * inputs come from the `.drv` itself. Derivations with content-addressed outputs become error
  * lines, since nothing downstream can plan a build without static output paths.
  */
-export function jobFromDerivation(attrPath: string[], drvPath: string, name: string, drv: Derivation): EvalJobLine {
+export function jobFromDerivation(attrPath: string[], drvPath: string, name: string, drv: Derivation, extras: JobExtras = {}): EvalJobLine {
   const attr = formatAttrPath(attrPath);
   const outputs: Record<string, string> = {};
   for (const [outputName, output] of drv.outputs) {
@@ -75,7 +112,7 @@ export function jobFromDerivation(attrPath: string[], drvPath: string, name: str
       return {
         attr,
         attrPath,
-        error: `derivation '${drvPath}' has content-addressed output '${outputName}' without a static path; harmonia-ci builds input-addressed and fixed-output derivations only`,
+        error: `derivation '${drvPath}' has content-addressed output '${outputName}' without a static path: ${CONTENT_ADDRESSED_UNSUPPORTED}`,
       };
     }
     outputs[outputName] = output.path;
@@ -90,5 +127,7 @@ export function jobFromDerivation(attrPath: string[], drvPath: string, name: str
     requiredSystemFeatures: requiredSystemFeatures(drv),
     inputDrvs: Object.fromEntries(drv.inputDrvs),
   };
+  if (extras.meta) job.meta = extras.meta;
+  if (extras.aggregate) job.aggregate = extras.aggregate;
   return job;
 }

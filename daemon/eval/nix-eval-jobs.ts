@@ -7,10 +7,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { execa } from 'execa';
 import { formatAttrPath } from './attr-path.ts';
 import { completeJob } from './derivation-file.ts';
 import { EvaluationFailedError } from './errors.ts';
-import { parseNixEvalJobsLine } from './job-line.ts';
+import { nixEvalJobsExtras, parseNixEvalJobsLine } from './job-line.ts';
 import { nixErrorMessage, nixString, startTracked } from './nix.ts';
 import type { NixContext } from './nix.ts';
 import { normalizeFlakeRef } from './source.ts';
@@ -41,6 +42,19 @@ export function sourceArgs(source: EvalSource, select: string[]): string[] {
   return ['--expr', `${value}.${select.map(nixString).join('.')}`];
 }
 
+const helpTexts = new Map<string, Promise<string>>();
+
+/** The flags among `wanted` that the installed nix-eval-jobs lists in its `--help`. */
+async function supportedFlags(executable: string, wanted: string[]): Promise<string[]> {
+  let help = helpTexts.get(executable);
+  if (help === undefined) {
+    help = execa(executable, ['--help'], { reject: false, timeout: 30_000 }).then((r) => `${String(r.stdout)}\n${String(r.stderr)}`);
+    helpTexts.set(executable, help);
+  }
+  const text = await help;
+  return wanted.filter((flag) => new RegExp(`(^|\\s)${flag}(\\s|$|,)`, 'm').test(text));
+}
+
 /** Runs nix-eval-jobs once, emitting its lines with attribute paths prefixed by the selection. */
 export async function evaluateWithNixEvalJobs(run: NixEvalJobsRun): Promise<void> {
   const { ctx, select, emit } = run;
@@ -56,6 +70,8 @@ export async function evaluateWithNixEvalJobs(run: NixEvalJobsRun): Promise<void
       'extra-experimental-features',
       'nix-command flakes',
       ...(run.forceRecurse ? ['--force-recurse'] : []),
+      // `meta` (timeouts, description) and aggregates' constituents, where this version has them.
+      ...(await supportedFlags(run.executable, ['--meta', '--constituents'])),
       // Plain files evaluate impurely, as with nix-instantiate and the built-in evaluator.
       ...(run.source.kind === 'file' ? ['--impure'] : []),
       ...sourceArgs(run.source, select),
@@ -70,7 +86,7 @@ export async function evaluateWithNixEvalJobs(run: NixEvalJobsRun): Promise<void
         if (line.attrPath.length === 0) rootError = line.error;
         else await emit({ attr: formatAttrPath(attrPath), attrPath, error: line.error });
       } else {
-        await emit(await completeJob(attrPath, line.drvPath, line.name));
+        await emit(await completeJob(attrPath, line.drvPath, line.name, nixEvalJobsExtras(line)));
       }
     }
     const exit = await proc.exited;

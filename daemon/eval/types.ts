@@ -27,6 +27,38 @@ export interface EvalJob {
   requiredSystemFeatures: string[];
   /** Input derivation path → output names used from it, sorted as Nix stores them. */
   inputDrvs: Record<string, string[]>;
+  /** What the job's `meta` says that a CI shows or obeys; absent when it says none of it. */
+  meta?: JobMeta;
+  /** For an aggregate job (`_hydraAggregate = true`): its constituents as the expression lists them. */
+  aggregate?: AggregateSpec;
+  /** For an aggregate job, once resolved: the jobs (or bare derivations) whose results it stands for. */
+  constituents?: Constituent[];
+}
+
+/** The parts of a job's `meta` harmonia-ci uses. */
+export interface JobMeta {
+  description?: string;
+  /** Names (or e-mail addresses, or forge handles) of the maintainers. */
+  maintainers?: string[];
+  /** SPDX identifiers or short names of the licenses. */
+  license?: string[];
+  /** `meta.timeout`: wall-clock seconds the build may take (bounded by the server's limit). */
+  timeout?: number;
+  /** `meta.maxSilent`: seconds the build may print nothing (bounded by the server's limit). */
+  maxSilent?: number;
+}
+
+/** An aggregate's constituents as evaluated: derivations, and names of other jobs. */
+export interface AggregateSpec {
+  drvs: string[];
+  names: string[];
+}
+
+/** One resolved constituent of an aggregate: the job it names, or a derivation that is no job. */
+export interface Constituent {
+  /** The constituent's job attribute; null for a derivation that is not itself a job. */
+  attr: string | null;
+  drvPath: string;
 }
 
 /** One attribute that failed to evaluate: nix-eval-jobs' error line shape. */

@@ -4,7 +4,7 @@
 # `recurseForDerivations = true` (or when forceRecurse is on).
 { root, select, forceRecurse, request }:
 let
-  inherit (builtins) attrNames concatMap foldl' isAttrs isFunction tryEval;
+  inherit (builtins) attrNames concatMap deepSeq filter foldl' hasContext isAttrs isFunction isList isString tryEval;
 
   autoCall = value: if isFunction value then value { } else value;
 
@@ -48,10 +48,35 @@ let
     in
     { inherit kind; names = if kind == "attrs" then attrNames value else [ ]; };
 
+  # A value as JSON can carry it, or null when it fails to evaluate: a broken `meta` field
+  # must not cost the job.
+  safe = value: let r = tryEval (deepSeq value value); in if r.success then r.value else null;
+
+  # The `meta` fields a CI shows or obeys, as nix-eval-jobs' `--meta` prints them (raw JSON).
+  metaOf = value:
+    let found = tryEval (value.meta or { }); meta = found.value;
+    in
+    if !found.success || !(isAttrs meta) then { }
+    else builtins.intersectAttrs { description = null; maintainers = null; license = null; timeout = null; maxSilent = null; }
+      (builtins.mapAttrs (_: field: safe (if isAttrs field && field ? outPath then null else field)) meta);
+
+  # Hydra's aggregate jobs: `_hydraAggregate = true; constituents = [ drv "attr.name" … ]`.
+  # Derivations become drv paths, plain strings are names of other jobs.
+  aggregateOf = value:
+    if (value._hydraAggregate or false) != true then null
+    else
+      let list = value.constituents or (throw "aggregate job '${value.name}' has no 'constituents' attribute; list the jobs it stands for");
+      in
+      if !(isList list) then throw "the 'constituents' of aggregate job '${value.name}' must be a list of derivations or attribute names"
+      else {
+        drvs = map (c: c.drvPath) (filter isDerivation list);
+        names = filter (c: isString c && !(hasContext c)) list;
+      };
+
   instantiate = path:
     let value = valueAt path;
     in
-    if isDerivation value then { drvPath = value.drvPath; name = value.name; }
+    if isDerivation value then { drvPath = value.drvPath; name = value.name; meta = metaOf value; aggregate = aggregateOf value; }
     else throw "attribute '${builtins.concatStringsSep "." (select ++ path)}' is not a derivation";
 in
 if request.op == "walk" then

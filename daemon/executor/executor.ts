@@ -47,6 +47,16 @@ export interface Executor {
   readonly staleRootsRemoved: readonly string[];
 }
 
+/** The executor's limits, each lowered where the request asks for less: a request never raises one. */
+function tightened(defaults: BuildLimits, requested: Partial<BuildLimits> | undefined): BuildLimits {
+  const limits = { ...defaults };
+  for (const key of Object.keys(limits) as Array<keyof BuildLimits>) {
+    const wanted = requested?.[key];
+    if (wanted !== undefined && wanted > 0) limits[key] = Math.min(limits[key], wanted);
+  }
+  return limits;
+}
+
 /** Creates an executor, first removing GC roots left behind by crashed processes. */
 export async function createExecutor(options: ExecutorOptions): Promise<Executor> {
   const staleRootsRemoved = await removeStaleRoots(options.rootsDir);
@@ -55,7 +65,7 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   const verify = options.verifyInputContents ?? false;
   return {
     staleRootsRemoved,
-    build: (request) => executeBuild(deps, options.rootsDir, { ...defaults, ...request.limits }, request, verify),
+    build: (request) => executeBuild(deps, options.rootsDir, tightened(defaults, request.limits), request, verify),
     ensureValid: (paths) => substitutePaths(deps, paths),
   };
 }

@@ -38,6 +38,7 @@ export interface BuildRequest {
   inputPaths: readonly string[];
   /** Canonical NAR hashes of inputs (and, if known, of their references), for the Frankenbuild check. */
   canonicalNarHashes?: ReadonlyMap<string, Hash>;
+  /** Limits for this build, each bounded by the executor's own (a request may lower a limit, never raise it). */
   limits?: Partial<BuildLimits>;
   /** Each line of builder output, in order; after the log limit, one marker line and nothing more. */
   onLogLine?(line: string): void;

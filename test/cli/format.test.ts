@@ -41,8 +41,8 @@ describe('output', () => {
     assert.deepEqual([0.84, 42, 185, 7800].map(formatDuration), ['0.8 s', '42 s', '3 min 5 s', '2 h 10 min']);
   });
   it('summarises an eval in a few words and completes refs', () => {
-    const counts = { total: 5, pending: 1, building: 1, uploading: 0, succeeded: 1, failed: 1, 'dep-failed': 1, cancelled: 0, 'timed-out': 0 };
-    assert.equal(describeCounts(counts), '1/5 built, 1 failed, 1 dep-failed, 1 building, 1 pending');
+    const counts = { total: 6, pending: 1, building: 1, uploading: 0, succeeded: 1, failed: 1, 'dep-failed': 1, cancelled: 0, 'timed-out': 0, 'failed-with-output': 1 };
+    assert.equal(describeCounts(counts), '1/6 built, 2 failed, 1 dep-failed, 1 building, 1 pending');
     assert.equal(fullRef('main'), 'refs/heads/main');
     assert.equal(fullRef('refs/pull/3/head'), 'refs/pull/3/head');
   });

@@ -4,8 +4,9 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseDerivation } from '../../daemon/core/derivation.ts';
-import { AttrPathError, formatAttrPath, JobLineError, parseAttrPath, parseNixEvalJobsLine } from '../../daemon/eval/index.ts';
-import { jobFromDerivation, requiredSystemFeatures } from '../../daemon/eval/job-line.ts';
+import { AttrPathError, formatAttrPath, isEvalJobError, JobLineError, parseAttrPath, parseNixEvalJobsLine, type EvalJob } from '../../daemon/eval/index.ts';
+import { AggregateResolver } from '../../daemon/eval/aggregates.ts';
+import { jobFromDerivation, nixEvalJobsExtras, requiredSystemFeatures } from '../../daemon/eval/job-line.ts';
 import { sourceArgs } from '../../daemon/eval/nix-eval-jobs.ts';
 import { drvExpr, nix, nonce, tempSource, tool } from './support.ts';
 
@@ -116,4 +117,40 @@ test('the expression handed to nix-eval-jobs for an attribute of a file selects 
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('nix-eval-jobs aggregate lines carry meta and constituents, resolved by drv path and by name', () => {
+  // The shape nix-eval-jobs' src/drv.cc writes with `--meta --constituents` (meta as toJSON of the
+  // job's `meta`, nixpkgs' maintainer and license attribute sets included).
+  const drv = (name: string): string => `/nix/store/${'a'.repeat(31)}${name.length}-${name}.drv`;
+  const out = (name: string): Record<string, string> => ({ out: `/nix/store/${'b'.repeat(31)}${name.length}-${name}` });
+  const aggregateLine = parseNixEvalJobsLine(
+    JSON.stringify({
+      attr: 'release', attrPath: ['release'], drvPath: drv('release'), name: 'release', system: 'x86_64-linux', outputs: out('release'),
+      meta: { description: 'the release', maintainers: [{ name: 'Ann', github: 'ann' }, 'bob@example.org'], license: { spdxId: 'MIT' }, timeout: 120, maxSilent: 30.5 },
+      constituents: [drv('unit')], namedConstituents: ['tests.x86_64-linux.int', 'tests.nope'],
+    }),
+  );
+  assert.ok(!('error' in aggregateLine));
+  const extras = nixEvalJobsExtras(aggregateLine);
+  assert.deepEqual(extras.meta, { description: 'the release', maintainers: ['Ann', 'bob@example.org'], license: ['MIT'], timeout: 120, maxSilent: 31 });
+  assert.deepEqual(extras.aggregate, { drvs: [drv('unit')], names: ['tests.x86_64-linux.int', 'tests.nope'] });
+
+  const job = (attr: string, extra: object = {}): EvalJob => ({
+    attr, attrPath: parseAttrPath(attr), drvPath: drv(attr), name: attr, system: 'x86_64-linux', outputs: out(attr), requiredSystemFeatures: [], inputDrvs: {}, ...extra,
+  });
+  const resolver = new AggregateResolver([['hydraJobs']]);
+  assert.equal(resolver.observe({ ...job('hydraJobs.tests.x86_64-linux.unit'), drvPath: drv('unit') }), false);
+  assert.equal(resolver.observe(job('hydraJobs.tests.x86_64-linux.int')), false);
+  assert.equal(resolver.observe(job('hydraJobs.release', { drvPath: drv('release'), aggregate: { drvs: [drv('unit')], names: ['tests.x86_64-linux.int'] } })), true);
+  assert.equal(resolver.observe(job('hydraJobs.broken-release', { aggregate: extras.aggregate })), true);
+  const [broken, release] = resolver.resolve();
+  assert.ok(release && !isEvalJobError(release));
+  assert.equal(release.aggregate, undefined);
+  assert.deepEqual(release.constituents, [
+    { attr: 'hydraJobs.tests.x86_64-linux.int', drvPath: drv('hydraJobs.tests.x86_64-linux.int') },
+    { attr: 'hydraJobs.tests.x86_64-linux.unit', drvPath: drv('unit') },
+  ]);
+  assert.ok(broken && isEvalJobError(broken));
+  assert.match(broken.error, /constituent 'tests\.nope' names no job of this evaluation/);
 });
