@@ -18,7 +18,7 @@ export const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations/', import.met
 
 const FILE_NAME = /^(\d{4})_[a-z0-9_]+\.sql$/;
 
-/** Migrations in version order; throws `MigrationFileError` on a stray name, duplicate or gap. */
+/** Migrations in version order; throws `MigrationFileError` on a stray name or a duplicate. */
 export function loadMigrations(directory = MIGRATIONS_DIR): Migration[] {
   const files = readdirSync(directory)
     .filter((name) => name.endsWith('.sql'))
@@ -29,10 +29,11 @@ export function loadMigrations(directory = MIGRATIONS_DIR): Migration[] {
       throw new MigrationFileError(`${join(directory, file)}: migration files are named NNNN_lowercase_words.sql`);
     }
     const version = Number(match[1]);
-    if (version !== index + 1) {
-      throw new MigrationFileError(
-        `${join(directory, file)}: expected version ${index + 1} next (versions start at 0001 and have no gaps or duplicates)`,
-      );
+    // Numbers are handed out ahead to work that may land in any order, so a gap is allowed (the
+    // migrator applies whatever is not applied yet); a duplicate never is.
+    const previous = index === 0 ? 0 : Number(FILE_NAME.exec(files[index - 1]!)?.[1] ?? 0);
+    if (version <= previous) {
+      throw new MigrationFileError(`${join(directory, file)}: version ${version} is used twice; give one of them the next free number`);
     }
     const bytes = readFileSync(join(directory, file));
     return { version, file, sql: bytes.toString('utf8'), checksum: createHash('sha256').update(bytes).digest('hex') };
