@@ -64,11 +64,6 @@ describe('harmonia-ci validate', () => {
     assert.notEqual((await execa('nix-store', ['--check-validity', outputs.stdout.trim()], { reject: false })).exitCode, 0, 'run --dry-run built nothing');
     assert.deepEqual(await readdir(stateDir).catch(() => []), [], 'no Temporal, database or cache was started');
 
-    const text = await cli('run', [join(dir, 'jobs.nix'), '--dry-run', '-A', 'built', 'fresh', '--state-dir', stateDir]);
-    assert.equal(text.exitCode, 0, text.stderr);
-    assert.match(text.stdout, /^to build +fresh /m);
-    assert.match(text.stdout, /2 job\(s\): 1 to build, 1 cached; 0 attribute\(s\) failed/);
-
     await writeFile(join(dir, '.harmonia-ci.toml'), 'statuses = "some"\n');
     const wrong = await cli('run', [dir, '--dry-run', '--state-dir', stateDir]);
     assert.equal(wrong.exitCode, 1);
