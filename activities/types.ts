@@ -183,7 +183,10 @@ export interface BuildOutcome {
   outputs: BuiltOutput[];
   /** Files the outputs offer for download, for a build that produced output. */
   products?: BuildProduct[];
-  /** The outputs (and log) compressed for upload, staged on `host` right after the build: set when it succeeded. */
+  /**
+   * The outputs and log compressed for upload, staged on `host` right after the build; for a build
+   * that failed, the log alone (no outputs).
+   */
   staged?: StagedUpload;
   /**
    * Set when the builder runs beside a signer in one process (the single-machine default): it

@@ -60,6 +60,15 @@ const NAR_FILE = /^nar\/[0-9a-df-np-sv-z]{52}\.nar\.zst$/;
 const INCOMING_FILE = /^incoming\/(nar_[0-9a-df-np-sv-z]{52}\.nar\.zst|log_[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+\.drv)-[0-9a-df-np-sv-z]{52}-\d{1,15}$/;
 const LOG_FILE = /^log\/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+\.drv$/;
 
+/**
+ * Whether a new object may replace the one at `key`: only build logs, so the log of the newest
+ * attempt of a derivation (a failed build's, then its rebuild's) is the one served. NARs,
+ * narinfos and listings keep their first writer.
+ */
+export function isReplaceable(key: string): boolean {
+  return LOG_FILE.test(key);
+}
+
 /** What kind of object a key names, or undefined for a key outside the layout. */
 export function classifyKey(key: string): 'cache-info' | 'narinfo' | 'listing' | 'nar' | 'log' | 'incoming' | undefined {
   if (key === CACHE_INFO_KEY) return 'cache-info';

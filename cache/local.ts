@@ -10,7 +10,7 @@ import { link, mkdir, open, opendir, readdir, readFile, rename, stat, unlink, wr
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { removeFile } from '../lib/files.ts';
-import { classifyKey, stagingKey } from './layout.ts';
+import { classifyKey, isReplaceable, stagingKey } from './layout.ts';
 import { CacheStorageError, InvalidKeyError } from './errors.ts';
 import type { ByteRange, CacheBackend, ObjectStream, StoredObject, UploadSpec, UploadTarget } from './types.ts';
 
@@ -181,6 +181,11 @@ export class LocalDirectoryBackend implements CacheBackend {
     const staged = this.stagingPath(spec);
     await this.ensureDir(dirname(target));
     try {
+      if (isReplaceable(spec.key)) {
+        // rename() replaces atomically: a reader sees the old log or the new one, never a mix.
+        await rename(staged, target);
+        return true;
+      }
       // link() fails if the name exists: an object already there is kept.
       await link(staged, target);
       return true;

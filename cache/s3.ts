@@ -23,7 +23,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { S3Credentials } from '../config/secrets.ts';
 import { decodeBase64, formatHash, parsePrefixedHash } from '../daemon/core/hash.ts';
 import { CONNECT_TIMEOUT_MS, IDLE_TIMEOUT_MS } from '../lib/http.ts';
-import { classifyKey, stagingKey } from './layout.ts';
+import { classifyKey, isReplaceable, stagingKey } from './layout.ts';
 import { abortMultipart, completeMultipart, copyInParts, copySource, DEFAULT_MULTIPART, multipartTarget, type MultipartOptions } from './s3-multipart.ts';
 import { CacheStorageError, InvalidKeyError } from './errors.ts';
 import type { ByteRange, CacheBackend, ObjectStream, StoredObject, UploadSpec, UploadTarget } from './types.ts';
@@ -257,8 +257,9 @@ export class S3Backend implements CacheBackend {
   async promoteUpload(spec: UploadSpec): Promise<boolean> {
     const from = stagingKey(spec);
     const to = this.checked(spec.key);
-    // Only the signer writes final keys, and only after verifying: an object there is kept.
-    const existing = await this.head(to);
+    // Only the signer writes final keys, and only after verifying: an object there is kept,
+    // unless it is a log, which the newer attempt's replaces (a copy over a key is atomic in S3).
+    const existing = isReplaceable(to) ? undefined : await this.head(to);
     if (!existing) {
       try {
         const source = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: from }));

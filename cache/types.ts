@@ -105,7 +105,8 @@ export interface CacheBackend {
   readStaged(spec: UploadSpec): Promise<Readable | undefined>;
   /**
    * Moves a staged upload the signer has verified to its key and removes the staging. An object
-   * already at the key is kept (first writer wins) and false returned.
+   * already at the key is kept (first writer wins) and false returned, except a build log
+   * (layout.ts `isReplaceable`), which the newer upload replaces.
    */
   promoteUpload(spec: UploadSpec): Promise<boolean>;
   /** Removes a staged upload (one the signer refused), and any unfinished parts of it. */

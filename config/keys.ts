@@ -60,6 +60,7 @@ export const SERVER_KEYS: ReadonlyArray<readonly [key: string, kind: KeyKind]> =
   ['projects.scheduling-shares', 'integer'],
   ['projects.pr-trust', 'string'],
   ['projects.allow-ifd', 'boolean'],
+  ['projects.statuses', 'string'],
   ['projects.git-credentials-dir', 'path'],
   // A list of tables has no flat form: in the environment it is JSON, `[{"project": …, "agent-url": …}]`.
   ['deployments', 'json'],

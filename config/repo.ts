@@ -1,7 +1,7 @@
 /** Parsing of the per-repository `.harmonia-ci.toml`. */
 import { ConfigError } from './errors.ts';
 import { dottedKey, problemsFromIssues } from './issues.ts';
-import { repoConfigSchema } from './repo-schema.ts';
+import { repoConfigSchema, type StatusMode } from './repo-schema.ts';
 import { parseTomlDocument } from './toml.ts';
 import type { RepoConfig } from './types.ts';
 
@@ -34,12 +34,14 @@ export interface RepoTunableSettings {
   allowIfd: boolean;
   /** 0: no limit. */
   evalTimeoutMs: number;
+  statuses?: StatusMode | undefined;
 }
 
 /**
  * The project's settings as a repository's `.harmonia-ci.toml` may change them: the project
  * decides, the file only tightens. It turns import-from-derivation off but never on, and shortens
- * the eval timeout but never lengthens it; its `attrs` apply where the project names none.
+ * the eval timeout but never lengthens it; its `attrs` apply where the project names none. Its
+ * `statuses` (how commit statuses are reported, no matter of trust) replaces the project's.
  */
 export function applyRepoConfig<S extends RepoTunableSettings>(project: S, repo: RepoConfig): S {
   const timeouts = [project.evalTimeoutMs, repo.evalTimeout ?? 0].filter((ms) => ms > 0);
@@ -48,5 +50,6 @@ export function applyRepoConfig<S extends RepoTunableSettings>(project: S, repo:
     attrs: project.attrs.length > 0 ? project.attrs : repo.attrs,
     allowIfd: project.allowIfd && repo.allowIfd !== false,
     evalTimeoutMs: timeouts.length > 0 ? Math.min(...timeouts) : 0,
+    ...(repo.statuses ? { statuses: repo.statuses } : {}),
   };
 }

@@ -10,6 +10,7 @@ import { duration, integer, list, matching, oneOf, secretFile, size, text, url }
 import { camelize } from './camelize.ts';
 import { deploymentsSchema } from './deploy-schema.ts';
 import { notificationsSchema } from './notify-schema.ts';
+import { STATUS_MODES } from './repo-schema.ts';
 import { parsePublicKey } from '../daemon/core/signing.ts';
 
 /** Values the defaults depend on, taken from the running machine. */
@@ -209,6 +210,8 @@ export function serverConfigSchema(context: DefaultsContext) {
           'pr-trust': oneOf(PR_TRUST_LEVELS).default('collaborators'),
           // A repository's .harmonia-ci.toml may turn it off, never on.
           'allow-ifd': z.boolean({ error: 'expected true or false' }).default(true),
+          // Commit statuses per attribute; a repository's .harmonia-ci.toml may choose otherwise.
+          statuses: oneOf(STATUS_MODES).default('summary'),
           // git-credential-store files <owner>/<repo>, each used only for that project's trusted evaluations.
           'git-credentials-dir': text('a directory path').optional(),
         })

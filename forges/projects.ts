@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
+import { STATUS_MODES, type StatusMode } from '../config/repo-schema.ts';
 import { COORDINATOR_QUEUE } from '../workflows/definitions.ts';
 import { pollWorkflowId, type pollWorkflow } from '../workflows/poll.ts';
 import { ProjectError } from './errors.ts';
@@ -34,6 +35,8 @@ export interface EnableOptions {
   schedulingShares?: number;
   /** Poll the default branch this often; null stops polling. */
   pollIntervalMs?: number | null;
+  /** Per-attribute commit statuses of the project (`settings.statuses`); a repository's file may choose otherwise. */
+  statuses?: StatusMode;
 }
 
 /** `all` is the command line's word for the schema's `everyone`. */
@@ -41,6 +44,13 @@ export function parsePrTrust(word: string): PrTrust {
   const value = word === 'all' ? 'everyone' : word;
   if (value === 'everyone' || value === 'collaborators' || value === 'none') return value;
   throw new ProjectError(`unknown PR trust "${word}": expected all (everyone), collaborators or none`);
+}
+
+/** A word of `--statuses`: summary, failures or all. */
+export function parseStatusMode(word: string): StatusMode {
+  const mode = STATUS_MODES.find((m) => m === word);
+  if (!mode) throw new ProjectError(`unknown statuses "${word}": expected ${STATUS_MODES.join(', ')}`);
+  return mode;
 }
 
 /** Discovers the repositories of every configured forge into `repositories`; returns how many. */
@@ -70,19 +80,21 @@ export async function enableProject(deps: ProjectDeps, options: EnableOptions): 
     await deps.pool.query(
       `UPDATE projects SET enabled = true, name = coalesce($2, name), pr_trust = coalesce($3, pr_trust),
               scheduling_shares = coalesce($4, scheduling_shares),
-              poll_interval = CASE WHEN $5 THEN $6::interval ELSE poll_interval END, updated_at = now()
+              poll_interval = CASE WHEN $5 THEN $6::interval ELSE poll_interval END,
+              settings = CASE WHEN $7::text IS NULL THEN settings ELSE settings || jsonb_build_object('statuses', $7::text) END, updated_at = now()
         WHERE id = $1`,
-      [projectId, options.name ?? null, options.prTrust ?? null, options.schedulingShares ?? null, interval !== undefined, interval ?? null],
+      [projectId, options.name ?? null, options.prTrust ?? null, options.schedulingShares ?? null, interval !== undefined, interval ?? null, options.statuses ?? null],
     );
   } else {
     const inserted = await deps.pool.query<{ id: string }>(
-      `INSERT INTO projects (repository_id, name, pr_trust, scheduling_shares, poll_interval) VALUES ($1, $2, $3, $4, $5::interval) RETURNING id`,
+      `INSERT INTO projects (repository_id, name, pr_trust, scheduling_shares, poll_interval, settings) VALUES ($1, $2, $3, $4, $5::interval, $6) RETURNING id`,
       [
         repositoryId,
         options.name ?? options.repository.replace(/[^A-Za-z0-9._/-]/g, '-'),
         options.prTrust ?? deps.defaults.prTrust,
         options.schedulingShares ?? deps.defaults.schedulingShares,
         interval ?? null,
+        options.statuses ? { statuses: options.statuses } : {},
       ],
     ).catch((error: Error & { code?: string }) => {
       if (error.code === '23505') throw new ProjectError(`a project named ${options.name ?? options.repository} exists already: choose another name (--name)`);

@@ -20,6 +20,8 @@ export interface EvalFacts {
   supersededBy?: string;
   /** For a skipped eval: the eval whose results it reuses. */
   copiedFrom?: string;
+  /** Appended to the build status (the cap on per-attribute statuses). */
+  buildNote?: string;
 }
 
 export interface DesiredStatus {
@@ -32,7 +34,7 @@ export interface DesiredStatus {
 export function describeStatuses(facts: EvalFacts): DesiredStatus[] {
   return [
     { context: EVAL_CONTEXT, ...evalStatus(facts) },
-    { context: BUILD_CONTEXT, ...buildStatus(facts) },
+    { context: BUILD_CONTEXT, ...withNote(buildStatus(facts), facts.buildNote) },
   ].map((s) => ({ ...s, description: truncate(s.description) }));
 }
 
@@ -72,6 +74,10 @@ function buildStatus(facts: EvalFacts): Omit<DesiredStatus, 'context'> {
   if (p.failed + p.timedOut + p.depFailed > 0) return { state: 'failure', description };
   if (p.cancelled > 0) return { state: 'error', description };
   return { state: 'success', description };
+}
+
+function withNote(status: Omit<DesiredStatus, 'context'>, note: string | undefined): Omit<DesiredStatus, 'context'> {
+  return note ? { ...status, description: `${status.description}${note}` } : status;
 }
 
 function stopped(facts: EvalFacts): string {

@@ -50,7 +50,7 @@ export function coordinatorActivitiesFor(
   const coordinator = createCoordinatorActivities({
     pool: deps.pool,
     client: deps.client,
-    defaults: { attrs: [], allowIfd: config.projects.allowIfd, evalTimeoutMs: config.limits.evalTimeout, systems: config.builder.systems },
+    defaults: { attrs: [], allowIfd: config.projects.allowIfd, evalTimeoutMs: config.limits.evalTimeout, systems: config.builder.systems, statuses: config.projects.statuses },
     builderHeartbeatTimeoutMs: deps.builderHeartbeatTimeoutMs ?? config.limits.builderHeartbeatTimeout,
     buildAttempts: config.limits.attempts,
     publishDeadlineMs: config.limits.publishDeadline,

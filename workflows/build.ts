@@ -14,6 +14,7 @@ import {
   condition,
   getExternalWorkflowHandle,
   isCancellation,
+  log,
   patched,
   proxyActivities,
   proxyLocalActivities,
@@ -22,7 +23,7 @@ import {
   sleep,
 } from '@temporalio/workflow';
 import type { Priority } from '@temporalio/common';
-import type { BuilderActivities, BuildInputs, BuildStart, CoordinatorActivities } from '../activities/types.ts';
+import type { BuilderActivities, BuildInputs, BuildStart, CoordinatorActivities, StagedUpload } from '../activities/types.ts';
 import {
   buildFinishedSignal,
   buildStartedSignal,
@@ -50,6 +51,13 @@ export const MAX_ATTEMPTS = 3;
 export const SCHEDULER_DECIDES = 'scheduler-decides';
 /** Runs recorded before it built again when publishing gave up; now storage is waited out and then the build fails. */
 const PUBLISH_DEADLINE = 'publish-deadline';
+/**
+ * Runs recorded before it did not publish a failed build's log: its builder staged none. Checked
+ * only when a failed build's outcome carries a staged log.
+ */
+const FAILED_BUILD_LOGS = 'failed-build-logs';
+/** How long storage that is away is waited out for a failed build's log, which is no reason to hold the failure back long. */
+const FAILED_LOG_DEADLINE_MS = 5 * 60_000;
 /** The builder enforces the build's own wall clock; this only bounds a builder gone silent. */
 const BUILDER_HEARTBEAT_TIMEOUT = '2 minutes';
 const BUILD_ACTIVITY_TIMEOUT = '5 hours';
@@ -181,6 +189,9 @@ async function runBuild(input: BuildWorkflowInput, hooks: BuildHooks): Promise<B
     // The builder announces itself before it builds: keep the records in that order.
     if (hooks.startedOn() !== undefined) await announced;
     if (outcome.status !== 'succeeded' && outcome.status !== 'failed-with-output') {
+      // Before the failure is recorded: a rebuild, which only a recorded failure allows, must find
+      // this run ended, and its log must replace this one, not the other way round.
+      if (outcome.staged && !outcome.published && patched(FAILED_BUILD_LOGS)) await publishFailedBuildLog(outcome.staged, outcome.host, input);
       return hooks.finish({ drvPath, status: outcome.status, error: outcome.error }, attempt);
     }
     // A build that marked itself failed (nix-support/failed) is published all the same.
@@ -218,6 +229,24 @@ async function runBuild(input: BuildWorkflowInput, hooks: BuildHooks): Promise<B
     { drvPath, status: 'failed', error: `gave up after ${maxAttempts} attempts; last fault: ${lastFault}` },
     maxAttempts,
   );
+}
+
+/**
+ * Uploads and publishes the log a failed build staged on `host`: the cache then serves it to
+ * `nix log` until a rebuild's log replaces it. A log that cannot be published (within
+ * FAILED_LOG_DEADLINE_MS) changes nothing about the build.
+ */
+async function publishFailedBuildLog(staged: StagedUpload, host: string, input: BuildWorkflowInput): Promise<void> {
+  try {
+    await publishFromHost(staged, {
+      host,
+      heartbeatTimeoutMs: input.heartbeatTimeoutMs,
+      deadlineMs: Math.min(input.publishDeadlineMs ?? DEFAULT_PUBLISH_DEADLINE_MS, FAILED_LOG_DEADLINE_MS),
+    });
+  } catch (error) {
+    if (isCancellation(error)) throw error;
+    log.warn(`the log of the failed build ${staged.drvPath} was not published: ${describeFault(error)}`);
+  }
 }
 
 /**

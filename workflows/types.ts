@@ -73,6 +73,8 @@ export interface EvalSettings {
   evalTimeoutMs: number;
   /** Systems the builders serve; jobs for other systems are left out (as buildbot-nix does). */
   systems: string[];
+  /** Commit statuses per attribute (config/repo-schema.ts STATUS_MODES); absent: `summary`. */
+  statuses?: 'summary' | 'failures' | 'all';
   /** Untrusted code: restricted evaluation (no files outside the source, no URLs, no IFD, a memory limit, no credentials). */
   restricted?: boolean;
 }

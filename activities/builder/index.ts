@@ -48,8 +48,9 @@ export interface BuilderDeps {
    */
   recordStart?: (drvPath: string) => Promise<void>;
   /**
-   * Stages a successful build's outputs and log for upload at once, on this host, where they are
-   * (activities/builder/upload.ts): the first step of publishing, whoever does the rest.
+   * Stages a successful build's outputs and log (a failed build's log alone) for upload at once, on
+   * this host, where they are (activities/builder/upload.ts): the first step of publishing, whoever
+   * does the rest.
    */
   stage: (request: { drvPath: string; system: string; outputs: BuiltOutput[] }) => Promise<StagedUpload>;
   /**
@@ -96,6 +97,7 @@ async function runBuild(
   const log = new LogTail(deps.logTailBytes);
   const full = deps.stagingDir ? new FullLog(buildLogPath(deps.stagingDir, drvPath), deps.staging) : undefined;
   let succeeded = false;
+  let staged = false;
   let flushed = 0;
   const flush = async (): Promise<void> => {
     if (log.lines === flushed) return;
@@ -138,26 +140,39 @@ async function runBuild(
       }
     }
     succeeded = outcome.status === 'succeeded' || outcome.status === 'failed-with-output';
-    if (!succeeded) return outcome;
-    const products = await readBuildProducts(outcome.outputs);
-    if (products.length > 0) outcome.products = products;
-    // The upload sends the log of a successful build to the cache; any other log goes at once.
+    if (succeeded) {
+      const products = await readBuildProducts(outcome.outputs);
+      if (products.length > 0) outcome.products = products;
+    }
+    // The full log goes to the cache whatever the outcome: a failed build's alone, without outputs.
     await full?.close();
-    outcome.staged = await deps.stage({ drvPath, system: drv.platform, outputs: outcome.outputs });
-    if (deps.publish) {
+    staged = full !== undefined;
+    if (succeeded) outcome.staged = await deps.stage({ drvPath, system: drv.platform, outputs: outcome.outputs });
+    else if (full) {
+      // Never worth building again for: a log that cannot be staged is only missing from the cache.
+      const log = await deps.stage({ drvPath, system: drv.platform, outputs: [] }).catch((error: unknown) => {
+        context.log.warn(`the log of the failed build ${drvPath} could not be staged: ${(error as Error).message}`);
+        staged = false;
+        return undefined;
+      });
+      if (log?.log) outcome.staged = log;
+      else staged = false;
+    }
+    if (deps.publish && outcome.staged) {
       try {
         outcome.published = await deps.publish(outcome.staged);
       } catch (error) {
         // Storage is away, or a target expired too often: the build workflow publishes what is
         // staged here through the task queues, which wait storage out, instead of building again.
-        context.log.warn(`publishing ${drvPath} from the builder failed, the build workflow takes over: ${(error as Error).message}`);
+        if (!succeeded) context.log.warn(`the log of the failed build ${drvPath} was not published: ${(error as Error).message}`);
+        else context.log.warn(`publishing ${drvPath} from the builder failed, the build workflow takes over: ${(error as Error).message}`);
       }
     }
     return outcome;
   } finally {
     clearInterval(timer);
     await announced;
-    if (!succeeded) await full?.discard();
+    if (!staged) await full?.discard();
   }
 }
 

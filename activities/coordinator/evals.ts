@@ -1,6 +1,7 @@
 /** Coordinator activities about evals: creating them from pushes, their status, the latest of a ref. */
 import { ApplicationFailure } from '@temporalio/common';
 import type { Pool } from 'pg';
+import { STATUS_MODES } from '../../config/repo-schema.ts';
 import { gitSourceUrl } from '../../forges/git-source.ts';
 import { createNamedLocalProject } from '../../forges/projects.ts';
 import type { EvalSettings, EvalStatus, JobsetSource } from '../../workflows/types.ts';
@@ -119,7 +120,8 @@ async function copyResults(pool: Pool, fromEval: string, toEval: string): Promis
   );
   await pool.query(
     `UPDATE evaluations SET status = 'skipped', copied_from = $1, finished_at = now(),
-            cached_jobs = (SELECT cached_jobs FROM evaluations WHERE id = $1)
+            cached_jobs = (SELECT cached_jobs FROM evaluations WHERE id = $1),
+            statuses = (SELECT statuses FROM evaluations WHERE id = $1)
       WHERE id = $2`,
     [fromEval, toEval],
   );
@@ -130,5 +132,6 @@ function pickSettings(stored: Partial<EvalSettings> | null): Partial<EvalSetting
   if (stored && Array.isArray(stored.attrs)) out.attrs = stored.attrs;
   if (stored && typeof stored.allowIfd === 'boolean') out.allowIfd = stored.allowIfd;
   if (stored && typeof stored.evalTimeoutMs === 'number') out.evalTimeoutMs = stored.evalTimeoutMs;
+  if (stored && (STATUS_MODES as readonly unknown[]).includes(stored.statuses)) out.statuses = stored.statuses!;
   return out;
 }

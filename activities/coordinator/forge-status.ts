@@ -4,11 +4,16 @@
  * commit stays below GitHub's 1000 statuses per sha and context (near the limit only changes
  * of state go out). A forge outage or rate limit throws a retryable failure: Temporal retries
  * the activity (after retry-after when given), and the retry sends the state as it is then.
+ * Under `statuses = "failures"` or `"all"` each attribute gets its own context as well
+ * (forges/attribute-statuses.ts).
  */
 import type { Pool } from 'pg';
 import { ForgeNotConfiguredError } from '../../forges/errors.ts';
 import { asActivityFailure } from '../../forges/retry.ts';
+import { capNote, planAttributeStatuses, type AttributeFacts, type AttributeStatus } from '../../forges/attribute-statuses.ts';
 import { describeStatuses, type DesiredStatus } from '../../forges/statuses.ts';
+import { BUILD_CONTEXT } from '../../forges/types.ts';
+import type { StatusMode } from '../../config/repo-schema.ts';
 import type { Forges, RepositoryRef } from '../../forges/types.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { EvalStatus } from '../../workflows/types.ts';
@@ -23,6 +28,8 @@ export interface ForgeStatusDeps {
   /** Base of the dashboard links (`api.public-url`). */
   publicUrl?: string;
   log?: Logger;
+  /** Attributes of a commit that get a status of their own (default MAX_ATTRIBUTE_STATUSES, GitHub's limit). */
+  attributeStatusLimit?: number;
 }
 
 /** After this many statuses for a sha and context, progress-only updates stop. */
@@ -43,6 +50,36 @@ interface EvalRow {
   jobs: string;
   attr_errors: string;
   superseded_by: string | null;
+  statuses: StatusMode | null;
+}
+
+interface AttributeRow {
+  attr: string;
+  drv_path: string | null;
+  eval_error: string | null;
+  build_status: string | null;
+  build_error: string | null;
+  root_cause: string | null;
+}
+
+/** Each attribute of an eval with the state of the build this eval planned for it (none: cached). */
+async function readAttributes(pool: Pool, evalId: string): Promise<AttributeFacts[]> {
+  const { rows } = await pool.query<AttributeRow>(
+    `SELECT a.attr, a.drv_path, a.error AS eval_error, b.status AS build_status, b.error AS build_error, rd.name AS root_cause
+       FROM eval_attrs a
+       LEFT JOIN (build_jobs b JOIN evaluation_builds eb ON eb.build_id = b.id) ON b.drv_path = a.drv_path AND eb.eval_id = a.eval_id
+       LEFT JOIN derivations rd ON rd.drv_path = b.dep_failed_drv_path
+      WHERE a.eval_id = $1`,
+    [evalId],
+  );
+  return rows.map((row) => ({
+    attr: row.attr,
+    drvPath: row.drv_path,
+    evalError: row.eval_error,
+    buildStatus: row.build_status,
+    buildError: row.build_error,
+    rootCause: row.root_cause,
+  }));
 }
 
 export function createForgeStatusReporter(deps: ForgeStatusDeps): ForgeStatusReporter {
@@ -52,7 +89,7 @@ export function createForgeStatusReporter(deps: ForgeStatusDeps): ForgeStatusRep
               (SELECT count(*) FROM eval_attrs a WHERE a.eval_id = e.id AND a.error IS NULL) AS jobs,
               (SELECT count(*) FROM eval_attrs a WHERE a.eval_id = e.id AND a.error IS NOT NULL) AS attr_errors,
               (SELECT n.commit_sha FROM evaluations n WHERE n.project_id = e.project_id AND n.ref = e.ref AND n.id > e.id
-                ORDER BY n.id DESC LIMIT 1) AS superseded_by
+                ORDER BY n.id DESC LIMIT 1) AS superseded_by, e.statuses
          FROM evaluations e JOIN projects p ON p.id = e.project_id JOIN repositories r ON r.id = p.repository_id
         WHERE e.id = $1`,
       [evalId],
@@ -65,7 +102,13 @@ export function createForgeStatusReporter(deps: ForgeStatusDeps): ForgeStatusRep
       deps.log?.warn({ evalId, forge: row.forge }, `commit statuses not sent: ${new ForgeNotConfiguredError(row.forge).message}`);
       return;
     }
-    const desired = describeStatuses({
+    const ledger = await readLedger(deps.pool, evalId, row);
+    // Per-attribute statuses once the eval has its attributes; an eval that failed or was cancelled has none to report.
+    const attributes =
+      (row.status === 'succeeded' || row.status === 'skipped') && row.statuses && row.statuses !== 'summary'
+        ? planAttributeStatuses(row.statuses, await readAttributes(deps.pool, evalId), ledger.attributeContexts, deps.attributeStatusLimit)
+        : { statuses: [], wanted: 0 };
+    const desired: DesiredStatus[] = describeStatuses({
       status: row.status,
       error: row.error,
       jobs: Number(row.jobs),
@@ -73,17 +116,21 @@ export function createForgeStatusReporter(deps: ForgeStatusDeps): ForgeStatusRep
       progress: await countProgress(deps.pool, evalId),
       ...(row.superseded_by ? { supersededBy: row.superseded_by } : {}),
       ...(row.copied_from ? { copiedFrom: String(row.copied_from) } : {}),
+      buildNote: capNote(attributes.statuses.length, attributes.wanted, deps.attributeStatusLimit),
     });
     const repo: RepositoryRef = {
       owner: row.owner,
       name: row.name,
       installationId: row.forge_installation_id === null ? null : Number(row.forge_installation_id),
     };
-    const targetUrl = `${(deps.publicUrl ?? 'http://localhost:8080').replace(/\/+$/, '')}/ci/evals/${evalId}`;
-    for (const status of desired) {
-      if (!(await worthSending(deps.pool, evalId, row, status))) continue;
+    const base = (deps.publicUrl ?? 'http://localhost:8080').replace(/\/+$/, '');
+    const evalUrl = `${base}/ci/evals/${evalId}`;
+    const targetOf = (status: DesiredStatus | AttributeStatus): string =>
+      'drvPath' in status && status.drvPath ? `${base}/ci/builds/${status.drvPath.slice(status.drvPath.lastIndexOf('/') + 1, status.drvPath.lastIndexOf('/') + 33)}` : evalUrl;
+    for (const status of [...desired, ...attributes.statuses]) {
+      if (!worthSending(ledger, status)) continue;
       try {
-        await forge.setStatus(repo, row.commit_sha, { ...status, targetUrl });
+        await forge.setStatus(repo, row.commit_sha, { context: status.context, state: status.state, description: status.description, targetUrl: targetOf(status) });
       } catch (error) {
         const failure = asActivityFailure(error);
         if (failure) throw failure;
@@ -107,21 +154,39 @@ export function createForgeStatusReporter(deps: ForgeStatusDeps): ForgeStatusRep
   return (evalId) => report(evalId, true);
 }
 
-/** False when the same status was sent last time, or when the commit's status budget is spent. */
-async function worthSending(pool: Pool, evalId: string, row: EvalRow, status: DesiredStatus): Promise<boolean> {
-  const previous = await pool.query<{ state: string; description: string }>(
-    'SELECT state, description FROM forge_statuses WHERE eval_id = $1 AND context = $2',
-    [evalId, status.context],
+/** What was sent before: this eval's last status per context, and the commit's statuses per context across evals. */
+interface Ledger {
+  last: Map<string, { state: string; description: string }>;
+  spent: Map<string, number>;
+  /** Per-attribute contexts this eval has sent. */
+  attributeContexts: Set<string>;
+}
+
+/** Two queries per report, whatever the number of contexts. */
+async function readLedger(pool: Pool, evalId: string, row: EvalRow): Promise<Ledger> {
+  const mine = await pool.query<{ context: string; state: string; description: string }>(
+    'SELECT context, state, description FROM forge_statuses WHERE eval_id = $1',
+    [evalId],
   );
-  const last = previous.rows[0];
-  if (last && last.state === status.state && last.description === status.description) return false;
-  const spent = await pool.query<{ total: string }>(
-    `SELECT coalesce(sum(s.sent), 0) AS total FROM forge_statuses s
+  const spent = await pool.query<{ context: string; total: string }>(
+    `SELECT s.context, sum(s.sent) AS total FROM forge_statuses s
        JOIN evaluations e ON e.id = s.eval_id JOIN projects p ON p.id = e.project_id
-      WHERE p.repository_id = $1 AND e.commit_sha = $2 AND s.context = $3`,
-    [row.repository_id, row.commit_sha, status.context],
+      WHERE p.repository_id = $1 AND e.commit_sha = $2
+      GROUP BY s.context`,
+    [row.repository_id, row.commit_sha],
   );
-  const total = Number(spent.rows[0]!.total);
+  return {
+    last: new Map(mine.rows.map((r) => [r.context, { state: r.state, description: r.description }])),
+    spent: new Map(spent.rows.map((r) => [r.context, Number(r.total)])),
+    attributeContexts: new Set(mine.rows.map((r) => r.context).filter((context) => context.startsWith(`${BUILD_CONTEXT}/`))),
+  };
+}
+
+/** False when the same status was sent last time, or when the commit's status budget for its context is spent. */
+function worthSending(ledger: Ledger, status: { context: string; state: string; description: string }): boolean {
+  const last = ledger.last.get(status.context);
+  if (last && last.state === status.state && last.description === status.description) return false;
+  const total = ledger.spent.get(status.context) ?? 0;
   if (total >= HARD_LIMIT) return false;
   return !(total >= PROGRESS_BUDGET && last?.state === status.state);
 }

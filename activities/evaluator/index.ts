@@ -63,6 +63,8 @@ export function createEvaluatorActivities(deps: EvaluatorDeps): EvaluatorActivit
       }
       const evalSource = await toEvalSource(source);
       await deps.pool.query('DELETE FROM eval_attrs WHERE eval_id = $1', [evalId]);
+      // The commit statuses the reporter sends for this eval, as the project and the commit's file chose.
+      await deps.pool.query('UPDATE evaluations SET statuses = $2 WHERE id = $1', [evalId, effective.statuses ?? 'summary']);
 
       const jobDrvs = new Set<string>();
       let batch: EvalJobLine[] = [];

@@ -186,8 +186,9 @@ export function createSignerActivities(deps: SignerDeps): SignerActivities {
         plan.uploads.push({ key: spec.key, target: await backend.uploadTarget(spec, { contentType: CONTENT_TYPES.nar, lifetimeMs }) });
       }
       if (staged.log) {
+        // A log already in the cache is an earlier attempt's (a failed build's): this one replaces it.
         const spec = { key: logKey(staged.drvPath), ...staged.log };
-        if (!(await backend.head(spec.key)) && !(await backend.stagedUpload(spec))) {
+        if (!(await backend.stagedUpload(spec))) {
           plan.uploads.push({ key: spec.key, target: await backend.uploadTarget(spec, { contentType: CONTENT_TYPES.log, contentEncoding: 'zstd', lifetimeMs }) });
         }
       }
@@ -217,13 +218,17 @@ export function createSignerActivities(deps: SignerDeps): SignerActivities {
     },
   };
 
-  /** A log is worth keeping but never worth failing a build over; it is not signed, and the first one stays. */
+  /**
+   * A log is worth keeping but never worth failing a build over; it is not signed. It replaces the
+   * log of an earlier attempt: one build workflow per derivation runs its attempts one after
+   * another, so the log published last is the newest attempt's.
+   */
   async function publishLog(drvPath: string, file: StagedFile): Promise<void> {
     const spec = { key: logKey(drvPath), ...file };
     try {
-      if (await backend.head(spec.key)) await backend.discardUpload(spec);
-      else if (await backend.stagedUpload(spec)) await backend.promoteUpload(spec);
-      else deps.warn?.(`the build log of ${drvPath} is missing from ${backend.description}`);
+      if (await backend.stagedUpload(spec)) await backend.promoteUpload(spec);
+      // Without a staged upload, a retried publish has already moved this log into place.
+      else if (!(await backend.head(spec.key))) deps.warn?.(`the build log of ${drvPath} is missing from ${backend.description}`);
     } catch (error) {
       deps.warn?.(`the build log of ${drvPath} was not stored: ${(error as Error).message}`);
     }

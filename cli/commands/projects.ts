@@ -7,7 +7,7 @@ import type { ServerConfig } from '../../config/types.ts';
 import { openDatabase } from '../../db/open.ts';
 import { ForgeNotConfiguredError, ForgeRequestError, ProjectError } from '../../forges/errors.ts';
 import { createForges } from '../../forges/index.ts';
-import { disableProject, enableProject, parsePrTrust, syncRepositories, type ProjectDeps } from '../../forges/projects.ts';
+import { disableProject, enableProject, parsePrTrust, parseStatusMode, syncRepositories, type ProjectDeps } from '../../forges/projects.ts';
 import { listRepositories } from '../../queries/repositories.ts';
 import type { ForgeKind } from '../../forges/types.ts';
 import { connectTemporal } from '../../temporal/connection.ts';
@@ -24,6 +24,7 @@ interface EnableOptions extends CommonOptions {
   shares?: string;
   pollInterval?: string;
   poll: boolean;
+  statuses?: string;
 }
 
 /** Registers `projects`. */
@@ -69,6 +70,7 @@ export function registerProjects(program: Command): void {
     .option('--shares <n>', 'scheduling shares (fair share of builder time; default 100)')
     .option('--poll-interval <duration>', 'also poll the default branch this often, e.g. 5m (for webhooks that cannot reach us)')
     .option('--no-poll', 'stop polling')
+    .option('--statuses <mode>', 'commit statuses: summary (the two summaries), failures (also one per failed attribute) or all (one per attribute)')
     .option('--config <file>', 'server configuration file (default: $HARMONIA_CI_CONFIG)')
     .action((repository: string, options: EnableOptions) =>
       withProjects(options, true, async (deps) => {
@@ -79,6 +81,7 @@ export function registerProjects(program: Command): void {
           ...(options.prTrust ? { prTrust: parsePrTrust(options.prTrust) } : {}),
           ...(options.shares ? { schedulingShares: positiveInteger(options.shares) } : {}),
           ...(options.pollInterval ? { pollIntervalMs: interval(options.pollInterval) } : options.poll ? {} : { pollIntervalMs: null }),
+          ...(options.statuses ? { statuses: parseStatusMode(options.statuses) } : {}),
         });
         const poll = project.pollIntervalMs ? `, polled every ${Math.round(project.pollIntervalMs / 1000)} s` : '';
         process.stdout.write(`enabled ${project.projectName} (${project.forge} ${project.owner}/${project.name}), pr-trust ${project.prTrust}${poll}\n`);

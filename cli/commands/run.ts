@@ -19,19 +19,27 @@ import type { Pool } from 'pg';
 import { evalWorkflowId } from '../../workflows/definitions.ts';
 import { applyCacheFlags, cacheErrorsAsCliErrors, describeCache, withCacheOptions, type CacheFlags } from '../cache-options.ts';
 import { withSetupErrorsAsCliErrors } from '../setup-errors.ts';
+import { validateSource } from './validate.ts';
 
 interface RunOptions extends CacheFlags {
   attr?: string[];
   again: boolean;
+  dryRun: boolean;
   json: boolean;
   stateDir?: string;
   ui: boolean;
 }
 
-async function runOnce(target: string, options: RunOptions): Promise<number> {
+/** The environment `run` reads its configuration from: this process's, with its flags applied. */
+function runEnvironment(options: RunOptions): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = { ...process.env };
   if (options.stateDir !== undefined) env.HARMONIA_CI_STATE_DIR = resolve(options.stateDir);
   applyCacheFlags(options, env);
+  return env;
+}
+
+async function runOnce(target: string, options: RunOptions): Promise<number> {
+  const env = runEnvironment(options);
   const config = await loadServerConfig({ env });
   // The terminal shows progress; logs appear only for errors unless a level is configured.
   const log = createLogger({ level: config.log.level === 'info' ? 'error' : config.log.level });
@@ -96,12 +104,15 @@ export function registerRun(program: Command): void {
     .option('-A, --attr <attr...>', 'attribute paths to evaluate (default: .harmonia-ci.toml attrs, else "checks")')
     .option('--json', 'print a JSON summary as the last line of stdout', false)
     .option('--again', 'evaluate again even if this exact source was run before (default: resume or show that eval)', false)
+    .option('--dry-run', 'build nothing: check .harmonia-ci.toml, evaluate and list which jobs would be built and which are cached (as validate)', false)
     .option('--state-dir <dir>', 'where the embedded services keep their state (default .state)')
     .option('--no-ui', 'start the Temporal dev server without its Web UI');
   withCacheOptions(command).action((target: string, options: RunOptions) =>
     withSetupErrorsAsCliErrors(() =>
       cacheErrorsAsCliErrors(async () => {
         if (!target) throw new CliError('run needs a flake or a .nix file');
+        // The check validate makes, with run's own flags (its cache, its state directory): no services start.
+        if (options.dryRun) return validateSource(target, { attr: options.attr ?? [], json: options.json, env: runEnvironment(options) });
         process.exitCode = await runOnce(target, options);
       }),
     ),

@@ -3,6 +3,7 @@
  * repository's `.harmonia-ci.toml` (an error names the key and what it expects), evaluates the jobs
  * with the settings CI would use, and says which would be built and which are already in the local
  * store or a configured cache. Exit status 1 when the file is wrong or an attribute fails.
+ * `harmonia-ci run --dry-run` is the same check (`validateSource`).
  */
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -18,10 +19,12 @@ import { planningLookupFor } from '../../workers/caches.ts';
 import { createDaemonPool } from '../../workers/wiring.ts';
 import { CliError } from '../errors.ts';
 
-interface ValidateOptions {
+export interface ValidateOptions {
   attr: string[];
   json: boolean;
-  config?: string;
+  config?: string | undefined;
+  /** The environment the server configuration is read from (default: this process's). */
+  env?: Record<string, string | undefined>;
 }
 
 /** One job as validate reports it. */
@@ -50,9 +53,13 @@ async function readRepoConfig(target: string): Promise<{ config?: RepoConfig; fi
   }
 }
 
-async function validate(target: string, options: ValidateOptions): Promise<void> {
+/**
+ * Checks `.harmonia-ci.toml`, evaluates and reports each job as cached or to build, without
+ * building; sets the exit status to 1 when an attribute failed (a wrong file throws CliError).
+ */
+export async function validateSource(target: string, options: ValidateOptions): Promise<void> {
   const path = resolve(target);
-  const server = await loadServerConfig({ env: process.env, file: options.config });
+  const server = await loadServerConfig({ env: options.env ?? process.env, file: options.config });
   const repo = await readRepoConfig(path);
   const project = { attrs: options.attr, allowIfd: server.projects.allowIfd, evalTimeoutMs: server.limits.evalTimeout };
   const settings = repo.config ? applyRepoConfig(project, repo.config) : project;
@@ -114,5 +121,5 @@ export function registerValidate(program: Command): void {
     .option('-A, --attr <attr>', 'attribute to evaluate, repeatable (default: as CI would, from .harmonia-ci.toml)', collect, [])
     .option('--json', 'print the report as JSON', false)
     .option('--config <file>', 'server configuration file, for its caches and limits (default: $HARMONIA_CI_CONFIG)')
-    .action((dir: string, options: ValidateOptions) => validate(dir, options));
+    .action((dir: string, options: ValidateOptions) => validateSource(dir, options));
 }

@@ -2,7 +2,7 @@
  * Both storage backends on real storage (a directory; a bucket on SeaweedFS) behave alike, and an
  * upload target admits exactly the announced bytes: SeaweedFS refuses a presigned PUT of another
  * length, checksum or key, or after expiry; the local directory discards a staged file that
- * does not hash as announced.
+ * does not hash as announced. Build logs alone are replaced by a newer upload.
  */
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -102,6 +102,25 @@ for (const open of [localBackend, s3Backend]) {
       assert.equal(await backend.promoteUpload(otherSpec), false);
       assert.deepEqual(await collect((await backend.get(spec.key))!.body), body);
       assert.equal(await backend.stagedUpload(otherSpec), undefined);
+    });
+
+    it('replaces a build log with a newer upload, where NARs keep their first writer', async () => {
+      const { backend } = test;
+      const key = `log/${formatHash({ algorithm: 'sha1', digest: randomBytes(20) }, 'base32', false)}-flaky.drv`;
+      const options = { contentType: 'text/plain; charset=utf-8', contentEncoding: 'zstd', lifetimeMs: 60_000 };
+      for (const text of ['the failed attempt\n', 'the successful rebuild, a longer log\n']) {
+        const body = Buffer.from(text);
+        const spec: UploadSpec = { key, size: body.length, sha256: sha256(body) };
+        const reply = await deliver(await backend.uploadTarget(spec, options), body);
+        assert.equal(reply.status, 200, reply.text);
+        assert.equal(await backend.promoteUpload(spec), true);
+        assert.equal(await backend.stagedUpload(spec), undefined);
+        assert.equal((await collect((await backend.get(key))!.body)).toString(), text);
+      }
+      const stream = (await backend.get(key))!;
+      stream.body.destroy();
+      assert.equal(stream.contentEncoding, 'zstd', 'the replacement keeps the encoding Nix decodes');
+      await backend.delete([key]);
     });
 
     it('admits nothing but the announced bytes, and discards a refused upload', async () => {

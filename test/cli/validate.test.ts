@@ -1,11 +1,12 @@
 /**
  * `harmonia-ci validate` as a user runs it: a wrong `.harmonia-ci.toml` is named with its key; a
  * jobset is evaluated and each job reported as cached (its outputs already in the store) or to
- * build, without building anything; an attribute that fails makes the exit status 1.
+ * build, without building anything; an attribute that fails makes the exit status 1. `run
+ * --dry-run` makes the same check.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -15,11 +16,12 @@ import { PROJECT_ROOT } from '../../lib/tools.ts';
 describe('harmonia-ci validate', () => {
   let dir: string;
   const nonce = randomUUID();
-  const run = (args: string[]) =>
-    execa('node', [join(PROJECT_ROOT, 'bin', 'harmonia-ci.mjs'), 'validate', ...args], {
+  const cli = (command: string, args: string[]) =>
+    execa('node', [join(PROJECT_ROOT, 'bin', 'harmonia-ci.mjs'), command, ...args], {
       reject: false,
       env: { ...process.env, HARMONIA_CI_STATE_DIR: join(dir, 'state') },
     });
+  const run = (args: string[]) => cli('validate', args);
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'hci-validate-'));
@@ -48,6 +50,25 @@ describe('harmonia-ci validate', () => {
     assert.match(text.stdout, /^cached +built /m);
     assert.match(text.stdout, /^to build +fresh /m);
     assert.match(text.stdout, /2 job\(s\): 1 to build, 1 cached; 0 attribute\(s\) failed/);
+  });
+
+  it('is what `run --dry-run` does: the same report and exit status, no services started, nothing built', async () => {
+    const stateDir = join(dir, 'dry-run-state');
+    const result = await cli('run', [join(dir, 'jobs.nix'), '--dry-run', '--json', '--state-dir', stateDir, '--no-ui']);
+    assert.equal(result.exitCode, 1, result.stderr);
+    const report = JSON.parse(result.stdout) as { jobs: Array<{ attr: string; status: string; drvPath: string }>; errors: Array<{ attr: string }> };
+    assert.deepEqual(Object.fromEntries(report.jobs.map((job) => [job.attr, job.status])), { built: 'cached', fresh: 'to build' });
+    assert.deepEqual(report.errors.map((error) => error.attr), ['broken']);
+    const fresh = report.jobs.find((job) => job.attr === 'fresh')!;
+    const outputs = await execa('nix-store', ['--query', '--outputs', fresh.drvPath]);
+    assert.notEqual((await execa('nix-store', ['--check-validity', outputs.stdout.trim()], { reject: false })).exitCode, 0, 'run --dry-run built nothing');
+    assert.deepEqual(await readdir(stateDir).catch(() => []), [], 'no Temporal, database or cache was started');
+
+    await writeFile(join(dir, '.harmonia-ci.toml'), 'statuses = "some"\n');
+    const wrong = await cli('run', [dir, '--dry-run', '--state-dir', stateDir]);
+    assert.equal(wrong.exitCode, 1);
+    assert.match(wrong.stderr, /\.harmonia-ci\.toml: statuses: expected one of "summary", "failures", "all", got "some"/);
+    await rm(join(dir, '.harmonia-ci.toml'));
   });
 
   it('names the key of a wrong .harmonia-ci.toml and what it expects', async () => {

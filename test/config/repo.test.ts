@@ -28,6 +28,7 @@ describe('parseRepoConfig', () => {
       `attrs = ["checks", "packages.x86_64-linux", 'hydraJobs."my-job"']
 allow-ifd = false
 eval-timeout = "20m"
+statuses = "failures"
 `,
       SOURCE,
     );
@@ -35,6 +36,7 @@ eval-timeout = "20m"
       attrs: ['checks', 'packages.x86_64-linux', 'hydraJobs."my-job"'],
       allowIfd: false,
       evalTimeout: 20 * 60_000,
+      statuses: 'failures',
     });
   });
 
@@ -42,7 +44,7 @@ eval-timeout = "20m"
     const message = rejection('attr = ["checks"]\nallow_ifd = true\nnotifications = "all"\n');
     assert.match(message, /nix-community\/harmonia@0123abc:\.harmonia-ci\.toml: attr: unknown key "attr"; did you mean "attrs"\?/);
     assert.match(message, /allow_ifd: unknown key "allow_ifd"; did you mean "allow-ifd"\?/);
-    assert.match(message, /notifications: unknown key "notifications"; known keys here: attrs, allow-ifd, eval-timeout$/m);
+    assert.match(message, /notifications: unknown key "notifications"; known keys here: attrs, allow-ifd, eval-timeout, statuses$/m);
     // Retention is the server's (`harmonia-ci gc --retention`): a repository cannot shorten it.
     assert.match(rejection('retention = "90d"\n'), /retention: unknown key "retention"/);
   });
@@ -54,6 +56,7 @@ eval-timeout = "20m"
     assert.match(rejection('allow-ifd = "yes"\n'), /allow-ifd: expected true or false, got "yes"/);
     assert.match(rejection('eval-timeout = "3 months"\n'), /eval-timeout: expected a duration such as "4h".*, got "3 months"/);
     assert.match(rejection('eval-timeout = 0\n'), /eval-timeout: expected a duration/);
+    assert.match(rejection('statuses = "every"\n'), /statuses: expected one of "summary", "failures", "all", got "every"/);
   });
 
   it('locates TOML syntax errors', () => {
@@ -78,6 +81,12 @@ describe('applyRepoConfig: the project decides, a repository only tightens', () 
   it('keeps the project\'s settings when the file says nothing, and its attrs when it names them', () => {
     const open = { ...project, attrs: ['hydraJobs'], allowIfd: true };
     assert.deepEqual(applyRepoConfig(open, parseRepoConfig('attrs = ["packages"]\n', SOURCE)), open);
+  });
+
+  it('lets the file choose the commit statuses, which change only what is reported', () => {
+    const summary = { ...project, statuses: 'summary' as const };
+    assert.equal(applyRepoConfig(summary, parseRepoConfig('statuses = "all"\n', SOURCE)).statuses, 'all');
+    assert.equal(applyRepoConfig({ ...project, statuses: 'failures' as const }, defaultRepoConfig()).statuses, 'failures');
   });
 
   it('sets a timeout where the project has none', () => {

@@ -54,7 +54,7 @@ describe('defaults', () => {
       presignedUrlLifetime: 15 * 60_000,
       publishDeadline: 6 * 3600_000,
     });
-    assert.deepEqual(config.projects, { schedulingShares: 100, prTrust: 'collaborators', allowIfd: true });
+    assert.deepEqual(config.projects, { schedulingShares: 100, prTrust: 'collaborators', allowIfd: true, statuses: 'summary' });
     assert.deepEqual(config.builder.systems, [machineDefaults(dir).system]);
     assert.ok(config.builder.maxJobs >= 1);
     assert.deepEqual(config.forges, {});
@@ -121,7 +121,7 @@ pr-trust = "everyone"
     assert.equal(config.forges.github?.appId, 12345);
     assert.equal(config.forges.github?.privateKeyFile?.path, join(dir, 'github.pem'));
     assert.equal(config.forges.gitea?.tokenFile.path, join(dir, 'gitea-token'));
-    assert.deepEqual(config.projects, { schedulingShares: 50, prTrust: 'everyone', allowIfd: true });
+    assert.deepEqual(config.projects, { schedulingShares: 50, prTrust: 'everyone', allowIfd: true, statuses: 'summary' });
     assert.doesNotMatch(JSON.stringify(config), /BEGIN/, 'the config holds paths, never secret contents');
   });
 

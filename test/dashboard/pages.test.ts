@@ -113,7 +113,7 @@ describe('dashboard pages', () => {
     assert.match(dependent, /Not built: an input failed\./);
   });
 
-  it('shows a succeeded build with its outputs and a link to its full log in the binary cache', async () => {
+  it('shows a succeeded build with its outputs, and links succeeded and failed builds to their full logs in the binary cache', async () => {
     const summaryJob = first.jobs.find((j) => j.attr === 'base')!;
     const page = (await get(`/ci/builds/${hashOf(summaryJob.drvPath!)}`)).body;
     assert.match(page, /<span class="st s-succeeded">/);
@@ -125,8 +125,11 @@ describe('dashboard pages', () => {
     const log = await get(`/log/${drvBase}`);
     assert.equal(log.statusCode, 200);
     assert.match(log.body, /building base/);
-    // A failed build's log is not uploaded: no link to a missing file.
-    assert.ok(!(await get(`/ci/builds/${hashOf(drvOf(first, 'broken'))}`)).body.includes('Full log'));
+    // A failed build's full log is in the cache too.
+    const brokenDrv = drvOf(first, 'broken');
+    const brokenBase = brokenDrv.slice(brokenDrv.lastIndexOf('/') + 1);
+    assert.ok((await get(`/ci/builds/${hashOf(brokenDrv)}`)).body.includes(`<a href="/log/${brokenBase}">Full log</a>`), 'the failed build links its full log');
+    assert.match((await get(`/log/${brokenBase}`)).body, /fails on purpose/);
   });
 
   it('shows an evaluation failure on the eval page', async () => {

@@ -101,8 +101,13 @@ describe('Gitea: projects, webhooks, statuses and polling', () => {
   });
 
   it('enables a discovered repository and registers its webhook', async () => {
-    const enabled = await cli('projects', 'enable', 'team/app', '--pr-trust', 'all');
+    const wrong = await cli('projects', 'enable', 'team/app', '--statuses', 'every');
+    assert.equal(wrong.exitCode, 1);
+    assert.match(wrong.stderr, /unknown statuses "every": expected summary, failures, all/);
+    const enabled = await cli('projects', 'enable', 'team/app', '--pr-trust', 'all', '--statuses', 'failures');
     assert.equal(enabled.exitCode, 0, enabled.stderr);
+    const settings = await pipeline.db.pool.query<{ settings: { statuses?: string } }>(`SELECT settings FROM projects WHERE name = 'team/app'`);
+    assert.equal(settings.rows[0]?.settings.statuses, 'failures', 'the project setting is stored for its evals');
     assert.match(enabled.stdout, /enabled team\/app \(gitea team\/app\), pr-trust everyone/);
     assert.deepEqual(
       fake.hooks.map((h) => ({ repo: h.repo, config: h.config, events: h.events, active: h.active })),

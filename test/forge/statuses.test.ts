@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { createForgeStatusReporter } from '../../activities/coordinator/forge-status.ts';
+import { MAX_ATTRIBUTE_STATUSES } from '../../forges/attribute-statuses.ts';
 import { SecretFile } from '../../config/secrets.ts';
+import { createGiteaClient } from '../../forges/gitea.ts';
 import { createGitHubClient } from '../../forges/github.ts';
 import type { Forges } from '../../forges/types.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
@@ -95,3 +97,121 @@ describe('commit status reporter', () => {
     await report(evalId);
   });
 });
+
+/** An eval's attributes in every state an attribute status reports, on GitHub and on Gitea. */
+for (const kind of ['github', 'gitea'] as const) {
+  describe(`per-attribute commit statuses (${kind})`, () => {
+    let db: TestDatabase;
+    let fake: FakeForge;
+    let dir: string;
+    let report: (evalId: string) => Promise<void>;
+    let client: ReturnType<typeof createGitHubClient>;
+    let projectId: string;
+    const drv = (name: string): string => `/nix/store/${name.padEnd(32, '0').slice(0, 32).replace(/[^0-9a-df-np-sv-z]/g, '0')}-${name}.drv`;
+    const attrStatuses = (sha: string) =>
+      fake.statuses.filter((s) => s.sha === sha && s.context.startsWith('harmonia-ci/nix-build/')).map((s) => `${s.context.slice('harmonia-ci/nix-build/'.length)} ${s.state}: ${s.description}`);
+
+    async function createEval(sha: string, mode: string): Promise<string> {
+      const { rows } = await db.pool.query<{ id: string }>(
+        `INSERT INTO evaluations (project_id, commit_sha, ref, status, statuses) VALUES ($1, $2, 'refs/heads/main', 'succeeded', $3) RETURNING id`,
+        [projectId, sha, mode],
+      );
+      return String(rows[0]!.id);
+    }
+
+    async function addBuild(evalId: string, attr: string, name: string, status: string | null, extra: { error?: string; rootCause?: string } = {}): Promise<void> {
+      await db.pool.query(`INSERT INTO derivations (drv_path, name, system) VALUES ($1, $2, 'x86_64-linux') ON CONFLICT DO NOTHING`, [drv(name), name]);
+      await db.pool.query('INSERT INTO eval_attrs (eval_id, attr, drv_path) VALUES ($1, $2, $3)', [evalId, attr, drv(name)]);
+      if (status === null) return;
+      const build = await db.pool.query<{ id: string }>(
+        'INSERT INTO build_jobs (drv_path, status, error, dep_failed_drv_path) VALUES ($1, $2, $3, $4) RETURNING id',
+        [drv(name), status, extra.error ?? null, extra.rootCause ? drv(extra.rootCause) : null],
+      );
+      await db.pool.query('INSERT INTO evaluation_builds (eval_id, build_id) VALUES ($1, $2)', [evalId, build.rows[0]!.id]);
+    }
+
+    before(async () => {
+      db = await createTestDatabase();
+      fake = await startFakeForge({ kind, token: 'pat-123' });
+      dir = await mkdtemp(join(tmpdir(), 'attr-statuses-'));
+      await writeFile(join(dir, 'token'), 'pat-123\n');
+      const tokenFile = new SecretFile(`forges.${kind}.token-file`, join(dir, 'token'));
+      client = kind === 'github' ? createGitHubClient({ apiUrl: fake.url, tokenFile }) : createGiteaClient({ url: fake.url, tokenFile });
+      const forges: Forges = { [kind]: client, get: () => client };
+      report = createForgeStatusReporter({ pool: db.pool, forges, publicUrl: 'https://ci.example.org/' });
+      fake.addRepo({ owner: 'o', name: 'r', id: 1, dir, defaultBranch: 'main' });
+      const repo = await db.pool.query<{ id: string }>(
+        `INSERT INTO repositories (forge, owner, name, clone_url) VALUES ($1, 'o', 'r', 'https://forge.example.org/o/r.git') RETURNING id`,
+        [kind],
+      );
+      projectId = String((await db.pool.query<{ id: string }>(`INSERT INTO projects (repository_id, name) VALUES ($1, 'o/r') RETURNING id`, [repo.rows[0]!.id])).rows[0]!.id);
+    });
+
+    after(async () => {
+      await fake?.close();
+      await db?.drop();
+      if (dir) await rm(dir, { recursive: true, force: true });
+    });
+
+    it('sends failed attributes under `failures`, turns them green after a rebuild, and every attribute under `all`', async () => {
+      const sha = 'b2'.repeat(20);
+      const evalId = await createEval(sha, 'failures');
+      await addBuild(evalId, 'checks.ok', 'ok', 'succeeded');
+      await addBuild(evalId, 'checks.broken', 'broken', 'failed', { error: 'builder for broken.drv failed with exit code 1\nmore' });
+      await addBuild(evalId, 'checks.dependent', 'dependent', 'dep-failed', { rootCause: 'broken' });
+      await addBuild(evalId, 'checks.cached', 'cached', null);
+      await addBuild(evalId, 'checks.slow', 'slow', 'building');
+      await db.pool.query(`INSERT INTO eval_attrs (eval_id, attr, error) VALUES ($1, 'checks.bad', 'error: undefined variable ''x''')`, [evalId]);
+
+      await report(evalId);
+      assert.deepEqual(attrStatuses(sha), [
+        "checks.bad failure: Evaluation failed: undefined variable 'x'",
+        'checks.broken failure: Failed: builder for broken.drv failed with exit code 1',
+        'checks.dependent failure: Not built: broken failed',
+      ]);
+      const link = (attr: string) => fake.statuses.find((s) => s.context === `harmonia-ci/nix-build/${attr}`)!.target_url;
+      assert.equal(link('checks.broken'), `https://ci.example.org/ci/builds/${drv('broken').slice(11, 43)}`);
+      assert.equal(link('checks.bad'), `https://ci.example.org/ci/evals/${evalId}`);
+      await report(evalId);
+      assert.equal(attrStatuses(sha).length, 3, 'nothing is sent twice');
+
+      // A rebuild: the red statuses turn green; attributes never reported stay unreported under `failures`.
+      await db.pool.query(`UPDATE build_jobs SET status = 'succeeded', error = NULL, dep_failed_drv_path = NULL WHERE drv_path = ANY($1)`, [[drv('broken'), drv('dependent')]]);
+      await report(evalId);
+      assert.deepEqual(attrStatuses(sha).slice(3), ['checks.broken success: Built', 'checks.dependent success: Built']);
+
+      await db.pool.query(`UPDATE evaluations SET statuses = 'all' WHERE id = $1`, [evalId]);
+      await report(evalId);
+      assert.deepEqual(attrStatuses(sha).slice(5), ['checks.cached success: Cached: built before', 'checks.ok success: Built'], 'a building attribute waits for its result');
+      assert.deepEqual(fake.violations, []);
+    });
+
+    it('sends only the summary by default', async () => {
+      const sha = 'c3'.repeat(20);
+      const evalId = await createEval(sha, 'summary');
+      await addBuild(evalId, 'checks.other', 'other', 'failed', { error: 'boom' });
+      await report(evalId);
+      assert.deepEqual(attrStatuses(sha), []);
+      assert.deepEqual(fake.statuses.filter((s) => s.sha === sha).map((s) => s.context), ['harmonia-ci/nix-eval', 'harmonia-ci/nix-build']);
+    });
+
+    if (kind === 'github') {
+      it('caps the attribute statuses of a commit (GitHub\'s 1,000), failures first, and says so in the summary', async () => {
+        assert.equal(MAX_ATTRIBUTE_STATUSES, 1000);
+        // The cap as the reporter applies it, at a size a test can send quickly.
+        const capped = createForgeStatusReporter({ pool: db.pool, forges: { github: client, get: () => client }, publicUrl: 'https://ci.example.org/', attributeStatusLimit: 3 });
+        const sha = 'd4'.repeat(20);
+        const evalId = await createEval(sha, 'all');
+        await addBuild(evalId, 'checks.a-fine', 'fine', 'succeeded');
+        await db.pool.query(`INSERT INTO eval_attrs (eval_id, attr, error) SELECT $1, 'checks.b' || i, 'error: broken' FROM generate_series(1, 4) i`, [evalId]);
+        await capped(evalId);
+        assert.deepEqual(attrStatuses(sha), ['checks.b1', 'checks.b2', 'checks.b3'].map((attr) => `${attr} failure: Evaluation failed: broken`), 'failures first, then by name');
+        const summary = fake.statuses.filter((s) => s.sha === sha && s.context === 'harmonia-ci/nix-build').at(-1)!;
+        assert.match(summary.description, /; statuses for 3 of 5 attributes \(limit 3\)$/);
+        await capped(evalId);
+        assert.equal(attrStatuses(sha).length, 3, 'the cap holds on the next report');
+        assert.deepEqual(fake.violations, []);
+      });
+    }
+  });
+}
