@@ -47,13 +47,15 @@ export function createBuildActivities({
 
     async finishBuild(update, result, subscribers) {
       await recordBuild(update);
-      if (result.status === 'succeeded') {
-        // The eval's next pass starts them anyway: a failure here only costs that wait.
-        await startReadyDependents(pool, client, update.drvPath, subscribers, WINDOW, settings).catch((error: Error) =>
-          warn?.(`starting the builds waiting for ${update.drvPath} is left to their evals: ${error.message}`),
-        );
-      }
-      return announceBuildResult(client, result, subscribers);
+      if (result.status !== 'succeeded') return announceBuildResult(client, result, subscribers);
+      // Once the success is recorded, the build workflow's task may end: the dependents' first
+      // tasks wait for it on this worker. Starting them and telling the evals goes on meanwhile;
+      // if this process dies first, each eval's next pass reads the result from PostgreSQL
+      // (scheduler.ts, invariant 4) and starts what it made ready.
+      void startReadyDependents(pool, client, update.drvPath, subscribers, WINDOW, settings)
+        .catch((error: Error) => warn?.(`starting the builds waiting for ${update.drvPath} is left to their evals: ${error.message}`))
+        .then(() => announceBuildResult(client, result, subscribers));
+      return subscribers;
     },
 
     announceBuild: (result, subscribers) => announceBuildResult(client, result, subscribers),
