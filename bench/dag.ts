@@ -145,6 +145,7 @@ export async function run(args: string[]): Promise<void> {
       say(`chain of ${CHAIN_LENGTH} (one build at a time)     ${seconds(chain.ms)}, nix-build -j2 ${seconds(chainBaselineMs)}`);
       say(`  ${describeLatencies(latencies)}`);
       say(`  ${await describeChainSteps(pool, chain.evalId)}`);
+      say(`  ${await describePhases(pool, chain.evalId)}`);
       goals.push({ name: 'idle pipeline: dependency finished → dependent started, p50', measured: percentile(latencies.started, 50), goal: 80, unit: ' ms' });
       goals.push({ name: `idle pipeline: chain of ${CHAIN_LENGTH}`, measured: chain.ms, goal: 3000, unit: ' ms' });
     }
