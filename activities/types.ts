@@ -95,8 +95,9 @@ export interface CoordinatorActivities extends NodeActivities {
   checkBuildInputs(drvPath: string): Promise<{ ready: boolean; rootCause?: string }>;
   recordBuild(update: BuildRecord): Promise<void>;
   /**
-   * Records a final result and tells the subscribed evals by signal (one that has gone away is
-   * skipped: it reads results from PostgreSQL). Returns the evals told.
+   * Records a final result, starts at once what a success made ready in the subscribed evals
+   * (scheduler.ts, `startReadyDependents`), and tells those evals by signal (one that has gone
+   * away is skipped: it reads results from PostgreSQL). Returns the evals told.
    */
   finishBuild(update: BuildRecord, result: BuildResult, subscribers: string[]): Promise<string[]>;
   /** Tells evals that subscribed after the result was recorded; returns the evals told. */

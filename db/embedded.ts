@@ -12,7 +12,8 @@
  * (test/db/embedded.test.ts shows both). So the server accepts a single
  * connection, and `createPool` gives any pool to it `poolSize` (1) connections.
  */
-import { mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { access, mkdir, open, readFile, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { EmbeddedDatabaseError } from './errors.ts';
 import { registerSingleConnectionServer } from './pool.ts';
@@ -44,6 +45,8 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const releaseLock = await lockDataDir(`${dataDir}.lock`, dataDir);
   let thread: DatabaseThread;
   try {
+    // A new directory is made by a thread of its own, which ends and takes initdb's memory with it (about 600 MiB).
+    if (!(await isInitialised(dataDir))) await (await startThread(dataDir, true)).stop();
     thread = await startThread(dataDir);
   } catch (error) {
     await releaseLock();
@@ -80,9 +83,9 @@ interface DatabaseThread {
 type ThreadMessage = { kind: 'ready'; address: string } | { kind: 'failed'; message: string };
 
 /** Starts PGlite and its socket server in a worker thread; resolves once it listens. */
-function startThread(dataDir: string): Promise<DatabaseThread> {
+function startThread(dataDir: string, initOnly = false): Promise<DatabaseThread> {
   const worker = new Worker(new URL('./embedded-thread.mjs', import.meta.url), {
-    workerData: { dataDir, maxConnections: EMBEDDED_POOL_SIZE },
+    workerData: { dataDir, maxConnections: EMBEDDED_POOL_SIZE, initOnly },
   });
   const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
   return new Promise((resolve, reject) => {
@@ -102,6 +105,14 @@ function startThread(dataDir: string): Promise<DatabaseThread> {
       });
     });
   });
+}
+
+/** Whether `dataDir` holds a database cluster already (PostgreSQL writes PG_VERSION when it makes one). */
+async function isInitialised(dataDir: string): Promise<boolean> {
+  return access(join(dataDir, 'PG_VERSION')).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**

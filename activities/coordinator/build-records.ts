@@ -10,7 +10,8 @@ import { Batcher } from '../../lib/batcher.ts';
 import type { NarHash } from '../../daemon/core/hash.ts';
 import type { BuildRecord, BuildStart, CoordinatorActivities } from '../types.ts';
 import { FINAL_BUILD_STATUSES, OUTPUT_STATUSES, type BuildResult, type BuildStatus, type BuiltOutput } from '../../workflows/types.ts';
-import { announceBuildResult, checkBuildInputs, describeBuildInputs, inputOutputs, toBuildInputs } from './scheduler.ts';
+import { WINDOW } from '../../workflows/eval.ts';
+import { announceBuildResult, checkBuildInputs, describeBuildInputs, inputOutputs, startReadyDependents, toBuildInputs, type StartSettings } from './scheduler.ts';
 
 /** Results a new run of a build workflow repeats instead of building again. */
 const REPEATED_RESULTS: readonly BuildStatus[] = ['succeeded', 'failed', 'dep-failed', 'timed-out', 'failed-with-output'];
@@ -20,7 +21,18 @@ type BuildActivities = Pick<
   'beginBuild' | 'checkBuildInputs' | 'recordBuild' | 'finishBuild' | 'announceBuild' | 'describeBuildInputs'
 >;
 
-export function createBuildActivities({ pool, client }: { pool: Pool; client: Client }): BuildActivities {
+export function createBuildActivities({
+  pool,
+  client,
+  settings = {},
+  warn,
+}: {
+  pool: Pool;
+  client: Client;
+  /** How builds started on a success (`startReadyDependents`) are configured. */
+  settings?: StartSettings;
+  warn?: (message: string) => void;
+}): BuildActivities {
   const begin = new Batcher((drvPaths: string[]) => beginBatch(pool, drvPaths), { key: (drvPath) => drvPath });
   const records = new Batcher(async (updates: BuildRecord[]) => {
     await recordBatch(pool, updates);
@@ -36,7 +48,15 @@ export function createBuildActivities({ pool, client }: { pool: Pool; client: Cl
 
     async finishBuild(update, result, subscribers) {
       await recordBuild(update);
-      return announceBuildResult(client, result, subscribers);
+      if (!OUTPUT_STATUSES.includes(result.status)) return announceBuildResult(client, result, subscribers);
+      // Once the success is recorded, the build workflow's task may end: the dependents' first
+      // tasks wait for it on this worker. Starting them and telling the evals goes on meanwhile;
+      // if this process dies first, each eval's next pass reads the result from PostgreSQL
+      // (scheduler.ts, invariant 4) and starts what it made ready.
+      void startReadyDependents(pool, client, update.drvPath, subscribers, WINDOW, settings)
+        .catch((error: Error) => warn?.(`starting the builds waiting for ${update.drvPath} is left to their evals: ${error.message}`))
+        .then(() => announceBuildResult(client, result, subscribers));
+      return subscribers;
     },
 
     announceBuild: (result, subscribers) => announceBuildResult(client, result, subscribers),

@@ -101,15 +101,15 @@ export async function startBuilds(pool: Pool, client: Client, options: StartOpti
   } finally {
     if (started.length > 0) {
       const ids = started.map((s) => s.id);
+      // One statement: on the embedded database every round trip waits for the one connection.
       await pool.query(
-        'UPDATE evaluation_builds SET subscribed_at = now() WHERE eval_id = $1 AND build_id = ANY($2::bigint[])',
-        [evalId, ids],
-      );
-      await pool.query(
-        `UPDATE build_jobs b SET workflow_id = u.workflow_id
-           FROM unnest($1::bigint[], $2::text[]) AS u(id, workflow_id)
+        `WITH subscribed AS (
+           UPDATE evaluation_builds SET subscribed_at = now() WHERE eval_id = $1 AND build_id = ANY($2::bigint[])
+         )
+         UPDATE build_jobs b SET workflow_id = u.workflow_id
+           FROM unnest($2::bigint[], $3::text[]) AS u(id, workflow_id)
           WHERE b.id = u.id AND b.workflow_id IS NULL`,
-        [ids, started.map((s) => s.workflowId)],
+        [evalId, ids, started.map((s) => s.workflowId)],
       );
     }
   }

@@ -33,7 +33,12 @@ export interface CoordinatorDeps {
 export function createCoordinatorActivities(deps: CoordinatorDeps): CoordinatorActivities {
   return {
     ...createEvalActivities(deps),
-    ...createBuildActivities(deps),
+    ...createBuildActivities({
+      pool: deps.pool,
+      client: deps.client,
+      settings: { heartbeatTimeoutMs: deps.builderHeartbeatTimeoutMs, maxAttempts: deps.buildAttempts, publishDeadlineMs: deps.publishDeadlineMs },
+      warn: (message) => deps.log?.warn(message),
+    }),
     ...createNodeActivities(deps),
     advanceEval: (request) =>
       advanceEval(deps.pool, deps.client, request, {

@@ -129,6 +129,68 @@ export async function advanceEval(
   return repaired > 0 ? { ...progress, repaired } : progress;
 }
 
+/** How a build's start is configured, as `advanceEval` takes it. */
+export interface StartSettings {
+  heartbeatTimeoutMs?: number | undefined;
+  maxAttempts?: number | undefined;
+  publishDeadlineMs?: number | undefined;
+}
+
+/**
+ * The reaction to a success, run where the build recorded it: in each subscribed eval, starts the
+ * builds that this success made ready, by the same rule as the eval's pass (every input build
+ * succeeded, at most `window` open), without waiting for the eval's workflow to be told and run
+ * its pass: that saves a workflow task and a whole pass on the way from one build to the next.
+ * The eval's pass still follows (the build's signal wakes it) and finds these started; a build
+ * both start is one workflow (signal-with-start), so a race costs at most a duplicate subscribe.
+ * Failures are left to the pass (dep-failed propagation, windows filled elsewhere, repairs).
+ */
+export async function startReadyDependents(
+  pool: Pool,
+  client: Client,
+  drvPath: string,
+  evalWorkflowIds: string[],
+  window: number,
+  settings: StartSettings = {},
+): Promise<void> {
+  const evals = new Map<string, string>();
+  for (const id of evalWorkflowIds) {
+    const evalId = /^eval\/(\d+)$/.exec(id)?.[1];
+    if (evalId) evals.set(evalId, id);
+  }
+  if (evals.size === 0) return;
+  const { rows } = await pool.query<BuildCandidate & { eval_id: string }>(
+    `WITH open AS (
+       SELECT e.eval_id, count(*) AS count
+         FROM evaluation_builds e JOIN build_jobs b ON b.id = e.build_id
+        WHERE e.eval_id = ANY($1::bigint[]) AND e.subscribed_at IS NOT NULL AND b.status IN ('pending', 'building', 'uploading')
+        GROUP BY e.eval_id
+     ), ready AS (
+       SELECT e.eval_id, b.id, b.drv_path, d.name, d.system, d.required_system_features, b.priority, p.name AS project,
+              p.scheduling_shares, coalesce((${overShare('v.project_id')}), false) AS over_share,
+              row_number() OVER (PARTITION BY e.eval_id ORDER BY b.priority DESC, b.id) AS rank
+         FROM derivation_inputs di
+         JOIN build_jobs b ON b.drv_path = di.drv_path
+         JOIN evaluation_builds e ON e.build_id = b.id
+         JOIN evaluations v ON v.id = e.eval_id
+         JOIN projects p ON p.id = v.project_id
+         JOIN derivations d ON d.drv_path = b.drv_path
+        WHERE di.input_drv_path = $2 AND e.eval_id = ANY($1::bigint[]) AND v.status <> 'cancelled'
+          AND e.subscribed_at IS NULL AND b.status IN ('pending', 'building', 'uploading')
+          AND NOT EXISTS (${unfinishedInputs('b.drv_path')})
+     )
+     SELECT r.* FROM ready r LEFT JOIN open o ON o.eval_id = r.eval_id
+      WHERE r.rank <= $3 - coalesce(o.count, 0)
+      ORDER BY r.eval_id, r.rank`,
+    [[...evals.keys()], drvPath, window],
+  );
+  for (const [evalId, evalWorkflowId] of evals) {
+    const ready = rows.filter((row) => String(row.eval_id) === evalId);
+    if (ready.length === 0) continue;
+    await startBuilds(pool, client, { evalId, evalWorkflowId, ...settings, urgentFrom: REBUILD_PRIORITY }, ready);
+  }
+}
+
 /**
  * A build withdrawn or cancelled (another eval went away, someone cancelled it, its workflow gave
  * up on a vanished builder) is wanted again by this unfinished eval: back to pending, and this

@@ -28,7 +28,8 @@ export async function edgeLatencies(pool: Pool, evalId: string): Promise<EdgeLat
   };
 }
 
-function percentile(sorted: number[], p: number): number {
+/** The value at percentile p of a sorted list. */
+export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }

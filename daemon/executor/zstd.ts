@@ -1,9 +1,9 @@
 /**
  * zstd through the `zstd` command (Debian package `zstd`): Node 20 has no zstd in node:zlib.
  * Data streams through the subprocess with backpressure, so memory stays bounded whatever the size.
- * Small inputs (most outputs and logs of a CI run) are compressed in-process with zstd compiled to
- * WebAssembly instead: starting a process from a large Node process costs more than compressing a
- * few hundred kilobytes.
+ * Small inputs (most outputs and logs of a CI run) are compressed and decompressed in-process with
+ * zstd compiled to WebAssembly instead: starting a process from a large Node process costs more
+ * than compressing a few hundred kilobytes.
  */
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
@@ -106,7 +106,62 @@ export async function* zstdCompress(source: AsyncIterable<Uint8Array>, options: 
   yield* filter(peeked.all(), [`-${level}`, `-T${options.threads ?? 0}`], 'compress with zstd');
 }
 
-/** Decompresses a zstd stream; fails on corrupt or truncated input. */
-export function zstdDecompress(source: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
-  return filter(source, ['-d'], 'decompress zstd data');
+/**
+ * Decompresses a zstd stream; fails on corrupt or truncated input. A small stream whose frame
+ * declares a content size within IN_PROCESS_LIMIT (what zstdCompress writes for small inputs) is
+ * decompressed in-process: spawning `zstd` costs tens of milliseconds per object, which the
+ * signer paid for every output it read back. Anything else, or anything the in-process decoder
+ * refuses, goes through `zstd`, which decides; so memory stays bounded whatever a frame claims.
+ */
+export async function* zstdDecompress(source: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
+  // Incompressible data grows a little in zstd: room for that above the limit on what it unpacks to.
+  const peeked = await peek(source, IN_PROCESS_LIMIT + 64 * 1024);
+  if (peeked.ended) {
+    const compressed = Buffer.concat(peeked.head);
+    const declared = declaredContentSize(compressed);
+    if (declared !== undefined && declared <= IN_PROCESS_LIMIT) {
+      wasm ??= Zstd.load();
+      const zstd = await wasm;
+      let output: Uint8Array | undefined;
+      try {
+        output = zstd.decompress(compressed);
+      } catch {
+        // Several frames, a corrupt one, or more bytes than declared: the zstd command says which.
+        zstd.reset();
+      }
+      if (output && output.length === declared) {
+        if (output.length > 0) yield Buffer.from(output);
+        return;
+      }
+    }
+  }
+  yield* filter(peeked.all(), ['-d'], 'decompress zstd data');
+}
+
+const ZSTD_MAGIC = 0xfd2fb528;
+
+/**
+ * The content size a zstd frame header declares (RFC 8878, 3.1.1.1), or undefined when the data
+ * does not start with a frame or the frame does not say.
+ */
+export function declaredContentSize(data: Buffer): number | undefined {
+  if (data.length < 5 || data.readUInt32LE(0) !== ZSTD_MAGIC) return undefined;
+  const descriptor = data[4]!;
+  const sizeFlag = descriptor >> 6;
+  const singleSegment = (descriptor >> 5) & 1;
+  const dictionaryBytes = [0, 1, 2, 4][descriptor & 3]!;
+  const sizeBytes = [singleSegment ? 1 : 0, 2, 4, 8][sizeFlag]!;
+  if (sizeBytes === 0) return undefined;
+  const at = 5 + (singleSegment ? 0 : 1) + dictionaryBytes;
+  if (data.length < at + sizeBytes) return undefined;
+  switch (sizeBytes) {
+    case 1:
+      return data[at]!;
+    case 2:
+      return data.readUInt16LE(at) + 256;
+    case 4:
+      return data.readUInt32LE(at);
+    default:
+      return Number(data.readBigUInt64LE(at));
+  }
 }

@@ -17,7 +17,7 @@ import { hashEquals } from '../../daemon/core/hash.ts';
 import { formatKey, generateKeyPair } from '../../daemon/core/signing.ts';
 import { narStream, openBinaryCache, type BinaryCache } from '../../daemon/executor/cache-client.ts';
 import { ZstdError } from '../../daemon/executor/errors.ts';
-import { IN_PROCESS_LIMIT, zstdCompress, zstdDecompress } from '../../daemon/executor/zstd.ts';
+import { declaredContentSize, IN_PROCESS_LIMIT, zstdCompress, zstdDecompress } from '../../daemon/executor/zstd.ts';
 import { hashStream } from '../../daemon/nar/index.ts';
 import { buildOutputs, NIX_COMMAND, NIX_OPTIONS, runNix, signerOnTestStore, tempDir } from './helpers.ts';
 
@@ -74,6 +74,29 @@ describe('zstd', () => {
       const viaTool = await execa('zstd', ['-d', '-c', join(tmp.dir, `small-${i}.zst`)], { encoding: 'buffer', stripFinalNewline: false });
       assert.deepEqual(Buffer.from(viaTool.stdout as Uint8Array), data, `case ${i} (${data.length} bytes) reads back`);
     }
+  });
+
+  it('decompresses small frames that declare their size in-process, and leaves the rest to the zstd tool', async () => {
+    const cases = [Buffer.alloc(0), Buffer.from('x'), Buffer.from('line\n'.repeat(5000)), randomBytes(IN_PROCESS_LIMIT)];
+    const compressed = await Promise.all(cases.map((data) => collect(zstdCompress(chunked(data, 4096)))));
+    await writeFile(join(tmp.dir, 'by-tool'), cases[2]!);
+    const byTool = Buffer.from((await execa('zstd', ['-c', '-q', join(tmp.dir, 'by-tool')], { encoding: 'buffer' })).stdout as Uint8Array);
+    assert.equal(declaredContentSize(byTool), cases[2]!.length, 'the zstd tool declares the size of a file it compresses');
+    // Two frames: the first declares only its own size, so the in-process decoder refuses and the tool decides.
+    const twoFrames = Buffer.concat([compressed[1]!, compressed[2]!]);
+    const saved = process.env.HARMONIA_CI_ZSTD;
+    process.env.HARMONIA_CI_ZSTD = join(tmp.dir, 'no-such-zstd');
+    try {
+      for (const [i, data] of cases.entries()) {
+        assert.deepEqual(await collect(zstdDecompress(chunked(compressed[i]!, 1000))), data, `case ${i} (${data.length} bytes) without the zstd command`);
+      }
+      assert.deepEqual(await collect(zstdDecompress(chunked(byTool, 1000))), cases[2]);
+      await assert.rejects(collect(zstdDecompress(chunked(twoFrames, 1000))), /not installed/);
+    } finally {
+      if (saved === undefined) delete process.env.HARMONIA_CI_ZSTD;
+      else process.env.HARMONIA_CI_ZSTD = saved;
+    }
+    assert.deepEqual(await collect(zstdDecompress(chunked(twoFrames, 1000))), Buffer.concat([cases[1]!, cases[2]!]));
   });
 
   it('fails clearly on corrupt input and on a missing zstd, and stops the process when the reader stops', async () => {
