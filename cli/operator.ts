@@ -77,7 +77,8 @@ async function remoteServer(options: OperatorOptions, config: ServerConfig): Pro
   return url ? { url, token: credentials.servers[url]?.token } : undefined;
 }
 
-function remoteApi(url: string, token: string | undefined): RemoteApi {
+/** The action routes of the server at `url`, called with `token` (none: anonymously). */
+export function remoteApi(url: string, token: string | undefined): RemoteApi {
   return {
     url,
     async post(path) {

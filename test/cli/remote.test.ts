@@ -15,6 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { PROJECT_ROOT } from '../../lib/tools.ts';
 import { nodeWorkflowId } from '../../workflows/definitions.ts';
 import { whoAmI } from '../../cli/commands/login.ts';
+import { remoteApi } from '../../cli/operator.ts';
 import { OPERATOR, startAccessStack, type AccessStack } from '../api/auth-support.ts';
 
 const CLI = join(PROJECT_ROOT, 'bin', 'harmonia-ci.mjs');
@@ -85,9 +86,6 @@ describe('the command line against a remote server', () => {
   });
 
   it('acts as nobody without a login, and says how to log in', async () => {
-    const other = 'http://127.0.0.1:' + new URL(url).port;
-    const anonymous = await run(['cancel', stack.evals.public, '--server', other], '', { XDG_CONFIG_HOME: join(home, 'empty') });
-    assert.equal(anonymous.code, 1);
-    assert.match(anonymous.stderr, /\(401\): log in .*; run `harmonia-ci login http:\/\/127\.0\.0\.1:\d+`/);
+    await assert.rejects(remoteApi(url, undefined).post(`/api/evals/${stack.evals.public}/cancel`), /\(401\): log in .*; run `harmonia-ci login http:\/\/127\.0\.0\.1:\d+`/);
   });
 });

@@ -81,16 +81,17 @@ describe('logging in and rebuilding in a browser', () => {
     await page.getByRole('link', { name: 'acme/secret' }).click();
     await page.waitForURL(`${base}/ci/projects/acme/secret`);
 
-    // The ref workflow's part: once the signal is there, the build is back in the queue and runs.
-    await page.route(`${base}/ci/builds/${hash}`, async (route) => {
-      const signals = async () => {
-        const history = await stack.temporal.workflow.getHandle(ref).fetchHistory();
-        return (history.events ?? []).flatMap((e) => e.workflowExecutionSignaledEventAttributes?.signalName ?? []);
-      };
-      if (route.request().method() === 'GET' && (await signals()).includes('rebuild')) {
+    // The ref workflow's part: once the press has signalled it, the build is back in the queue and runs.
+    const signals = async () => {
+      const history = await stack.temporal.workflow.getHandle(ref).fetchHistory();
+      return (history.events ?? []).flatMap((e) => e.workflowExecutionSignaledEventAttributes?.signalName ?? []);
+    };
+    await page.route(`${base}/api/builds/${hash}/rebuild`, async (route) => {
+      const response = await route.fetch({ maxRedirects: 0 });
+      if (response.status() === 303 && (await signals()).includes('rebuild')) {
         await stack.database.pool.query(`UPDATE build_jobs SET status = 'building', error = NULL, exit_code = NULL, finished_at = NULL, started_at = now(), updated_at = now() WHERE drv_path = $1`, [drvPath]);
       }
-      await route.continue();
+      await route.fulfill({ response });
     });
     await page.goto(`${base}/ci/builds/${hash}`);
     assert.match((await page.locator('#build-head').textContent()) ?? '', /failed/);
