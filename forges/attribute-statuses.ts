@@ -26,6 +26,8 @@ export interface AttributeFacts {
   buildError: string | null;
   /** Name of the derivation at the root of a dep-failed build. */
   rootCause: string | null;
+  /** For an aggregate: its failed constituents in words (`broken (failed)`), and whether one is still to be built. */
+  aggregate?: { failed: string[]; pending: boolean };
 }
 
 export interface AttributeStatus {
@@ -46,6 +48,11 @@ export function describeAttribute(facts: AttributeFacts): Omit<AttributeStatus, 
   const { drvPath } = facts;
   const say = (state: StatusState, description: string): Omit<AttributeStatus, 'context'> => ({ state, description: truncate(description), drvPath });
   if (facts.evalError !== null) return say('failure', `Evaluation failed: ${firstLine(facts.evalError) || 'see the eval page'}`);
+  // An aggregate whose own build succeeded follows its constituents, as on the eval page.
+  if (facts.aggregate && (facts.buildStatus === null || facts.buildStatus === 'succeeded')) {
+    if (facts.aggregate.failed.length > 0) return say('failure', `Constituents failed: ${facts.aggregate.failed.join(', ')}`);
+    if (facts.aggregate.pending) return undefined;
+  }
   switch (facts.buildStatus) {
     case null:
       return say('success', 'Cached: built before');

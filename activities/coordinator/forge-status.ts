@@ -18,6 +18,7 @@ import type { Forges, RepositoryRef } from '../../forges/types.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { EvalStatus } from '../../workflows/types.ts';
 import { countProgress } from '../../queries/progress.ts';
+import { failingConstituents, jobState, readEvalJobs, type EvalJob } from '../../queries/jobs.ts';
 
 /** Sends an eval's commit statuses; local projects have no forge and get none. */
 export type ForgeStatusReporter = (evalId: string) => Promise<void>;
@@ -60,26 +61,36 @@ interface AttributeRow {
   build_status: string | null;
   build_error: string | null;
   root_cause: string | null;
+  aggregate: boolean;
 }
 
 /** Each attribute of an eval with the state of the build this eval planned for it (none: cached). */
 async function readAttributes(pool: Pool, evalId: string): Promise<AttributeFacts[]> {
   const { rows } = await pool.query<AttributeRow>(
-    `SELECT a.attr, a.drv_path, a.error AS eval_error, b.status AS build_status, b.error AS build_error, rd.name AS root_cause
+    `SELECT a.attr, a.drv_path, a.error AS eval_error, b.status AS build_status, b.error AS build_error, rd.name AS root_cause,
+            a.constituents IS NOT NULL AS aggregate
        FROM eval_attrs a
        LEFT JOIN (build_jobs b JOIN evaluation_builds eb ON eb.build_id = b.id) ON b.drv_path = a.drv_path AND eb.eval_id = a.eval_id
        LEFT JOIN derivations rd ON rd.drv_path = b.dep_failed_drv_path
       WHERE a.eval_id = $1`,
     [evalId],
   );
-  return rows.map((row) => ({
-    attr: row.attr,
-    drvPath: row.drv_path,
-    evalError: row.eval_error,
-    buildStatus: row.build_status,
-    buildError: row.build_error,
-    rootCause: row.root_cause,
-  }));
+  // Aggregates follow their constituents: read the way the eval page reads them.
+  const aggregates = rows.some((row) => row.aggregate)
+    ? new Map((await readEvalJobs(pool, evalId)).filter((job) => job.constituents).map((job) => [job.attr, job]))
+    : new Map<string, EvalJob>();
+  return rows.map((row) => {
+    const job = aggregates.get(row.attr);
+    return {
+      attr: row.attr,
+      drvPath: row.drv_path,
+      evalError: row.eval_error,
+      buildStatus: row.build_status,
+      buildError: row.build_error,
+      rootCause: row.root_cause,
+      ...(job ? { aggregate: { failed: failingConstituents(job), pending: jobState(job) === 'pending' } } : {}),
+    };
+  });
 }
 
 export function createForgeStatusReporter(deps: ForgeStatusDeps): ForgeStatusReporter {

@@ -60,9 +60,10 @@ describe('worker metrics', { timeout: 120_000 }, () => {
     assert.equal(sample(text, 'harmonia_ci_builder_builds_total{status="failed"}'), 1);
     assert.equal(sample(text, 'harmonia_ci_builder_build_seconds_count{status="succeeded"}'), 1);
     assert.ok(sample(text, 'harmonia_ci_builder_staged_bytes_total')! > 0, 'the passing build staged its output');
-    // The SDK's own metrics, from its exporter: the build tasks this process's workers took, the upload of the passing one.
+    // The SDK's own metrics, from its exporter: the build tasks this process's workers took, the
+    // uploads of the passing build's outputs and of the failing build's full log.
     assert.match(text, /^temporal_activity_task_received_total\{activity_type="buildDerivation",.*\} 2$/m, text);
-    assert.match(text, /^temporal_activity_task_received_total\{activity_type="uploadOutputs",.*\} 1$/m);
+    assert.match(text, /^temporal_activity_task_received_total\{activity_type="uploadOutputs",.*\} 2$/m);
     assert.ok(sample(text, 'harmonia_ci_builder_uploads_total')! > 0, 'the passing build uploaded to the cache');
     const checked = await runPromtool(['check', 'metrics'], text);
     assert.equal(checked.exitCode, 0, checked.output);

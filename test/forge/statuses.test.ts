@@ -186,6 +186,27 @@ for (const kind of ['github', 'gitea'] as const) {
       assert.deepEqual(fake.violations, []);
     });
 
+    it('reports a failed-with-output build and an aggregate whose constituent failed as failures', async () => {
+      const sha = 'e5'.repeat(20);
+      const evalId = await createEval(sha, 'failures');
+      await addBuild(evalId, 'agg-report', 'agg-report', 'failed-with-output', { error: 'the build produced output but marked itself failed (1 test failed)' });
+      await addBuild(evalId, 'agg-part', 'agg-part', 'failed', { error: 'boom' });
+      await addBuild(evalId, 'agg-fine', 'agg-fine', 'succeeded');
+      await addBuild(evalId, 'agg-release', 'agg-release', 'succeeded');
+      await addBuild(evalId, 'agg-waiting', 'agg-waiting', 'succeeded');
+      await addBuild(evalId, 'agg-later', 'agg-later', 'building');
+      const constituents = (...names: string[]) => JSON.stringify(names.map((name) => ({ attr: name, drvPath: drv(name) })));
+      await db.pool.query(`UPDATE eval_attrs SET constituents = $2 WHERE eval_id = $1 AND attr = 'agg-release'`, [evalId, constituents('agg-fine', 'agg-part')]);
+      await db.pool.query(`UPDATE eval_attrs SET constituents = $2 WHERE eval_id = $1 AND attr = 'agg-waiting'`, [evalId, constituents('agg-fine', 'agg-later')]);
+      await report(evalId);
+      assert.deepEqual(attrStatuses(sha).sort(), [
+        'agg-part failure: Failed: boom',
+        'agg-release failure: Constituents failed: agg-part (failed)',
+        'agg-report failure: Failed with output: the build produced output but marked itself failed (1 test failed)',
+      ], 'an aggregate waiting for a constituent has no status yet');
+      assert.deepEqual(fake.violations, []);
+    });
+
     it('sends only the summary by default', async () => {
       const sha = 'c3'.repeat(20);
       const evalId = await createEval(sha, 'summary');
