@@ -151,7 +151,10 @@ for (const open of [localBackend, s3Backend]) {
       for await (const chunk of stored!.body) original.push(chunk as Buffer);
       await test.backend.delete([url]);
       await test.backend.put(url, await tamper(Buffer.concat(original)), { contentType: 'application/x-nix-nar' });
-      const result = await substitute(join(tmp.dir, 'victim-store'), [built.dep.path], server.url, trusted);
+      let result = await substitute(join(tmp.dir, 'victim-store'), [built.dep.path], server.url, trusted);
+      // Nix 2.8 now and then fails to open a tiny zstd NAR before its body arrived (a refusal too,
+      // but not the one under test): ask once more.
+      if (/Truncated zstd input/.test(result.stderr)) result = await substitute(join(tmp.dir, 'victim-store'), [built.dep.path], server.url, trusted);
       assert.equal(result.ok, false);
       assert.match(result.stderr, /hash mismatch/);
     });
