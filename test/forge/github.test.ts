@@ -6,12 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { copyFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { waitForEvalWorkflow, type Pipeline } from '../pipeline/harness.ts';
 import type { FakeForge } from './fake-forge.ts';
 import {
-  adaptRepository, commitJobs, eventually, githubExample, githubSignature, lastStatus as lastStatusOn, maintainerHeaders, setRef, startGitHubStack, type GitHubStack, type TestRepository,
+  adaptRepository, commitFlake, commitJobs, eventually, githubExample, githubSignature, lastStatus as lastStatusOn, maintainerHeaders, setRef, startGitHubStack, SYSTEM, type GitHubStack, type TestRepository,
 } from './support.ts';
 
 describe('GitHub: webhooks to commit statuses', () => {
@@ -112,6 +114,40 @@ describe('GitHub: webhooks to commit statuses', () => {
     assert.deepEqual(lastStatus(commit.sha, 'harmonia-ci/nix-build'), {
       sha: commit.sha, state: 'success', context: 'harmonia-ci/nix-build', description: '2/2 built', target_url: `http://ci.example.org/ci/evals/${evalId}`,
     });
+  });
+
+  it('runs a Hydra-style jobset from a push: aggregates, failed-with-output, limits and errors as per-attribute statuses', async () => {
+    // The jobset of the `run --json` tests (test/cli/hydra-jobsets.test.ts), this time from a push.
+    await copyFile(new URL('../cli/fixtures/hydra-jobset.nix', import.meta.url), join(repo.dir, 'jobset.nix'));
+    await writeFile(join(repo.dir, '.harmonia-ci.toml'), `attrs = ["ciJobs.${SYSTEM}"]\nstatuses = "failures"\n`);
+    const commit = await commitFlake(repo.dir, `import ./jobset.nix { nonce = "${randomUUID()}"; system = "${SYSTEM}"; }`);
+    try {
+      assert.equal((await deliver('push', await pushPayload(commit.sha, commit.tree))).statusCode, 202);
+      const evalId = await finished(commit.sha, main);
+      assert.equal(lastStatus(commit.sha, 'harmonia-ci/nix-build')?.state, 'failure');
+      const perAttribute = new Map(
+        fake.statuses
+          .filter((s) => s.sha === commit.sha && s.context.startsWith('harmonia-ci/nix-build/'))
+          .map((s) => [s.context.slice(`harmonia-ci/nix-build/ciJobs.${SYSTEM}.`.length), s]),
+      );
+      const failing = ['broken', 'report', 'release-broken', 'slow', 'quiet', 'content-addressed', 'release-missing', 'cycle-a', 'cycle-b'];
+      assert.deepEqual([...perAttribute.keys()].sort(), [...failing].sort(), 'under `failures`, the failed attributes alone');
+      for (const status of perAttribute.values()) assert.equal(status.state, 'failure', JSON.stringify(status));
+      assert.match(perAttribute.get('report')!.description, /^Failed with output: /);
+      assert.match(perAttribute.get('release-broken')!.description, /^Constituents failed: .*broken \(failed\)/);
+      assert.match(perAttribute.get('slow')!.description, /^Timed out/);
+      assert.match(perAttribute.get('release-missing')!.description, /^Evaluation failed: .*no\.such\.job/);
+      assert.match(perAttribute.get('broken')!.target_url ?? '', /\/ci\/builds\/[0-9a-z]{32}$/);
+      const { rows } = await pipeline.db.pool.query<{ attr: string; status: string }>(
+        `SELECT a.attr, b.status FROM eval_attrs a JOIN build_jobs b ON b.drv_path = a.drv_path WHERE a.eval_id = $1 AND a.attr LIKE '%uses-report'`,
+        [evalId],
+      );
+      assert.deepEqual(rows.map((r) => r.status), ['succeeded'], 'a dependent of a failed-with-output build still builds');
+    } finally {
+      // The later cases push plain jobs again.
+      await rm(join(repo.dir, 'jobset.nix'));
+      await writeFile(join(repo.dir, '.harmonia-ci.toml'), 'attrs = ["ciJobs"]\n');
+    }
   });
 
   it('builds a pull request of a collaborator, and one of an outsider only after a collaborator\'s /ci run', async () => {
