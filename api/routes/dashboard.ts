@@ -140,7 +140,8 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardRo
       const attr = request.params['*'];
       const overview = /^\d{1,18}$/.test(id) ? await readEvalOverview(app.db, id) : undefined;
       if (!overview || !(await app.access.visibility(request)).project(overview.project)) return notFound(reply, `eval ${id}`, temporalUi);
-      const job = (await readEvalJobs(app.db, id, { attr })).find((j) => j.attr === attr);
+      // PostgreSQL text holds no NUL: such a name is no job.
+      const job = attr.includes('\0') ? undefined : (await readEvalJobs(app.db, id, { attr })).find((j) => j.attr === attr);
       if (!job) return notFound(reply, `job ${attr} of eval ${id}`, temporalUi);
       const body = renderJobBody(overview, job);
       return sendPage(reply, { title: `${attr} · eval #${id} · harmonia-ci`, body, temporalUi, account: accountView(request, reply, config) });

@@ -267,6 +267,7 @@ describe('dashboard pages', () => {
         assert.equal(response.statusCode, 404, url);
       }
     }
+    assert.equal((await get(`/ci/evals/${first.eval.id}/jobs/%00`)).statusCode, 404, 'a NUL in a per-eval job name');
     for (const url of ['/ci/projects/no/such/jobs/base', '/api/projects/no/such/jobs/base']) assert.equal((await get(url)).statusCode, 404, url);
   });
 
