@@ -24,7 +24,7 @@ import { webhookRoutes } from './routes/webhook.ts';
 import { landingRoutes } from './routes/landing.ts';
 import { dashboardRoutes } from './routes/dashboard.ts';
 import { opsRoutes } from './routes/ops.ts';
-import { productRoutes } from './routes/products.ts';
+import { outputNarRoutes, productRoutes } from './routes/products.ts';
 import { deliveryRoutes } from './routes/deliveries.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { createApiMetrics } from './plugins/metrics.ts';
@@ -101,7 +101,10 @@ export function buildApp({ config, log, deps = {}, temporalUiUrl }: BuildAppOpti
     const backend = deps.cacheStorage;
     app.register(async (scope) => cacheRoutes(scope, { backend, metrics: metrics.cache, guard: cacheGuard(app, { hideOutputs: config.auth.hidePrivateOutputs }) }));
   }
-  if (deps.cacheStorage) app.register(productRoutes, { backend: deps.cacheStorage });
+  if (deps.cacheStorage) {
+    app.register(productRoutes, { backend: deps.cacheStorage });
+    app.register(outputNarRoutes, { backend: deps.cacheStorage });
+  }
   app.register(opsRoutes);
   app.register(deliveryRoutes);
   app.register(deliveriesPlugin, { forges });

@@ -30,3 +30,4 @@ export * from './nodes.ts';
 export * from './progress.ts';
 export * from './projects.ts';
 export * from './repositories.ts';
+export * from './job-history.ts';

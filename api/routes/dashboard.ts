@@ -18,8 +18,10 @@ import {
   readEvalJobs,
   readEvalOverview,
   readEvalVersion,
+  readJobHistory,
   readProjectPage,
 } from '../../queries/index.ts';
+import { renderJobHistoryBody } from '../views/job-history.ts';
 import { EventStreams } from '../dashboard/event-stream.ts';
 import { evalFinished } from '../dashboard/state.ts';
 import type { ServerConfig } from '../../config/types.ts';
@@ -138,7 +140,8 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardRo
       const attr = request.params['*'];
       const overview = /^\d{1,18}$/.test(id) ? await readEvalOverview(app.db, id) : undefined;
       if (!overview || !(await app.access.visibility(request)).project(overview.project)) return notFound(reply, `eval ${id}`, temporalUi);
-      const job = (await readEvalJobs(app.db, id, { attr })).find((j) => j.attr === attr);
+      // PostgreSQL text holds no NUL: such a name is no job.
+      const job = attr.includes('\0') ? undefined : (await readEvalJobs(app.db, id, { attr })).find((j) => j.attr === attr);
       if (!job) return notFound(reply, `job ${attr} of eval ${id}`, temporalUi);
       const body = renderJobBody(overview, job);
       return sendPage(reply, { title: `${attr} · eval #${id} · harmonia-ci`, body, temporalUi, account: accountView(request, reply, config) });
@@ -179,6 +182,24 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardRo
     const body = renderProjectsBody((await listProjects(app.db)).filter((p) => visible.project(p.name)));
     return sendPage(reply, { title: 'Projects · harmonia-ci', body, temporalUi, account: accountView(request, reply, config) });
   });
+
+  app.get<{ Params: { owner: string; repo: string; '*': string } }>(
+    '/ci/projects/:owner/:repo/jobs/*',
+    {
+      schema: {
+        // One attribute across the project's evals, newest first: status, duration, commit, build; since when it fails.
+        response: htmlResponse,
+      },
+    },
+    async (request, reply) => {
+      const name = `${request.params.owner}/${request.params.repo}`;
+      const attr = request.params['*'];
+      const history = attr !== '' && (await app.access.visibility(request)).project(name) ? await readJobHistory(app.db, name, attr) : undefined;
+      if (!history) return notFound(reply, `job ${attr} in project ${name}`, temporalUi);
+      const body = renderJobHistoryBody(history);
+      return sendPage(reply, { title: `${attr} · ${name} · harmonia-ci`, body, temporalUi, account: accountView(request, reply, config) });
+    },
+  );
 
   // Project names hold a slash (`owner/repo`): the rest of the path is the name, encoded or not.
   app.get<{ Params: { '*': string }; Querystring: { before?: string } }>(

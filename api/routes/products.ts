@@ -39,6 +39,46 @@ export async function productRoutes(app: FastifyInstance, { backend }: { backend
   });
 }
 
+/** What a narinfo's `Compression:` adds to a NAR's file name, and its media type. */
+const COMPRESSIONS: Record<string, { ext: string; type: string }> = {
+  none: { ext: '', type: 'application/x-nix-nar' },
+  zstd: { ext: '.zst', type: 'application/zstd' },
+  xz: { ext: '.xz', type: 'application/x-xz' },
+  bzip2: { ext: '.bz2', type: 'application/x-bzip2' },
+  br: { ext: '.br', type: 'application/x-brotli' },
+};
+
+/**
+ * `GET /api/builds/<build>/outputs/<output name>.nar`: the output's NAR as the cache stores it, named
+ * `<store path name>.nar[.zst|.xz|…]` after its compression, for `nix-store --restore` after decompressing.
+ */
+export async function outputNarRoutes(app: FastifyInstance, { backend }: { backend: CacheBackend }): Promise<void> {
+  app.get<{ Params: { build: string; file: string } }>('/api/builds/:build/outputs/:file', { exposeHeadRoute: false }, async (request, reply) => {
+    const { build, file } = request.params;
+    if (!file.endsWith('.nar') || file.length === '.nar'.length) throw new BadRequestError(`'${file}': expected <output name>.nar, such as out.nar`);
+    const output = file.slice(0, -'.nar'.length);
+    const drvPath = await resolveBuildKey(app.db, build);
+    if (!drvPath || !(await app.access.derivationVisible(request, drvPath))) throw new NotFoundError(`no build ${build}`);
+    const { rows } = await app.db.query<{ out_path: string | null }>('SELECT out_path FROM derivation_outputs WHERE drv_path = $1 AND output_name = $2', [drvPath, output]);
+    const outPath = rows[0]?.out_path;
+    if (!outPath) throw new NotFoundError(`build ${build} has no output ${output} with a known store path`);
+    const storeName = outPath.slice(outPath.lastIndexOf('/') + 1);
+    const text = await readText(backend, `${storeName.slice(0, 32)}.narinfo`).catch(() => undefined);
+    if (text === undefined) throw new NotFoundError(`${outPath} is not in the binary cache (not built yet, or its upload failed)`);
+    const info = parseNarInfo(text);
+    const kind = COMPRESSIONS[info.compression];
+    const object = kind ? await backend.get(info.url) : undefined;
+    if (!kind || !object) throw new NotFoundError(`${outPath} is not in the binary cache (${info.url} is missing or uses an unknown compression ${info.compression})`);
+    return reply
+      .type(kind.type)
+      .header('content-length', object.object.size)
+      .header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(`${storeName}.nar${kind.ext}`)}`)
+      .header('x-nar-compression', info.compression)
+      .header('x-content-type-options', 'nosniff')
+      .send(object.body);
+  });
+}
+
 /** Finds the regular file `inside` the output `storeName` in its cached NAR and streams it. */
 async function sendFromNar(backend: CacheBackend, reply: FastifyReply, storeName: string, inside: string[], rangeHeader: string | undefined): Promise<FastifyReply> {
   const missing = (): never => {

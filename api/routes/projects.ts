@@ -17,7 +17,8 @@ import { listRepositories } from '../../queries/repositories.ts';
 import type { ProjectRepository } from '../../forges/store.ts';
 import type { ForgeKind, Forges } from '../../forges/types.ts';
 import { errorResponses } from '../error-handler.ts';
-import { BadRequestError } from '../errors.ts';
+import { BadRequestError, NotFoundError } from '../errors.ts';
+import { readJobHistory } from '../../queries/job-history.ts';
 
 export interface ProjectRoutesOptions {
   config: ServerConfig;
@@ -50,6 +51,32 @@ const projectSchema = {
     enabled: { type: 'boolean' },
     prTrust: { type: 'string' },
     pollIntervalSeconds: { type: ['integer', 'null'] },
+  },
+} as const;
+
+const historyEntrySchema = {
+  type: 'object',
+  required: ['evalId', 'commit', 'ref', 'evalCreatedAt', 'state', 'drvPath', 'seconds', 'evalError'],
+  properties: {
+    evalId: { type: 'string' },
+    commit: { type: 'string' },
+    ref: { type: 'string' },
+    evalCreatedAt: { type: 'string' },
+    state: { type: 'string' },
+    drvPath: { type: ['string', 'null'] },
+    seconds: { type: ['number', 'null'] },
+    evalError: { type: ['string', 'null'] },
+  },
+} as const;
+
+const jobHistorySchema = {
+  type: 'object',
+  required: ['project', 'attr', 'entries', 'failingSince'],
+  properties: {
+    project: { type: 'string' },
+    attr: { type: 'string' },
+    entries: { type: 'array', items: historyEntrySchema },
+    failingSince: { anyOf: [historyEntrySchema, { type: 'null' }] },
   },
 } as const;
 
@@ -88,6 +115,23 @@ export async function projectRoutes(app: FastifyInstance, { config, forges }: Pr
         const [owner = '', name = ''] = r.repository.split('/');
         return visible.repository({ forge: r.forge, owner, name });
       });
+    },
+  );
+
+  app.get<{ Params: { owner: string; repo: string; '*': string } }>(
+    '/api/projects/:owner/:repo/jobs/*',
+    {
+      // One attribute across the project's evals, newest first (at most 50), and the eval since which it fails.
+      schema: {
+        response: { 200: jobHistorySchema, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const name = `${request.params.owner}/${request.params.repo}`;
+      const attr = request.params['*'];
+      const history = attr !== '' && (await app.access.visibility(request)).project(name) ? await readJobHistory(app.db, name, attr) : undefined;
+      if (!history) throw new NotFoundError(`no job ${attr} in project ${name}`);
+      return history;
     },
   );
 

@@ -74,12 +74,15 @@ export function renderBuildHead(page: BuildPage, options: BuildPageOptions): Saf
 }
 
 function renderOutputs(page: BuildPage): SafeHtml {
+  const base = page.drvPath.slice(page.drvPath.lastIndexOf('/') + 1);
+  // The NAR as the cache stores it; there once the output was uploaded (its NAR hash is known).
+  const nar = (name: string): string => `/api/builds/${encodeURIComponent(base.slice(0, 32))}/outputs/${encodeURIComponent(name)}.nar`;
   const rows = page.outputs.map(
     (o) => html`<tr><td class="mono">${o.name}</td><td>${o.path ? storePath(o.path) : html`<span class="muted">not known until built</span>`}</td>
-      <td class="num">${formatBytes(o.narSize)}</td><td class="mono wide-only muted">${o.narHash ?? ''}</td></tr>`,
+      <td class="num">${formatBytes(o.narSize)}</td><td>${o.path && o.narHash ? html`<a href="${nar(o.name)}" download class="nar-link">NAR</a>` : null}</td><td class="mono wide-only muted">${o.narHash ?? ''}</td></tr>`,
   );
   return html`<section class="panel"><h2>Outputs</h2><div class="scroll"><table class="data">
-    <thead><tr><th>Name</th><th>Path</th><th class="num">NAR size</th><th class="wide-only">NAR hash</th></tr></thead>
+    <thead><tr><th>Name</th><th>Path</th><th class="num">NAR size</th><th>Download</th><th class="wide-only">NAR hash</th></tr></thead>
     <tbody>${rows}</tbody></table></div></section>`;
 }
 

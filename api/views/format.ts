@@ -139,6 +139,11 @@ export function projectHref(name: string): string {
   return `/ci/projects/${name.split('/').map(encodeURIComponent).join('/')}`;
 }
 
+/** `/ci/projects/<owner>/<repo>/jobs/<attr>`: one attribute across the project's evals. */
+export function projectJobHref(project: string, attr: string): string {
+  return `${projectHref(project)}/jobs/${encodeURIComponent(attr)}`;
+}
+
 /** The Temporal Web UI page of a workflow, when the UI is known. */
 export function workflowHref(ui: TemporalUi | undefined, workflowId: string): string | undefined {
   if (!ui) return undefined;

@@ -1,7 +1,7 @@
 /** One job's page: an attribute of an eval with its state, what its `meta` says, its build and, for an aggregate, its constituents. */
 import type { EvalJob, EvalOverview } from '../../queries/index.ts';
 import { failingConstituents, jobState } from '../../queries/jobs.ts';
-import { buildHref, evalHref, firstLine, jobHref, projectHref, statePill } from './format.ts';
+import { buildHref, evalHref, firstLine, jobHref, projectHref, projectJobHref, statePill } from './format.ts';
 import { html, type SafeHtml } from './html.ts';
 
 const seconds = (value: number): string => (value >= 60 && value % 60 === 0 ? `${value / 60} min` : `${value} s`);
@@ -22,6 +22,7 @@ export function renderJobBody(ev: EvalOverview, job: EvalJob): SafeHtml {
   <div class="crumbs"><a href="${projectHref(ev.project)}">${ev.project}</a><span>/</span><a href="${evalHref(ev.id)}">eval #${ev.id}</a></div>
   <div class="title"><h2 class="mono">${job.attr}</h2>${statePill(state)}</div>
   ${meta.description ? html`<p class="lead">${meta.description}</p>` : null}
+  <p><a href="${projectJobHref(ev.project, job.attr)}" class="history-link">History across evals</a></p>
   <dl class="facts two">
     <dt>Build</dt><dd>${job.drvPath ? html`<a href="${buildHref(job.drvPath)}" class="mono">${job.drvPath}</a>` : html`<span class="muted">none: the attribute did not evaluate</span>`}</dd>
     <dt>Maintainers</dt><dd>${meta.maintainers?.join(', ') ?? html`<span class="muted">—</span>`}</dd>

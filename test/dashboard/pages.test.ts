@@ -4,8 +4,12 @@
  * tail, escaping of hostile attribute names, errors and logs, pagination and 404s.
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { Readable } from 'node:stream';
 import { join } from 'node:path';
+import { execa } from 'execa';
+import { zstdDecompress } from '../../daemon/executor/zstd.ts';
 import { after, before, describe, it } from 'node:test';
 import type { RunSummary } from '../../cli/run-progress.ts';
 import { listEvalPage } from '../../queries/index.ts';
@@ -132,6 +136,46 @@ describe('dashboard pages', () => {
     assert.match((await get(`/log/${brokenBase}`)).body, /fails on purpose/);
   });
 
+  it('offers each output as its NAR, which restores to the output', async () => {
+    const job = first.jobs.find((j) => j.attr === 'base')!;
+    const out = job.outputs.out!;
+    const href = `/api/builds/${hashOf(job.drvPath!)}/outputs/out.nar`;
+    assert.ok((await get(`/ci/builds/${hashOf(job.drvPath!)}`)).body.includes(`<a href="${href}" download class="nar-link">NAR</a>`), 'the build page links the NAR');
+    const response = await get(href);
+    assert.equal(response.statusCode, 200);
+    const compression = String(response.headers['x-nar-compression']);
+    const name = out.slice(out.lastIndexOf('/') + 1);
+    assert.equal(response.headers['content-disposition'], `attachment; filename*=UTF-8''${encodeURIComponent(`${name}.nar${compression === 'zstd' ? '.zst' : ''}`)}`);
+    assert.equal(response.headers['content-type'], compression === 'zstd' ? 'application/zstd' : 'application/x-nix-nar');
+    const raw = response.rawPayload;
+    const chunks: Buffer[] = [];
+    if (compression === 'zstd') for await (const chunk of zstdDecompress(Readable.from([raw]))) chunks.push(chunk);
+    const nar = compression === 'zstd' ? Buffer.concat(chunks) : raw;
+    assert.ok(nar.equals((await execa('nix-store', ['--dump', out], { encoding: 'buffer' })).stdout as Buffer), 'the NAR is what nix-store --dump gives');
+    const dir = await mkdtemp(join(tmpdir(), 'nar-'));
+    try {
+      await execa('nix-store', ['--restore', join(dir, 'out')], { input: nar });
+      assert.equal(await readFile(join(dir, 'out'), 'utf8'), 'base\n');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    // An output the build does not have, a malformed name, an unknown build: errors naming them.
+    assert.equal((await get(`/api/builds/${hashOf(job.drvPath!)}/outputs/dev.nar`)).statusCode, 404);
+    assert.equal((await get(`/api/builds/${hashOf(job.drvPath!)}/outputs/out`)).statusCode, 400);
+    assert.equal((await get(`/api/builds/${'0'.repeat(32)}/outputs/out.nar`)).statusCode, 404);
+    // A failed build has no NAR to offer.
+    assert.equal((await get(`/api/builds/${hashOf(drvOf(first, 'broken'))}/outputs/out.nar`)).statusCode, 404);
+    // A private project's output is hidden from those who may not read it.
+    const pool = dashboard.pipeline.db.pool;
+    const hide = 'UPDATE repositories SET private = $1 WHERE id = (SELECT repository_id FROM projects WHERE name = $2)';
+    await pool.query(hide, [true, project]);
+    try {
+      assert.equal((await get(href)).statusCode, 404);
+    } finally {
+      await pool.query(hide, [false, project]);
+    }
+  });
+
   it('shows an evaluation failure on the eval page', async () => {
     const page = (await get(`/ci/evals/${failedEval}`)).body;
     assert.match(page, /<h2>Eval #\d+<\/h2><span class="st s-failed">/);
@@ -177,6 +221,69 @@ describe('dashboard pages', () => {
     }
     const stream = await get('/ci/evals/999999/events');
     assert.equal(stream.statusCode, 404);
+  });
+
+  it('shows the history of one attribute across the project\'s evals, since when it fails, and links it from the job page', async () => {
+    const historyHref = `/ci/projects/${project}/jobs/broken`;
+    const jobPage = (await get(`/ci/evals/${first.eval.id}/jobs/broken`)).body;
+    assert.ok(jobPage.includes(`<a href="${historyHref}" class="history-link">`), 'the job page links its history');
+
+    const response = await get(historyHref);
+    assert.equal(response.statusCode, 200);
+    const page = response.body;
+    const rows = [...page.matchAll(/<tr data-state="([a-z-]+)">\s*<td class="nowrap"><a href="\/ci\/evals\/(\d+)">/g)].map((m) => [m[2], m[1]]);
+    assert.deepEqual(rows, [[second.eval.id, 'failed'], [first.eval.id, 'failed']], 'newest first; the eval without the attribute is left out');
+    const commit = (await dashboard.pipeline.db.pool.query<{ c: string }>('SELECT commit_sha AS c FROM evaluations WHERE id = $1', [first.eval.id])).rows[0]!.c;
+    assert.match(page, new RegExp(`failing since <a href="/ci/evals/${first.eval.id}">eval #${first.eval.id}</a> / commit <span class="mono" title="${commit}">${commit.slice(0, 12)}</span>`));
+    assert.ok(page.includes(`<a href="/ci/builds/${hashOf(drvOf(first, 'broken'))}">build</a>`), 'each entry links its build');
+    assert.match(page, /title="refs\/pull\/7\/head">PR #7<\/span>/);
+
+    // A job that succeeds has no failing line; its JSON twin agrees.
+    const base = (await get(`/ci/projects/${project}/jobs/base`)).body;
+    assert.ok(!base.includes('failing since'));
+    assert.match(base, /<tr data-state="cached">[\s\S]*<tr data-state="succeeded">/);
+    const json = (await get(`/api/projects/${project}/jobs/broken`)).json<{ attr: string; entries: Array<{ evalId: string; state: string; commit: string }>; failingSince: { evalId: string } | null }>();
+    assert.equal(json.attr, 'broken');
+    assert.deepEqual(json.entries.map((e) => [e.evalId, e.state]), [[second.eval.id, 'failed'], [first.eval.id, 'failed']]);
+    assert.equal(json.entries[1]!.commit, commit);
+    assert.equal(json.failingSince?.evalId, first.eval.id);
+    assert.equal((await get(`/api/projects/${project}/jobs/base`)).json<{ failingSince: unknown }>().failingSince, null);
+  });
+
+  it('encodes odd attribute names in job history links, and answers 404 for hostile or unknown ones', async () => {
+    const href = `/ci/projects/${project}/jobs/${encodeURIComponent(HOSTILE)}`;
+    const jobPage = (await get(`/ci/evals/${first.eval.id}/jobs/${encodeURIComponent(HOSTILE)}`)).body;
+    assert.ok(jobPage.includes(`href="${href}"`), 'the link encodes the name');
+    const page = await get(href);
+    assert.equal(page.statusCode, 200);
+    assert.ok(!page.body.includes(HOSTILE), 'the name is escaped');
+    assert.ok(page.body.includes('&lt;img src=x onerror=alert(1)&gt;'));
+    // A malformed escape is refused before any route runs: a 400, never a 500.
+    assert.equal((await get(`/ci/projects/${project}/jobs/%zz`)).statusCode, 400);
+    for (const attr of ['no.such.attr', '%00', '..%2F..%2Fetc', encodeURIComponent('a/b?c#d'), '']) {
+      for (const prefix of ['/ci', '/api']) {
+        const url = `${prefix}/projects/${project}/jobs/${attr}`;
+        const response = await get(url);
+        assert.equal(response.statusCode, 404, url);
+      }
+    }
+    assert.equal((await get(`/ci/evals/${first.eval.id}/jobs/%00`)).statusCode, 404, 'a NUL in a per-eval job name');
+    for (const url of ['/ci/projects/no/such/jobs/base', '/api/projects/no/such/jobs/base']) assert.equal((await get(url)).statusCode, 404, url);
+  });
+
+  it('hides the job history of a private project from those who may not read it', async () => {
+    const pool = dashboard.pipeline.db.pool;
+    const repo = `UPDATE repositories SET private = $1 WHERE id = (SELECT repository_id FROM projects WHERE name = $2)`;
+    const updated = await pool.query(repo, [true, project]);
+    assert.equal(updated.rowCount, 1);
+    try {
+      for (const url of [`/ci/projects/${project}/jobs/broken`, `/api/projects/${project}/jobs/broken`, `/ci/projects/${project}`]) {
+        assert.equal((await get(url)).statusCode, 404, url);
+      }
+    } finally {
+      await pool.query(repo, [false, project]);
+    }
+    assert.equal((await get(`/ci/projects/${project}/jobs/broken`)).statusCode, 200);
   });
 
   it('agrees with the JSON twin of the eval', async () => {
