@@ -18,7 +18,7 @@ import { signalPush } from '../../temporal/push.ts';
 import { reEvaluateSignal, refWorkflowId } from '../../workflows/definitions.ts';
 import type { PushEvent } from '../../workflows/types.ts';
 import { CliError } from '../errors.ts';
-import { fullRef, print, signalWorkflow, withOperator, type OperatorOptions, type OpsReads } from '../operator.ts';
+import { fullRef, print, SERVER_OPTION, signalWorkflow, withOperator, type OperatorOptions, type OpsReads } from '../operator.ts';
 
 interface EvalOptions extends OperatorOptions {
   project: string;
@@ -114,9 +114,17 @@ export function registerEval(program: Command): void {
     .argument('<ref>', 'a branch name or full ref')
     .description("evaluate the ref's latest commit again (a fresh eval of the same commit)")
     .option('--config <file>', 'server configuration file (default: $HARMONIA_CI_CONFIG)')
+    .option(...SERVER_OPTION)
     .action((project: string, refArgument: string, options: OperatorOptions) =>
-      withOperator(options, async ({ temporal }) => {
+      withOperator(options, async ({ reads, temporal, remote }) => {
         const ref = fullRef(refArgument);
+        if (remote) {
+          // The API re-evaluates the ref of an eval: its latest one names it.
+          const [latest] = await reads.listEvals({ project, ref, limit: 1 });
+          if (!latest) throw new CliError(`${project} has no eval of ${ref} to repeat (read from ${reads.source}); \`harmonia-ci status\` lists recent evals`);
+          print(await remote.post(`/api/evals/${latest.id}/re-evaluate`));
+          return;
+        }
         await signalWorkflow(await temporal(), refWorkflowId(project, ref), reEvaluateSignal, [], `${project} has no ref ${ref} with an eval to repeat`);
         print(`asked ${refWorkflowId(project, ref)} to evaluate its latest commit again`);
       }),

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PROJECT_ROOT } from '../../lib/tools.ts';
-import { nodeWorkflowId } from '../../workflows/definitions.ts';
+import { nodeWorkflowId, refWorkflowId } from '../../workflows/definitions.ts';
 import { whoAmI } from '../../cli/commands/login.ts';
 import { remoteApi } from '../../cli/operator.ts';
 import { OPERATOR, startAccessStack, type AccessStack } from '../api/auth-support.ts';
@@ -83,6 +83,29 @@ describe('the command line against a remote server', () => {
     assert.match(status.stdout, /acme\/open/);
     assert.match(status.stdout, /acme\/secret/, 'the token says who asks: the operator reads the private project');
     assert.match(status.stdout, new RegExp(`recent actions\\n.*WHO.*\\n.*github:${OPERATOR}\\s+token:\\d+\\s+127\\.0\\.0\\.1\\s+node\\.drain\\s+${node}`));
+  });
+
+  it('re-evaluates a ref through the API, by the latest eval of that ref', async () => {
+    const branch = `remote-${randomUUID().slice(0, 8)}`;
+    await stack.database.pool.query(
+      `INSERT INTO evaluations (project_id, commit_sha, ref, status, finished_at) SELECT id, $1, $2, 'succeeded', now() FROM projects WHERE name = 'acme/open'`,
+      ['c'.repeat(40), `refs/heads/${branch}`],
+    );
+    const ref = refWorkflowId('acme/open', `refs/heads/${branch}`);
+    // Stands in for the ref's workflow: it only has to receive the signal.
+    const handle = await stack.temporal.workflow.start('refWorkflow', { workflowId: ref, taskQueue: `idle-${randomUUID()}`, args: [] });
+    try {
+      const result = await run(['re-evaluate', 'acme/open', branch]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, new RegExp(`asked ${ref.replace(/[/]/g, '\\/')} to evaluate its latest commit again`));
+      const history = await handle.fetchHistory();
+      assert.deepEqual((history.events ?? []).flatMap((e) => e.workflowExecutionSignaledEventAttributes?.signalName ?? []), ['re-evaluate']);
+      const unknown = await run(['re-evaluate', 'acme/open', 'no-such-branch']);
+      assert.equal(unknown.code, 1);
+      assert.match(unknown.stderr, /acme\/open has no eval of refs\/heads\/no-such-branch to repeat/);
+    } finally {
+      await handle.terminate('test over').catch(() => undefined);
+    }
   });
 
   it('acts as nobody without a login, and says how to log in', async () => {
