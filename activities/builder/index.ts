@@ -150,12 +150,12 @@ async function runBuild(
     if (succeeded) outcome.staged = await deps.stage({ drvPath, system: drv.platform, outputs: outcome.outputs });
     else if (full) {
       // Never worth building again for: a log that cannot be staged is only missing from the cache.
-      const log = await deps.stage({ drvPath, system: drv.platform, outputs: [] }).catch((error: unknown) => {
+      const logOnly = await deps.stage({ drvPath, system: drv.platform, outputs: [] }).catch((error: unknown) => {
         context.log.warn(`the log of the failed build ${drvPath} could not be staged: ${(error as Error).message}`);
         staged = false;
         return undefined;
       });
-      if (log?.log) outcome.staged = log;
+      if (logOnly?.log) outcome.staged = logOnly;
       else staged = false;
     }
     if (deps.publish && outcome.staged) {
