@@ -10,6 +10,7 @@ import { Context } from '@temporalio/activity';
 import { execa } from 'execa';
 import { CancelledFailure } from '@temporalio/common';
 import type { Pool } from 'pg';
+import type { Derivation } from '../../daemon/core/derivation.ts';
 import { applyRepoConfig, parseRepoConfig, REPO_CONFIG_FILE } from '../../config/repo.ts';
 import { ConfigError } from '../../config/errors.ts';
 import { evaluateJobs, isEvalJobError, sourceFromArgument } from '../../daemon/eval/index.ts';
@@ -23,7 +24,7 @@ import type { EvaluateOutcome, EvaluatorActivities } from '../types.ts';
 import { publishDerivationClosure, type ClosureDeps } from './closure.ts';
 import { planMissingBuilds, recordPlan, type ValidityCheck } from './plan.ts';
 
-const BATCH = 250;
+const BATCH = 1000;
 /** Fetching a commit to read its `.harmonia-ci.toml` (a large repository over the network). */
 const FETCH_TIMEOUT_MS = 10 * 60_000;
 
@@ -67,15 +68,21 @@ export function createEvaluatorActivities(deps: EvaluatorDeps): EvaluatorActivit
       await deps.pool.query('UPDATE evaluations SET statuses = $2 WHERE id = $1', [evalId, effective.statuses ?? 'summary']);
 
       const jobDrvs = new Set<string>();
+      // The jobs' parsed .drv files, so planning does not read them again.
+      const derivations = new Map<string, Derivation>();
       let batch: EvalJobLine[] = [];
       let seen = 0;
       let otherSystems = 0;
+      // One batch is written while the next fills: the evaluator waits only when both are full.
+      let writing: Promise<void> = Promise.resolve();
       const flush = async (): Promise<void> => {
+        await writing;
         if (batch.length === 0) return;
         const lines = batch;
         batch = [];
-        await insertAttrs(deps.pool, evalId, lines);
-        context.heartbeat({ jobs: seen });
+        writing = insertAttrs(deps.pool, evalId, lines).then(() => context.heartbeat({ jobs: seen }));
+        // Rejections are seen by the next flush, or the last one.
+        writing.catch(() => undefined);
       };
       const heartbeat = setInterval(() => context.heartbeat({ jobs: seen }), 5_000);
       let result;
@@ -91,6 +98,7 @@ export function createEvaluatorActivities(deps: EvaluatorDeps): EvaluatorActivit
           extraEnv,
           ...(restricted ? { restricted, memoryLimitBytes: deps.restrictedMemoryBytes } : {}),
           signal: context.cancellationSignal,
+          derivations,
           onJob: async (line) => {
             if (!isEvalJobError(line) && !servesSystem(effective.systems, line.system)) {
               otherSystems++;
@@ -104,6 +112,7 @@ export function createEvaluatorActivities(deps: EvaluatorDeps): EvaluatorActivit
         });
         await flush();
       } catch (error) {
+        await writing.catch(() => undefined);
         if (error instanceof EvaluationAbortedError) throw new CancelledFailure('evaluation cancelled');
         if (error instanceof EvaluationError) return failed(error.message);
         throw error;
@@ -111,7 +120,9 @@ export function createEvaluatorActivities(deps: EvaluatorDeps): EvaluatorActivit
         clearInterval(heartbeat);
       }
 
-      const plan = await planMissingBuilds(jobDrvs, deps.isValid);
+      // The last batch of attributes is written while the plan is made.
+      const [plan] = await Promise.all([planMissingBuilds(jobDrvs, deps.isValid, derivations), writing]);
+      derivations.clear();
       const client = await deps.pool.connect();
       try {
         await client.query('BEGIN');

@@ -4,7 +4,7 @@
  * Nix's query-missing, the walk stops at derivations whose outputs are present: their inputs are
  * never needed. Runs where the evaluation ran, since it reads the `.drv` files from the local store.
  */
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import type { Pool, PoolClient } from 'pg';
 import { parseDerivation, type Derivation } from '../../daemon/core/derivation.ts';
 import { parseStorePath } from '../../daemon/core/store-path.ts';
@@ -22,16 +22,20 @@ export interface PlanResult {
 
 const CHUNK = 500;
 
-/** Walks the graph breadth-first, one validity query per layer. */
-export async function planMissingBuilds(jobDrvs: Iterable<string>, isValid: ValidityCheck): Promise<PlanResult> {
+/**
+ * Walks the graph breadth-first, one validity query per layer. `known` holds derivations already
+ * parsed (the evaluation's jobs): only the others are read.
+ */
+export async function planMissingBuilds(jobDrvs: Iterable<string>, isValid: ValidityCheck, known?: ReadonlyMap<string, Derivation>): Promise<PlanResult> {
   const derivations = new Map<string, Derivation>();
   const needed = new Set<string>();
   let frontier = [...new Set(jobDrvs)];
   while (frontier.length > 0) {
     for (let i = 0; i < frontier.length; i += CHUNK) {
-      const chunk = frontier.slice(i, i + CHUNK);
-      const parsed = await Promise.all(chunk.map(async (path) => parseDerivation(await readFile(path, 'utf8'))));
-      chunk.forEach((path, index) => derivations.set(path, parsed[index]!));
+      // Synchronous reads, a chunk between yields: a .drv is small, and an async read's trip
+      // through the thread pool costs several times the read itself.
+      for (const path of frontier.slice(i, i + CHUNK)) derivations.set(path, known?.get(path) ?? parseDerivation(readFileSync(path, 'utf8')));
+      await new Promise((resolve) => setImmediate(resolve));
     }
     const outputs = frontier.flatMap((path) => [...derivations.get(path)!.outputs.values()].map((o) => o.path));
     const valid = await isValid(outputs.filter((p) => p !== ''));
@@ -55,16 +59,18 @@ export function derivationName(drvPath: string, drv: Derivation): string {
 /** Writes the plan: layer-1 rows for every derivation read, a build row per needed one, the eval's share. */
 export async function recordPlan(db: Pool | PoolClient, evalId: string, plan: PlanResult, jobDrvs: Set<string>): Promise<void> {
   const all = [...plan.derivations.entries()];
+  // The jobs' own rows were written with their attributes (insertAttrs, with their per-job limits).
+  const inputs = all.filter(([path]) => !jobDrvs.has(path));
   await db.query(
     `INSERT INTO derivations (drv_path, name, system, required_system_features)
      SELECT d.path, d.name, d.system, ARRAY(SELECT json_array_elements_text(d.features::json))
        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS d(path, name, system, features)
      ON CONFLICT (drv_path) DO NOTHING`,
     [
-      all.map(([path]) => path),
-      all.map(([path, drv]) => derivationName(path, drv)),
-      all.map(([, drv]) => drv.platform),
-      all.map(([, drv]) => JSON.stringify(requiredSystemFeatures(drv))),
+      inputs.map(([path]) => path),
+      inputs.map(([path, drv]) => derivationName(path, drv)),
+      inputs.map(([, drv]) => drv.platform),
+      inputs.map(([, drv]) => JSON.stringify(requiredSystemFeatures(drv))),
     ],
   );
   const outputs = all.flatMap(([path, drv]) => [...drv.outputs].map(([name, o]) => [path, name, o.path || null] as const));

@@ -1,9 +1,11 @@
 /**
  * The built-in evaluator, used where nix-eval-jobs is not installed. It runs walk.nix through
- * `nix eval` in two phases: list the job attributes, then instantiate them in parallel chunks.
- * Errors stay per attribute: `throw` and `assert` are caught inside Nix (tryEval); any other
- * error fails its whole subprocess, and the work is split until the failing attribute is
- * alone, so it alone gets an error line.
+ * `nix eval`: one process per worker walks the selected attribute and instantiates its part of
+ * the jobs (a contiguous range of the walk's order, so jobs that share dependencies mostly
+ * share a process, which evaluates them once). Errors stay per attribute: `throw` and `assert`
+ * are caught inside Nix (tryEval); any other error fails its whole subprocess, and its range is
+ * split until the failing attribute is alone, so it alone gets an error line. When even the
+ * walk fails, the tree is walked subtree by subtree and the jobs are instantiated in chunks.
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
@@ -20,25 +22,32 @@ import type { EvalJobLine } from './types.ts';
 
 const WALK_PROGRAM = readFileSync(new URL('./walk.nix', import.meta.url), 'utf8');
 
-/** Most attributes instantiated by one subprocess, and most bytes of attribute paths in its command line. */
+/** Most attributes instantiated by one subprocess given their paths, and most bytes of those paths in its command line. */
 const MAX_CHUNK_ATTRS = 500;
 const MAX_CHUNK_BYTES = 32 * 1024;
+/** Most jobs one subprocess instantiates by range (walking the source itself) unless told otherwise: a bound on its memory. */
+const MAX_RANGE_JOBS = 5000;
 
 const walkResult = z.object({
   root: z.enum(['job', 'attrs', 'skip', 'failed']),
   jobs: z.array(z.object({ path: z.array(z.string()), failed: z.boolean() })),
 });
+const jobResult = z.object({
+  drvPath: z.string(),
+  name: z.string(),
+  meta: z.unknown(),
+  aggregate: z.object({ drvs: z.array(z.string()), names: z.array(z.string()) }).nullable(),
+});
+const partResult = walkResult.extend({ from: z.number().int().nonnegative(), to: z.number().int().nonnegative(), results: z.array(jobResult) });
+const rangeResult = z.object({ paths: z.array(z.array(z.string())), results: z.array(jobResult) });
 const probeResult = z.object({ kind: z.enum(['job', 'attrs', 'skip']), names: z.array(z.string()) });
-const instantiateResult = z.array(
-  z.object({
-    drvPath: z.string(),
-    name: z.string(),
-    meta: z.unknown(),
-    aggregate: z.object({ drvs: z.array(z.string()), names: z.array(z.string()) }).nullable(),
-  }),
-);
+const instantiateResult = z.array(jobResult);
 
-type Request = { op: 'walk' | 'probe'; path: string[] } | { op: 'instantiate'; paths: string[][] };
+type Request =
+  | { op: 'walk' | 'probe'; path: string[] }
+  | { op: 'instantiate'; paths: string[][] }
+  | { op: 'part'; index: number; parts: number; max: number }
+  | { op: 'range'; from: number; to: number };
 
 /** Inputs of the built-in evaluator for one selected attribute. */
 export interface BuiltinEvaluation {
@@ -48,6 +57,8 @@ export interface BuiltinEvaluation {
   select: string[];
   forceRecurse: boolean;
   workers: number;
+  /** Most jobs one process instantiates by range (default MAX_RANGE_JOBS). */
+  maxJobsPerProcess?: number;
   emit: (line: EvalJobLine) => Promise<void>;
 }
 
@@ -59,6 +70,7 @@ const STORE_TRIES = 3;
 export async function evaluateBuiltin(evaluation: BuiltinEvaluation): Promise<void> {
   const { ctx, root, select, forceRecurse, emit } = evaluation;
   const limit = createLimiter(Math.max(1, evaluation.workers));
+  const maxRange = Math.max(1, evaluation.maxJobsPerProcess ?? MAX_RANGE_JOBS);
   const selectLabel = select.length === 0 ? 'the top-level value' : `attribute '${formatAttrPath(select)}'`;
 
   const request = async (req: Request): Promise<NixOutcome> => {
@@ -113,26 +125,72 @@ export async function evaluateBuiltin(evaluation: BuiltinEvaluation): Promise<vo
     for (const job of result.jobs) (job.failed ? failing : jobs).push(job.path);
   };
 
+  const emitResults = async (paths: string[][], results: z.infer<typeof jobResult>[]): Promise<void> => {
+    if (results.length !== paths.length) throw new EvaluationFailedError(`the evaluator returned ${results.length} results for ${paths.length} attributes`, '');
+    for (const [i, path] of paths.entries()) {
+      const result = results[i]!;
+      const meta = normalizeMeta(result.meta);
+      await emit(completeJob([...select, ...path], result.drvPath, result.name, { ...(meta ? { meta } : {}), ...(result.aggregate ? { aggregate: result.aggregate } : {}) }, ctx.derivations));
+    }
+  };
+
   const instantiate = async (paths: string[][]): Promise<void> => {
     const outcome = await request({ op: 'instantiate', paths });
-    if (outcome.ok) {
-      const results = instantiateResult.parse(JSON.parse(outcome.stdout));
-      for (const [i, path] of paths.entries()) {
-        const result = results[i];
-        if (result === undefined) throw new EvaluationFailedError(`the evaluator returned ${results.length} results for ${paths.length} attributes`, '');
-        const meta = normalizeMeta(result.meta);
-        await emit(await completeJob([...select, ...path], result.drvPath, result.name, { ...(meta ? { meta } : {}), ...(result.aggregate ? { aggregate: result.aggregate } : {}) }));
-      }
-      return;
-    }
+    if (outcome.ok) return emitResults(paths, instantiateResult.parse(JSON.parse(outcome.stdout)));
     const [first] = paths;
     if (paths.length === 1 && first !== undefined) return errorLine(first, outcome.message);
     const half = Math.ceil(paths.length / 2);
     await Promise.all([instantiate(paths.slice(0, half)), instantiate(paths.slice(half))]);
   };
 
-  await list([]);
-  await Promise.all([...chunk(jobs, evaluation.workers), ...failing.map((path) => [path])].map(instantiate));
+  /** Jobs `from` to `to` of `good` (the walk's jobs in order), split in halves while a process fails. */
+  const instantiateRange = async (good: string[][], from: number, to: number): Promise<void> => {
+    const outcome = await request({ op: 'range', from, to });
+    if (outcome.ok) {
+      const { paths, results } = rangeResult.parse(JSON.parse(outcome.stdout));
+      if (JSON.stringify(paths) !== JSON.stringify(good.slice(from, to))) throw sourceChanged();
+      return emitResults(paths, results);
+    }
+    if (to - from === 1) return errorLine(good[from]!, outcome.message);
+    const half = from + Math.ceil((to - from) / 2);
+    await Promise.all([instantiateRange(good, from, half), instantiateRange(good, half, to)]);
+  };
+
+  // Fast path: each worker's process walks the whole selection and instantiates its part.
+  const parts = Math.max(1, evaluation.workers);
+  const outcomes = await Promise.all(Array.from({ length: parts }, (_, index) => request({ op: 'part', index, parts, max: maxRange })));
+  const answered = outcomes.flatMap((outcome) => (outcome.ok ? [partResult.parse(JSON.parse(outcome.stdout))] : []));
+  const [walked] = answered;
+  if (walked === undefined || walked.root === 'failed') {
+    // No process could walk the selection: find the jobs subtree by subtree, then instantiate them.
+    await list([]);
+    await Promise.all([...chunk(jobs, evaluation.workers), ...failing.map((path) => [path])].map(instantiate));
+    return;
+  }
+  if (walked.root === 'skip') throw notJobs();
+  if (answered.some((part) => JSON.stringify(part.jobs) !== JSON.stringify(walked.jobs))) throw sourceChanged();
+  const good = walked.jobs.filter((job) => !job.failed).map((job) => job.path);
+  // What the answering processes instantiated; the rest (failed parts, parts beyond the bound) by range.
+  const covered: Array<[number, number]> = [];
+  const work: Promise<void>[] = [];
+  for (const part of answered) {
+    if (part.to < part.from || part.to > good.length) throw sourceChanged();
+    covered.push([part.from, part.to]);
+    work.push(emitResults(good.slice(part.from, part.to), part.results));
+  }
+  covered.sort((a, b) => a[0] - b[0]);
+  let next = 0;
+  for (const [from, to] of [...covered, [good.length, good.length] as [number, number]]) {
+    for (let start = next; start < from; start += maxRange) work.push(instantiateRange(good, start, Math.min(from, start + maxRange)));
+    next = Math.max(next, to);
+  }
+  for (const job of walked.jobs) if (job.failed) work.push(instantiate([job.path]));
+  await Promise.all(work);
+}
+
+/** A plain file is read anew by every process: if it changed meanwhile, their walks disagree. */
+function sourceChanged(): EvaluationFailedError {
+  return new EvaluationFailedError('the source changed while it was being evaluated (its processes found different jobs); evaluate it again', '');
 }
 
 /** Splits the jobs into about two chunks per worker, bounded in count and command-line size. */

@@ -39,6 +39,7 @@ export async function evaluateJobs(options: EvaluateJobsOptions): Promise<Evalua
     signal: controller.signal,
     live: new Set<TreeProcess>(),
     ...(options.memoryLimitBytes === undefined ? {} : { memoryLimitBytes: options.memoryLimitBytes }),
+    ...(options.derivations === undefined ? {} : { derivations: options.derivations }),
   };
   const workers = Math.max(1, options.workers ?? availableParallelism());
   const forceRecurse = options.forceRecurse ?? source.kind === 'flake';
@@ -72,7 +73,7 @@ export async function evaluateJobs(options: EvaluateJobsOptions): Promise<Evalua
     const root = nixEvalJobs === undefined ? await resolveRoot(ctx, source) : undefined;
     for (const select of selections) {
       if (root !== undefined) {
-        await evaluateBuiltin({ ctx, root, select, forceRecurse, workers, emit: emitInOrder });
+        await evaluateBuiltin({ ctx, root, select, forceRecurse, workers, emit: emitInOrder, ...(options.maxJobsPerProcess ? { maxJobsPerProcess: options.maxJobsPerProcess } : {}) });
       } else if (nixEvalJobs !== undefined) {
         const run = { ctx, executable: nixEvalJobs, source, select, forceRecurse, workers, emit: emitInOrder };
         await evaluateWithNixEvalJobs(options.gcRootsDir === undefined ? run : { ...run, gcRootsDir: options.gcRootsDir });

@@ -86,7 +86,7 @@ export async function evaluateWithNixEvalJobs(run: NixEvalJobsRun): Promise<void
         if (line.attrPath.length === 0) rootError = line.error;
         else await emit({ attr: formatAttrPath(attrPath), attrPath, error: line.error });
       } else {
-        await emit(await completeJob(attrPath, line.drvPath, line.name, nixEvalJobsExtras(line)));
+        await emit(completeJob(attrPath, line.drvPath, line.name, nixEvalJobsExtras(line), ctx.derivations));
       }
     }
     const exit = await proc.exited;

@@ -2,6 +2,7 @@
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
+import type { Derivation } from '../core/derivation.ts';
 import { spawnTree } from './process.ts';
 import type { ProcessExit, TreeProcess } from './process.ts';
 
@@ -13,6 +14,8 @@ export interface NixContext {
   signal: AbortSignal;
   /** Subprocesses still running, so a failed evaluation can wait until all are gone. */
   live: Set<TreeProcess>;
+  /** Where completed jobs' parsed \`.drv\` files are kept for the caller (EvaluateJobsOptions.derivations). */
+  derivations?: Map<string, Derivation>;
   /** Address-space limit of every subprocess, in bytes. */
   memoryLimitBytes?: number;
 }

@@ -10,6 +10,7 @@
  * - per-attribute error: one attribute failed to evaluate; the others still count.
  * - whole-eval failure: the source itself could not be evaluated (no jobs at all).
  */
+import type { Derivation } from '../core/derivation.ts';
 
 /** One successfully evaluated job, in nix-eval-jobs' JSON line shape. */
 export interface EvalJob {
@@ -101,6 +102,11 @@ export interface EvaluateJobsOptions {
   timeoutMs?: number;
   /** Parallel evaluation processes. Default: the number of CPUs. */
   workers?: number;
+  /**
+   * Most jobs one process of the built-in evaluator instantiates (default 5,000): a bound on its
+   * memory; more jobs than workers × this take more processes, each walking the source again.
+   */
+  maxJobsPerProcess?: number;
   signal?: AbortSignal;
   /** Called once per line, in order; awaited, so a slow consumer slows the evaluator down. */
   onJob: (line: EvalJobLine) => void | Promise<void>;
@@ -117,6 +123,11 @@ export interface EvaluateJobsOptions {
   /** Directory for nix-eval-jobs' `--gc-roots-dir`. Default: a temporary directory. */
   gcRootsDir?: string;
   evaluator?: EvaluatorChoice;
+  /**
+   * Filled with the parsed \`.drv\` of every job as it is read, for a planner in the same process,
+   * which would otherwise read and parse the same files again.
+   */
+  derivations?: Map<string, Derivation>;
 }
 
 /** What evaluateJobs reports once every line has been delivered. */

@@ -78,8 +78,30 @@ let
     in
     if isDerivation value then { drvPath = value.drvPath; name = value.name; meta = metaOf value; aggregate = aggregateOf value; }
     else throw "attribute '${builtins.concatStringsSep "." (select ++ path)}' is not a derivation";
+  # The walk's jobs without those whose classification threw, numbered in walk order: the
+  # ranges below index this list, so every process that walks the same source agrees on them.
+  walked = walk [ ] selected;
+  good = filter (job: !job.failed) walked;
+  slice = from: to: builtins.genList (i: (builtins.elemAt good (from + i)).path) (to - from);
+  count = builtins.length good;
+
+  # Part `index` of `parts` of the jobs, at most `max` of them: walk and instantiate in one process.
+  part =
+    let
+      from = builtins.div (count * request.index) request.parts;
+      end = builtins.div (count * (request.index + 1)) request.parts;
+      to = if end - from > request.max then from + request.max else end;
+      root = let kind = tryEval (classify [ ] (valueAt [ ])); in if kind.success then kind.value else "failed";
+    in
+    { inherit root from to; jobs = walked; results = if root == "attrs" || root == "job" then map instantiate (slice from to) else [ ]; };
+
+  # Jobs `from` to `to` (exclusive) of the walk, with their paths so the caller can check them.
+  range = let to = if request.to > count then count else request.to; paths = slice request.from to; in
+    { inherit paths; results = map instantiate paths; };
 in
-if request.op == "walk" then
+if request.op == "part" then part
+else if request.op == "range" then range
+else if request.op == "walk" then
   {
     root = let kind = tryEval (classify [ ] (valueAt [ ])); in if kind.success then kind.value else "failed";
     jobs = walk request.path (foldl' step selected request.path);

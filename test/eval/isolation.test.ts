@@ -44,6 +44,39 @@ test('a broken attribute becomes an error line while the others evaluate', async
   }
 });
 
+test('jobs whose derivation fails past tryEval get error lines of their own, however the jobs are split between processes', async () => {
+  // 23 jobs; two break only when instantiated (an error tryEval cannot catch), so the walk works and
+  // the processes holding them fail: their ranges are halved until each broken job is alone.
+  const n = nonce();
+  const names = Array.from({ length: 23 }, (_, i) => `j${String(i).padStart(2, '0')}`);
+  const broken = new Set(['j04', 'j17']);
+  const dir = await tempSource({
+    'jobs.nix': `{
+      shared = ${drvExpr(`shared-${n}`)};
+      ${names.map((name) => `${name} = ${drvExpr(`${name}-${n}`, broken.has(name) ? 'dep = 1 + "x";' : `dep = (import ./jobs.nix).shared;`)};`).join('\n      ')}
+    }`,
+  });
+  try {
+    const file = join(dir, 'jobs.nix');
+    const expected = (await tool('nix-instantiate', [file, ...names.filter((name) => !broken.has(name)).flatMap((name) => ['-A', name])])).trim().split('\n');
+    // Two processes of at most 5 jobs each, then ranges of 5 for the rest; and one process for all.
+    for (const options of [{ workers: 2, maxJobsPerProcess: 5 }, { workers: 1 }]) {
+      const { jobs, errors, lines } = await collect({ source: { kind: 'file', path: file }, ...options });
+      assert.equal(lines.length, 24, `one line per attribute (${JSON.stringify(options)})`);
+      assert.deepEqual([...errors.keys()].sort(), [...broken]);
+      for (const name of broken) assert.match(errors.get(name)?.error ?? '', /cannot add a string to an integer/);
+      assert.deepEqual(
+        names.filter((name) => !broken.has(name)).map((name) => jobs.get(name)?.drvPath),
+        expected,
+        'every other job has the derivation nix-instantiate makes',
+      );
+      assert.ok(jobs.get('j05')?.inputDrvs[jobs.get('shared')?.drvPath ?? ''], 'inputs come from the .drv');
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('a syntax error in a file, or a missing selected attribute, fails the whole evaluation', async () => {
   const dir = await tempSource({ 'broken.nix': '{ a = ; }', 'jobs.nix': `{ a = ${drvExpr(`a-${nonce()}`)}; }` });
   try {

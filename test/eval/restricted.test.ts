@@ -116,7 +116,8 @@ test('a restricted evaluation runs with a private HOME and none of our credentia
     running.catch(() => undefined);
     let pid = '';
     await waitFor('the evaluation process', async () => {
-      const found = (await processesMatching(`slow-${n}`)).filter((line) => line.includes(' eval '));
+      // The evaluating process names the flake (its locked copy of the directory), not the attribute.
+      const found = (await processesMatching(dir)).filter((line) => line.includes(' eval '));
       pid = found[0]?.split(':')[0] ?? '';
       return pid !== '';
     }, 60_000);
