@@ -156,10 +156,23 @@ export async function evaluateBuiltin(evaluation: BuiltinEvaluation): Promise<vo
     await Promise.all([instantiateRange(good, from, half), instantiateRange(good, half, to)]);
   };
 
-  // Fast path: each worker's process walks the whole selection and instantiates its part.
+  // Fast path: each worker's process walks the whole selection and instantiates its part; a part's
+  // jobs are delivered as soon as its process is done, while the others still run.
   const parts = Math.max(1, evaluation.workers);
-  const outcomes = await Promise.all(Array.from({ length: parts }, (_, index) => request({ op: 'part', index, parts, max: maxRange })));
-  const answered = outcomes.flatMap((outcome) => (outcome.ok ? [partResult.parse(JSON.parse(outcome.stdout))] : []));
+  const answered: z.infer<typeof partResult>[] = [];
+  const jobsOf = (part: z.infer<typeof partResult>): string[][] => part.jobs.filter((job) => !job.failed).map((job) => job.path);
+  await Promise.all(
+    Array.from({ length: parts }, async (_, index) => {
+      const outcome = await request({ op: 'part', index, parts, max: maxRange });
+      if (!outcome.ok) return;
+      const part = partResult.parse(JSON.parse(outcome.stdout));
+      answered.push(part);
+      if (part.root !== 'attrs' && part.root !== 'job') return;
+      const own = jobsOf(part);
+      if (part.to < part.from || part.to > own.length) throw sourceChanged();
+      await emitResults(own.slice(part.from, part.to), part.results);
+    }),
+  );
   const [walked] = answered;
   if (walked === undefined || walked.root === 'failed') {
     // No process could walk the selection: find the jobs subtree by subtree, then instantiate them.
@@ -169,16 +182,10 @@ export async function evaluateBuiltin(evaluation: BuiltinEvaluation): Promise<vo
   }
   if (walked.root === 'skip') throw notJobs();
   if (answered.some((part) => JSON.stringify(part.jobs) !== JSON.stringify(walked.jobs))) throw sourceChanged();
-  const good = walked.jobs.filter((job) => !job.failed).map((job) => job.path);
-  // What the answering processes instantiated; the rest (failed parts, parts beyond the bound) by range.
-  const covered: Array<[number, number]> = [];
+  const good = jobsOf(walked);
+  // What the failed parts and the parts beyond the bound left: by range, at most maxRange a process.
+  const covered = answered.map((part): [number, number] => [part.from, part.to]).sort((a, b) => a[0] - b[0]);
   const work: Promise<void>[] = [];
-  for (const part of answered) {
-    if (part.to < part.from || part.to > good.length) throw sourceChanged();
-    covered.push([part.from, part.to]);
-    work.push(emitResults(good.slice(part.from, part.to), part.results));
-  }
-  covered.sort((a, b) => a[0] - b[0]);
   let next = 0;
   for (const [from, to] of [...covered, [good.length, good.length] as [number, number]]) {
     for (let start = next; start < from; start += maxRange) work.push(instantiateRange(good, start, Math.min(from, start + maxRange)));
