@@ -14,6 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
+import pg from 'pg';
+import { connectionConfig } from '../db/pool.ts';
 import { LOCAL_TASKS_PER_SLOT, startLocalWorkers } from '../cli/local-workers.ts';
 import { readRunSummary, startLocalEval, waitForEvalWorkflow } from '../cli/run-progress.ts';
 import { startLocalStack } from '../cli/stack.ts';
@@ -38,6 +40,10 @@ type Part = (typeof PARTS)[number];
 /** Derivations in the chain whose reaction time is measured. */
 const CHAIN_LENGTH = 30;
 
+/** Where the pipeline keeps its state in a run: the embedded default, or a PostgreSQL server. */
+const DATABASES = ['embedded', 'native'] as const;
+type DatabaseKind = (typeof DATABASES)[number];
+
 export async function run(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
@@ -45,6 +51,7 @@ export async function run(args: string[]): Promise<void> {
       layers: { type: 'string', default: '10' },
       width: { type: 'string', default: '100' },
       only: { type: 'string', default: PARTS.join(',') },
+      databases: { type: 'string', default: DATABASES.join(',') },
     },
   });
   const shape = { layers: Number(values.layers), width: Number(values.width) };
@@ -52,11 +59,71 @@ export async function run(args: string[]): Promise<void> {
   for (const part of parts) {
     if (!PARTS.includes(part as Part)) throw new Error(`unknown part '${part}' in --only: choose from ${PARTS.join(', ')}`);
   }
+  const databases = values.databases.split(',').map((kind) => kind.trim());
+  for (const kind of databases) {
+    if (!DATABASES.includes(kind as DatabaseKind)) throw new Error(`unknown database '${kind}' in --databases: choose from ${DATABASES.join(', ')}`);
+  }
+  const goals: Goal[] = [];
+  for (const kind of databases as DatabaseKind[]) {
+    if (kind === 'embedded') {
+      say('— on the embedded PostgreSQL (PGlite), the default —');
+      goals.push(...(await runOnDatabase(shape, parts, 'embedded', {})));
+      continue;
+    }
+    const server = process.env.HARMONIA_BENCH_POSTGRES_URL || process.env.DATABASE_URL || NATIVE_DEFAULT_URL;
+    const database = await createBenchDatabase(server);
+    if (database === undefined) {
+      say(`— native PostgreSQL: none reachable at ${server} (set HARMONIA_BENCH_POSTGRES_URL), skipped —`);
+      continue;
+    }
+    say(`— on native PostgreSQL (${database.url}) —`);
+    try {
+      goals.push(...(await runOnDatabase(shape, parts, 'native', { HARMONIA_CI_DATABASE_URL: database.url })));
+    } finally {
+      await database.drop();
+    }
+  }
+  say('goals:');
+  for (const goal of goals) say(`  ${describeGoal(goal)}`);
+}
+
+const NATIVE_DEFAULT_URL = 'postgresql://127.0.0.1:5432/postgres';
+
+/** A new database on the server at `serverUrl` for one run, or undefined when the server cannot be reached. */
+async function createBenchDatabase(serverUrl: string): Promise<{ url: string; drop(): Promise<void> } | undefined> {
+  const name = `harmonia_bench_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+  const admin = new pg.Client(connectionConfig(serverUrl));
+  try {
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${name}`);
+  } catch {
+    await admin.end().catch(() => undefined);
+    return undefined;
+  }
+  await admin.end();
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const client = new pg.Client(connectionConfig(serverUrl));
+      await client.connect();
+      try {
+        await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
+
+/** The chosen parts on a stack whose database is `kind`; the goals, each named with the database. */
+async function runOnDatabase(shape: DagShape, parts: Set<string>, kind: DatabaseKind, env: Record<string, string>): Promise<Goal[]> {
   const total = shape.layers * shape.width;
   const dir = await mkdtemp(join(tmpdir(), 'harmonia-bench-dag-'));
   const log = createLogger({ level: 'error' });
   await routeTemporalLogs(log);
-  const config = await loadServerConfig({ env: { ...process.env, HARMONIA_CI_STATE_DIR: join(dir, 'state') } });
+  const config = await loadServerConfig({ env: { ...process.env, ...env, HARMONIA_CI_STATE_DIR: join(dir, 'state') } });
   say(`dag: ${shape.layers} layers × ${shape.width} = ${total} derivations, state in ${dir}`);
   const stack = await startLocalStack({ config, log, ui: false, temporalPort: 0, report: (line) => say(`  ${line}`) });
   const workers = await startLocalWorkers({ stack, config, log });
@@ -149,8 +216,7 @@ export async function run(args: string[]): Promise<void> {
       goals.push({ name: 'idle pipeline: dependency finished → dependent started, p50', measured: percentile(latencies.started, 50), goal: 80, unit: ' ms' });
       goals.push({ name: `idle pipeline: chain of ${CHAIN_LENGTH}`, measured: chain.ms, goal: 3000, unit: ' ms' });
     }
-    say('goals:');
-    for (const goal of goals) say(`  ${describeGoal(goal)}`);
+    return goals.map((goal) => ({ ...goal, name: `${goal.name} [${kind}]` }));
   } finally {
     await workers.stop();
     await stack.stop();

@@ -43,6 +43,11 @@ const CLOSURE_ROUNDS = 3;
 const DEPLOYMENTS_PLANNED = 'deployments-planned';
 /** Runs recorded before a finished eval started its eval-finished and build-failed notifications. */
 const NOTIFICATIONS_STARTED = 'notifications-started';
+/**
+ * Runs recorded before the "evaluating" status was sent beside the evaluation; before, the
+ * evaluation waited for it (a task round trip on the way from a push to its first build).
+ */
+const START_REPORT_BESIDE = 'start-report-beside';
 /** Commit statuses are refreshed at most this often while builds run (forges rate-limit them). */
 const REPORT_INTERVAL_MS = 15_000;
 
@@ -90,8 +95,11 @@ export async function evalWorkflow(input: EvalWorkflowInput): Promise<EvalProgre
   try {
     return await main.run(async () => {
       if (input.mode === 'evaluate') {
-        const ok = await evaluate(input);
+        const starting = new StatusReporter(input.evalId);
+        const ok = await evaluate(input, starting);
         if (!ok) return emptyProgress();
+        // Usually long done: the evaluation takes longer than the report.
+        await starting.flush();
       }
 
       // Reports run beside the loop: a forge outage delays statuses, never builds.
@@ -162,7 +170,7 @@ class StatusReporter {
   }
 }
 
-async function evaluate(input: EvalWorkflowInput): Promise<boolean> {
+async function evaluate(input: EvalWorkflowInput, reporter: StatusReporter): Promise<boolean> {
   const evaluator = proxyActivities<EvaluatorActivities>({
     taskQueue: EVAL_QUEUE,
     // The evaluator enforces the eval timeout itself; this only bounds a lost evaluator.
@@ -172,7 +180,9 @@ async function evaluate(input: EvalWorkflowInput): Promise<boolean> {
   });
   setCurrentDetails(`evaluating ${input.source.url}${input.sha ? ` at ${input.sha.slice(0, 12)}` : ''}`);
   await control.setEvalStatus(input.evalId, 'running');
-  await reports.reportEvalStatus(input.evalId);
+  const beside = patched(START_REPORT_BESIDE);
+  if (beside) reporter.update('evaluating', true);
+  else await reports.reportEvalStatus(input.evalId);
   let outcome: EvaluateOutcome;
   for (let round = 1; ; round++) {
     try {
@@ -194,7 +204,13 @@ async function evaluate(input: EvalWorkflowInput): Promise<boolean> {
   }
   if (!outcome.ok) {
     await control.setEvalStatus(input.evalId, 'failed', outcome.error);
-    await reports.reportEvalStatus(input.evalId);
+    if (beside) {
+      // After the "evaluating" report, never beside it: the forge keeps the last status it got.
+      reporter.update('evaluation failed', true);
+      await reporter.flush();
+    } else {
+      await reports.reportEvalStatus(input.evalId);
+    }
     if (patched(NOTIFICATIONS_STARTED)) await notifications.notifyEvalFinished(input.evalId);
     setWorkflowSearchAttributes({ status: 'failed' });
     setCurrentDetails(`evaluation failed: ${outcome.error ?? 'unknown error'}`);
