@@ -1,9 +1,9 @@
 /**
  * Starting build workflows for the scheduler (scheduler.ts decides which): one per derivation
- * across all evals, by signal-with-start, so an eval that needs a build another eval started
- * subscribes to it instead of starting a second one.
+ * across all evals, started or, when it runs already, subscribed to, so an eval that needs a
+ * build another eval started subscribes to it instead of starting a second one.
  */
-import type { Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Pool } from 'pg';
 import type { buildWorkflow } from '../../workflows/build.ts';
 import { buildWorkflowId, COORDINATOR_QUEUE, subscribeSignal } from '../../workflows/definitions.ts';
@@ -69,27 +69,24 @@ export async function startBuilds(pool: Pool, client: Client, options: StartOpti
   const worker = async (): Promise<void> => {
     for (let next = queue.shift(); next; next = queue.shift()) {
       const workflowId = buildWorkflowId(next.drv_path);
-      await client.workflow.signalWithStart<typeof buildWorkflow, [string]>('buildWorkflow', {
-        workflowId,
-        taskQueue: COORDINATOR_QUEUE,
-        args: [
-          {
-            drvPath: next.drv_path,
-            drvName: next.name,
-            system: next.system,
-            requiredSystemFeatures: next.required_system_features,
-            subscribers: [evalWorkflowId],
-            ...(heartbeatTimeoutMs ? { heartbeatTimeoutMs } : {}),
-            ...(maxAttempts ? { maxAttempts } : {}),
-            ...(publishDeadlineMs ? { publishDeadlineMs } : {}),
-            // Fairness keys are at most 64 bytes.
-            fairness: { key: Buffer.from(next.project).subarray(0, 64).toString(), weight: fairnessWeight(next.scheduling_shares) },
-            ...(next.priority >= options.urgentFrom ? { urgent: true } : {}),
-            ...(next.over_share ? { overShare: true } : {}),
-          },
-        ],
-        signal: subscribeSignal,
-        signalArgs: [evalWorkflowId],
+      const args: Parameters<typeof buildWorkflow> = [
+        {
+          drvPath: next.drv_path,
+          drvName: next.name,
+          system: next.system,
+          requiredSystemFeatures: next.required_system_features,
+          subscribers: [evalWorkflowId],
+          ...(heartbeatTimeoutMs ? { heartbeatTimeoutMs } : {}),
+          ...(maxAttempts ? { maxAttempts } : {}),
+          ...(publishDeadlineMs ? { publishDeadlineMs } : {}),
+          // Fairness keys are at most 64 bytes.
+          fairness: { key: Buffer.from(next.project).subarray(0, 64).toString(), weight: fairnessWeight(next.scheduling_shares) },
+          ...(next.priority >= options.urgentFrom ? { urgent: true } : {}),
+          ...(next.over_share ? { overShare: true } : {}),
+        },
+      ];
+      await startOrSubscribe(client, workflowId, evalWorkflowId, {
+        args,
         typedSearchAttributes: searchAttributePairs({ drvName: next.name, system: next.system, status: 'pending' }) as never,
         staticSummary: `build ${next.name} (${next.system})`,
       });
@@ -111,6 +108,39 @@ export async function startBuilds(pool: Pool, client: Client, options: StartOpti
           WHERE b.id = u.id AND b.workflow_id IS NULL`,
         [evalId, ids, started.map((s) => s.workflowId)],
       );
+    }
+  }
+}
+
+/** Tries of start-or-subscribe: a build workflow that ends between the two calls is started again. */
+const START_TRIES = 3;
+
+/**
+ * Starts the build's workflow with the eval as its first subscriber, or, when it runs already,
+ * subscribes the eval to it. A start (unlike signal-with-start) may be eager: when this process
+ * also runs a coordinator worker on the same connection, the server hands the workflow's first
+ * task straight back to it instead of through the task queue, which takes a task round trip off
+ * the way from one build to the next.
+ */
+async function startOrSubscribe(
+  client: Client,
+  workflowId: string,
+  evalWorkflowId: string,
+  options: { args: Parameters<typeof buildWorkflow>; typedSearchAttributes: never; staticSummary: string },
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await client.workflow.start<typeof buildWorkflow>('buildWorkflow', { ...options, workflowId, taskQueue: COORDINATOR_QUEUE, requestEagerStart: true });
+      return;
+    } catch (error) {
+      if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+    }
+    try {
+      await client.workflow.getHandle(workflowId).signal(subscribeSignal, evalWorkflowId);
+      return;
+    } catch (error) {
+      // It ended meanwhile: a new run is started, as signal-with-start would have.
+      if (!(error instanceof WorkflowNotFoundError) || attempt >= START_TRIES) throw error;
     }
   }
 }

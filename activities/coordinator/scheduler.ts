@@ -26,7 +26,7 @@
  *    names as root cause a build that failed on its own.
  * 4. Every result reaches each subscribed eval: by signal (`announceBuildResult`), and in any
  *    case from PostgreSQL on the eval's next pass, at most its poll interval later.
- * 5. One build workflow per derivation across all evals (signal-with-start, `startBuilds`).
+ * 5. One build workflow per derivation across all evals (started or subscribed to, `startBuilds`).
  */
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
@@ -142,7 +142,7 @@ export interface StartSettings {
  * succeeded, at most `window` open), without waiting for the eval's workflow to be told and run
  * its pass: that saves a workflow task and a whole pass on the way from one build to the next.
  * The eval's pass still follows (the build's signal wakes it) and finds these started; a build
- * both start is one workflow (signal-with-start), so a race costs at most a duplicate subscribe.
+ * both start is one workflow (start, or subscribe when it runs), so a race costs at most a duplicate subscribe.
  * Failures are left to the pass (dep-failed propagation, windows filled elsewhere, repairs).
  */
 export async function startReadyDependents(
