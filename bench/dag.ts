@@ -9,7 +9,7 @@
  * time by program shows where the cores went.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,8 +34,8 @@ import { dagExpression, type DagShape } from './dag/generate.ts';
 const say = (line: string): void => void process.stdout.write(`${line}\n`);
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
 
-/** What the benchmark can measure, each on its own with `--only`: fresh (with nix-build and the floor), cached, chain. */
-const PARTS = ['fresh', 'cached', 'chain'] as const;
+/** What the benchmark can measure, each on its own with `--only`: fresh (with nix-build and the floor), cached, chain, push (the example). */
+const PARTS = ['fresh', 'cached', 'chain', 'push'] as const;
 type Part = (typeof PARTS)[number];
 
 /** Derivations in the chain whose reaction time is measured. */
@@ -211,6 +211,24 @@ async function runOnDatabase(shape: DagShape, parts: Set<string>, kind: Database
       say(`harmonia-ci (same DAG, all cached) ${seconds(cached.ms)}  ${await describePhases(pool, cached.evalId)}`);
       const cachedGoalMs = total <= 1000 ? 800 : total <= 10_000 ? 3000 : Number.NaN;
       goals.push({ name: `fully cached ${total}-derivation DAG`, measured: cached.ms, goal: cachedGoalMs, unit: ' ms' });
+    }
+
+    if (parts.has('push')) {
+      // The bundled example with derivations of its own (a nonce), so its builds are new.
+      const example = await readFile(new URL('../examples/jobs.nix', import.meta.url), 'utf8');
+      const path = join(dir, 'example.nix');
+      await writeFile(path, example.replace('inherit name system;', `inherit name system; benchNonce = "${randomUUID()}";`));
+      const pushedAt = Date.now();
+      const { evalId } = await startLocalEval({ client: stack.client, pool, path });
+      await waitForEvalWorkflow(stack.client, pool, evalId);
+      const { rows } = await pool.query<{ first: Date | null }>(
+        'SELECT min(b.started_at) AS first FROM evaluation_builds e JOIN build_jobs b ON b.id = e.build_id WHERE e.eval_id = $1',
+        [evalId],
+      );
+      const first = rows[0]?.first;
+      say(`example (examples/jobs.nix, new derivations): push → first build started ${first ? `${first.getTime() - pushedAt} ms` : 'never'}`);
+      say(`  ${await describePhases(pool, evalId)}`);
+      if (first) goals.push({ name: 'push of the example → first build started', measured: first.getTime() - pushedAt, goal: Number.NaN, unit: ' ms' });
     }
 
     if (parts.has('chain')) {

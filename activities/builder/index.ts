@@ -98,6 +98,7 @@ async function runBuild(
   const full = deps.stagingDir ? new FullLog(buildLogPath(deps.stagingDir, drvPath), deps.staging) : undefined;
   let succeeded = false;
   let staged = false;
+  let logged: Promise<void> | undefined;
   let flushed = 0;
   const flush = async (): Promise<void> => {
     if (log.lines === flushed) return;
@@ -129,7 +130,10 @@ async function runBuild(
       },
     });
     releaseSlot();
-    await deps.logs.finished(drvPath, log);
+    // The final tail is written beside staging and publishing (on the embedded database every
+    // write waits for its one connection), and awaited before the outcome goes back.
+    logged = deps.logs.finished(drvPath, log);
+    logged.catch(() => undefined);
     const outcome: BuildOutcome = { host: deps.host, ...describeOutcome(result, limits) };
     if (outcome.status === 'succeeded') {
       // Hydra's "failed with output": published like a success, reported as a failure.
@@ -168,9 +172,11 @@ async function runBuild(
         else context.log.warn(`publishing ${drvPath} from the builder failed, the build workflow takes over: ${(error as Error).message}`);
       }
     }
+    await logged;
     return outcome;
   } finally {
     clearInterval(timer);
+    await logged?.catch(() => undefined);
     await announced;
     if (!staged) await full?.discard();
   }

@@ -4,6 +4,7 @@
  * build another eval started subscribes to it instead of starting a second one.
  */
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
 import type { Pool } from 'pg';
 import type { buildWorkflow } from '../../workflows/build.ts';
 import { buildWorkflowId, COORDINATOR_QUEUE, subscribeSignal } from '../../workflows/definitions.ts';
@@ -118,9 +119,9 @@ const START_TRIES = 3;
 /**
  * Starts the build's workflow with the eval as its first subscriber, or, when it runs already,
  * subscribes the eval to it. A start (unlike signal-with-start) may be eager: when this process
- * also runs a coordinator worker on the same connection, the server hands the workflow's first
- * task straight back to it instead of through the task queue, which takes a task round trip off
- * the way from one build to the next.
+ * starts it through the native connection of its own coordinator worker (`run`, `dev`), the
+ * server hands the workflow's first task straight back to that worker instead of through the
+ * task queue, which takes a task round trip off the way from one build to the next.
  */
 async function startOrSubscribe(
   client: Client,
@@ -130,7 +131,14 @@ async function startOrSubscribe(
 ): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await client.workflow.start<typeof buildWorkflow>('buildWorkflow', { ...options, workflowId, taskQueue: COORDINATOR_QUEUE, requestEagerStart: true });
+      await client.workflow.start<typeof buildWorkflow>('buildWorkflow', {
+        ...options,
+        workflowId,
+        taskQueue: COORDINATOR_QUEUE,
+        // Only a worker's own (native) connection can take the first task back; through another,
+        // the task would wait out its timeout on the server.
+        requestEagerStart: client.connection instanceof NativeConnection,
+      });
       return;
     } catch (error) {
       if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;

@@ -13,7 +13,7 @@ const figure = (value: number, unit: string): string => `${unit === '×' ? value
 
 /** `✔ name: 612 ms (goal ≤ 800 ms, 0.77 of it)`; a goal this shape has none for is shown as measured only. */
 export function describeGoal({ name, measured, goal, unit }: Goal): string {
-  if (Number.isNaN(goal)) return `· ${name}: ${figure(measured, unit)} (no goal at this size)`;
+  if (Number.isNaN(goal)) return `· ${name}: ${figure(measured, unit)} (measured; no goal set for it)`;
   const mark = measured <= goal ? '✔' : '✘';
   return `${mark} ${name}: ${figure(measured, unit)} (goal ≤ ${figure(goal, unit)}, ${(measured / goal).toFixed(2)} of it)`;
 }
