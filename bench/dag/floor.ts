@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import type { Client } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { Worker, type NativeConnection } from '@temporalio/worker';
 import { MAX_CACHED_WORKFLOWS } from '../../workers/roles.ts';
 import { Semaphore } from '../../lib/semaphore.ts';
@@ -23,8 +23,14 @@ export async function measureTemporalFloor(options: {
   count: number;
   /** Activity slots of the stand-in builder (the real builder's max jobs × tasks per slot). */
   builderSlots: number;
+  /**
+   * Start each workflow eagerly through the workers' own connection, as `run` and `dev` start
+   * build workflows, instead of by signal-with-start: the first task comes back with the start.
+   */
+  eager?: boolean;
 }): Promise<number> {
-  const { client, connection, namespace, count } = options;
+  const { connection, namespace, count } = options;
+  const client = options.eager ? new Client({ connection, namespace }) : options.client;
   const queue = `floor-${randomUUID()}`;
   const workflows = await Worker.create({
     connection,
@@ -49,13 +55,16 @@ export async function measureTemporalFloor(options: {
     const starter = async (): Promise<void> => {
       for (let i = next++; i < count; i = next++) {
         const release = await open.acquire();
-        const handle = await client.workflow.signalWithStart<typeof floorWorkflow, [string]>('floorWorkflow', {
-          workflowId: `${queue}/${i}`,
-          taskQueue: queue,
-          args: [],
-          signal: floorSubscribeSignal,
-          signalArgs: ['bench'],
-        });
+        const workflowId = `${queue}/${i}`;
+        const handle = options.eager
+          ? await client.workflow.start<typeof floorWorkflow>('floorWorkflow', { workflowId, taskQueue: queue, args: [], requestEagerStart: true })
+          : await client.workflow.signalWithStart<typeof floorWorkflow, [string]>('floorWorkflow', {
+              workflowId,
+              taskQueue: queue,
+              args: [],
+              signal: floorSubscribeSignal,
+              signalArgs: ['bench'],
+            });
         results.push(handle.result().finally(release));
       }
     };
