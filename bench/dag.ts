@@ -72,28 +72,27 @@ export async function run(args: string[]): Promise<void> {
     }
     return;
   }
-  const goals: Goal[] = [];
-  for (const kind of databases as DatabaseKind[]) {
-    if (kind === 'embedded') {
-      say('— on the embedded PostgreSQL (PGlite), the default —');
-      goals.push(...(await runOnDatabase(shape, parts, 'embedded', {})));
-      continue;
-    }
+  const kind = databases[0] as DatabaseKind;
+  let goals: Goal[];
+  if (kind === 'embedded') {
+    say('— on the embedded PostgreSQL (PGlite), the default —');
+    goals = await runOnDatabase(shape, parts, 'embedded', {});
+  } else {
     const server = process.env.HARMONIA_BENCH_POSTGRES_URL || process.env.DATABASE_URL || NATIVE_DEFAULT_URL;
     const database = await createBenchDatabase(server);
     if (database === undefined) {
       say(`— native PostgreSQL: none reachable at ${server} (set HARMONIA_BENCH_POSTGRES_URL), skipped —`);
-      continue;
+      return;
     }
     say(`— on native PostgreSQL (${database.url}) —`);
     try {
-      goals.push(...(await runOnDatabase(shape, parts, 'native', { HARMONIA_CI_DATABASE_URL: database.url })));
+      goals = await runOnDatabase(shape, parts, 'native', { HARMONIA_CI_DATABASE_URL: database.url });
     } finally {
       await database.drop();
     }
   }
   if (goals.length === 0) return;
-  say(`goals [${databases.join(', ')}]:`);
+  say(`goals [${kind}]:`);
   for (const goal of goals) say(`  ${describeGoal(goal)}`);
 }
 
@@ -192,7 +191,7 @@ async function runOnDatabase(shape: DagShape, parts: Set<string>, kind: Database
         return ms;
       };
       const floor = await measureFloor(false);
-      // The floor lowered as the pipeline starts its builds (eager start through the worker's connection).
+      // The floor again, started as the pipeline starts its builds (eager, through the worker's connection).
       const eagerFloor = await measureFloor(true);
 
       const startup = await peakMemory();

@@ -114,7 +114,7 @@ function startThread(dataDir: string, initOnly = false): Promise<DatabaseThread>
  * smaller, and a miss costs a read from the page cache. 32 MB takes about 100 MiB off the
  * resident size of every `run` and `dev`.
  */
-export const EMBEDDED_SHARED_BUFFERS = '32MB';
+const EMBEDDED_SHARED_BUFFERS = '32MB';
 
 /** Sets shared_buffers in the cluster's postgresql.conf (the one line initdb wrote), idempotently. */
 async function limitBuffers(dataDir: string): Promise<void> {

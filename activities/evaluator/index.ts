@@ -122,7 +122,6 @@ export function createEvaluatorActivities(deps: EvaluatorDeps): EvaluatorActivit
 
       // The last batch of attributes is written while the plan is made.
       const [plan] = await Promise.all([planMissingBuilds(jobDrvs, deps.isValid, derivations), writing]);
-      derivations.clear();
       const client = await deps.pool.connect();
       try {
         await client.query('BEGIN');

@@ -78,6 +78,9 @@ let
     in
     if isDerivation value then { drvPath = value.drvPath; name = value.name; meta = metaOf value; aggregate = aggregateOf value; }
     else throw "attribute '${builtins.concatStringsSep "." (select ++ path)}' is not a derivation";
+  # What the selected value is, or "failed" when classifying it throws.
+  rootKind = let kind = tryEval (classify [ ] (valueAt [ ])); in if kind.success then kind.value else "failed";
+
   # The walk's jobs without those whose classification threw, numbered in walk order: the
   # ranges below index this list, so every process that walks the same source agrees on them.
   walked = walk [ ] selected;
@@ -91,9 +94,8 @@ let
       from = builtins.div (count * request.index) request.parts;
       end = builtins.div (count * (request.index + 1)) request.parts;
       to = if end - from > request.max then from + request.max else end;
-      root = let kind = tryEval (classify [ ] (valueAt [ ])); in if kind.success then kind.value else "failed";
     in
-    { inherit root from to; jobs = walked; results = if root == "attrs" || root == "job" then map instantiate (slice from to) else [ ]; };
+    { root = rootKind; inherit from to; jobs = walked; results = if rootKind == "attrs" || rootKind == "job" then map instantiate (slice from to) else [ ]; };
 
   # Jobs `from` to `to` (exclusive) of the walk, with their paths so the caller can check them.
   range = let to = if request.to > count then count else request.to; paths = slice request.from to; in
@@ -103,7 +105,7 @@ if request.op == "part" then part
 else if request.op == "range" then range
 else if request.op == "walk" then
   {
-    root = let kind = tryEval (classify [ ] (valueAt [ ])); in if kind.success then kind.value else "failed";
+    root = rootKind;
     jobs = walk request.path (foldl' step selected request.path);
   }
 else if request.op == "probe" then probe request.path
