@@ -169,7 +169,10 @@ describe('pipeline: builder time per project', () => {
     const sharedSeconds = await pool.query<{ seconds: number }>(
       "SELECT extract(epoch FROM finished_at - started_at)::float8 AS seconds FROM build_jobs b JOIN derivations d USING (drv_path) WHERE d.name = 'shared'",
     );
-    assert.ok(sharedSeconds.rows[0]!.seconds >= 2, 'the shared build took its two seconds');
+    // Its start is written when the builder's announcement reaches the coordinator and its end
+    // after publishing, so under load the recorded time can fall a little short of the sleep.
+    const sharedTime = sharedSeconds.rows[0]!.seconds;
+    assert.ok(sharedTime > 1, `the shared build's recorded time (${sharedTime} s) covers most of its two-second sleep`);
     for (const project of [heavyProject, lightProject]) {
       const want = expected.find((row) => row.project === project)!.seconds;
       const got = used.find((row) => row.project === project)!.seconds;
