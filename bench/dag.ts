@@ -24,7 +24,7 @@ import { loadServerConfig } from '../config/server.ts';
 import { createLogger, routeTemporalLogs } from '../lib/log.ts';
 import { describeCpu, describeCpuPer, currentMemory, describeMemory, peakMemory, resetPeakMemory, snapshotCpu } from './dag/cpu.ts';
 import { measureTemporalFloor } from './dag/floor.ts';
-import { describeChainSteps, describePhases } from './dag/phases.ts';
+import { describeChainSteps, describeChainTimeline, describePhases } from './dag/phases.ts';
 import { describeGoal, type Goal } from './dag/goals.ts';
 import { describeLatencies, edgeLatencies, percentile } from './dag/latency.ts';
 import { describeHistoryUse, historyUse } from '../temporal/history-use.ts';
@@ -136,7 +136,12 @@ async function runOnDatabase(shape: DagShape, parts: Set<string>, kind: Database
   say(`dag: ${shape.layers} layers × ${shape.width} = ${total} derivations, state in ${dir}`);
   const stack = await startLocalStack({ config, log, ui: false, temporalPort: 0, report: (line) => say(`  ${line}`) });
   const workers = await startLocalWorkers({ stack, config, log });
-  say(`  idle stack (resident now): ${describeMemory(await currentMemory())}`);
+  /** `; PGlite's WebAssembly memory N MiB` on the embedded database. */
+  const wasm = async (): Promise<string> => {
+    const bytes = await stack.database.wasmMemory?.();
+    return bytes === undefined ? '' : `; of it PGlite's WebAssembly memory ${Math.round(bytes / 2 ** 20)} MiB`;
+  };
+  say(`  idle stack (resident now): ${describeMemory(await currentMemory())}${await wasm()}`);
   try {
     /** A file of the DAG's derivations, fresh (never built) through a nonce of its own. */
     const freshDag = async (name: string, dagShape: DagShape): Promise<string> => {
@@ -203,7 +208,7 @@ async function runOnDatabase(shape: DagShape, parts: Set<string>, kind: Database
       say(`  ratio to nix-build: ${(fresh.ms / baseline).toFixed(2)}×; to the Temporal floor: ${(fresh.ms / floor).toFixed(2)}× (${(fresh.ms / eagerFloor).toFixed(2)}× the eager-start floor)`);
       say(`  CPU: ${describeCpu(cpuBefore, cpuAfter)}; per build ${describeCpuPer(cpuBefore, cpuAfter, total)}`);
       const peak = await peakMemory();
-      say(`  peak memory during the pipeline run: ${describeMemory(peak)}; before it (stack start, nix-build, floor): ${describeMemory(startup)}`);
+      say(`  peak memory during the pipeline run: ${describeMemory(peak)}; before it (stack start, nix-build, floor): ${describeMemory(startup)}${await wasm()}`);
       say(`  ${describeLatencies(await edgeLatencies(pool, fresh.evalId))}`);
       say(`  ${await describePhases(pool, fresh.evalId)}`);
       say(`  eval workflow: ${describeHistoryUse(await historyUse(stack.client, evalWorkflowId(fresh.evalId)))}`);
@@ -247,6 +252,7 @@ async function runOnDatabase(shape: DagShape, parts: Set<string>, kind: Database
       say(`chain of ${CHAIN_LENGTH} (one build at a time)     ${seconds(chain.ms)}, nix-build -j2 ${seconds(chainBaselineMs)}`);
       say(`  ${describeLatencies(latencies)}`);
       say(`  ${await describeChainSteps(pool, chain.evalId)}`);
+      say(`  ${await describeChainTimeline(stack.client, pool, chain.evalId)}`);
       say(`  ${await describePhases(pool, chain.evalId)}`);
       goals.push({ name: 'idle pipeline: dependency finished → dependent started, p50', measured: percentile(latencies.started, 50), goal: 80, unit: ' ms' });
       goals.push({ name: `idle pipeline: chain of ${CHAIN_LENGTH}`, measured: chain.ms, goal: 3000, unit: ' ms' });

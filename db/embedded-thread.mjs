@@ -22,6 +22,11 @@ try {
     await server.start();
     parentPort.postMessage({ kind: 'ready', address: server.getServerConn() });
     parentPort.on('message', async (message) => {
+      if (message === 'memory') {
+        // PostgreSQL's WebAssembly memory: it grows to the largest working set and never shrinks.
+        parentPort.postMessage({ kind: 'memory', wasmBytes: db.mod?.HEAPU8?.byteLength ?? 0 });
+        return;
+      }
       if (message !== 'stop') return;
       await server.stop().catch(() => {});
       await db.close().catch(() => {});

@@ -28,6 +28,8 @@ export interface EmbeddedPostgres {
   poolSize: number;
   /** Where the database files live. */
   dataDir: string;
+  /** Bytes of WebAssembly memory PostgreSQL holds now (it only grows, to the largest working set so far). */
+  wasmMemory(): Promise<number>;
   /** Closes the server and the database, and releases the directory. Idempotent. */
   stop(): Promise<void>;
 }
@@ -64,6 +66,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     url,
     poolSize: EMBEDDED_POOL_SIZE,
     dataDir,
+    wasmMemory: () => thread.wasmMemory(),
     stop() {
       stopping ??= (async () => {
         unregister();
@@ -78,10 +81,11 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 interface DatabaseThread {
   /** `host:port` the socket server listens on. */
   address: string;
+  wasmMemory(): Promise<number>;
   stop(): Promise<void>;
 }
 
-type ThreadMessage = { kind: 'ready'; address: string } | { kind: 'failed'; message: string };
+type ThreadMessage = { kind: 'ready'; address: string } | { kind: 'failed'; message: string } | { kind: 'memory'; wasmBytes: number };
 
 /** Starts PGlite and its socket server in a worker thread; resolves once it listens. */
 function startThread(dataDir: string, initOnly = false): Promise<DatabaseThread> {
@@ -97,8 +101,20 @@ function startThread(dataDir: string, initOnly = false): Promise<DatabaseThread>
         reject(new Error(message.message));
         return;
       }
+      if (message.kind !== 'ready') return;
       resolve({
         address: message.address,
+        wasmMemory() {
+          return new Promise((answer) => {
+            const onMessage = (reply: ThreadMessage): void => {
+              if (reply.kind !== 'memory') return;
+              worker.off('message', onMessage);
+              answer(reply.wasmBytes);
+            };
+            worker.on('message', onMessage);
+            worker.postMessage('memory');
+          });
+        },
         async stop() {
           worker.postMessage('stop');
           await exited;

@@ -22,6 +22,8 @@ export interface Database {
   url: string;
   pool: Pool;
   embedded: boolean;
+  /** The embedded database's WebAssembly memory in bytes; undefined for a configured server. */
+  wasmMemory?(): Promise<number>;
   /** What `migrate: true` did; undefined when only checked. */
   migration: MigrateResult | undefined;
   /** Ends the pool, then stops the embedded server if one was started. */
@@ -47,7 +49,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     await close();
     throw error;
   }
-  return { url, pool, embedded: embedded !== undefined, migration, close };
+  return { url, pool, embedded: embedded !== undefined, migration, close, ...(embedded ? { wasmMemory: () => embedded.wasmMemory() } : {}) };
 }
 
 async function probe(pool: Pool, url: string, embedded: boolean, timeoutMs: number): Promise<void> {

@@ -44,8 +44,21 @@ export class AgentStateFile {
     }
   }
 
-  /** Writes `state` so that a crash leaves either the old or the new file, never half of one. */
-  async save(state: AgentState): Promise<void> {
+  /** The write under way, if any: writes go one after the other through one temporary file. */
+  private writing: Promise<void> = Promise.resolve();
+
+  /**
+   * Writes `state` so that a crash leaves either the old or the new file, never half of one.
+   * Saves that overlap (a status request's nonce while a deployment finishes) are written in
+   * turn: two at once would rename one temporary file twice.
+   */
+  save(state: AgentState): Promise<void> {
+    const written = this.writing.then(() => this.write(state));
+    this.writing = written.catch(() => undefined);
+    return written;
+  }
+
+  private async write(state: AgentState): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const trimmed = { ...state, reports: state.reports.slice(-REPORTS_KEPT) };
     const temporary = `${this.file}.tmp`;

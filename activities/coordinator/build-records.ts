@@ -175,6 +175,10 @@ async function recordBatch(pool: Pool, updates: BuildRecord[]): Promise<void> {
               "references" = ARRAY(SELECT json_array_elements_text(o.refs::json)), registered_at = now()
          FROM o
         WHERE d.drv_path = o.drv_path AND d.output_name = o.name AND d.nar_hash IS NULL
+     ), unproduced AS (
+       -- What an earlier run of a build that produced output recorded as its products goes;
+       -- recordProducts inserts this run's, if it has any, in the next statement.
+       DELETE FROM build_products bp USING u WHERE bp.drv_path = u.drv_path AND u.status = ANY($16::text[])
      ), charged AS (
        SELECT p.id, greatest(0, extract(epoch FROM now() - p.started_at))::float8 AS seconds
          FROM u JOIN before p ON p.drv_path = u.drv_path
@@ -209,16 +213,18 @@ async function recordBatch(pool: Pool, updates: BuildRecord[]): Promise<void> {
       outputs.map((o) => o.narSize),
       outputs.map((o) => JSON.stringify(o.references)),
       FINAL_BUILD_STATUSES,
+      OUTPUT_STATUSES,
     ],
   );
 }
 
-/** The products of builds that produced output, replacing what an earlier attempt recorded. */
+/**
+ * The products of builds that produced output, after recordBatch removed what an earlier attempt
+ * recorded: no statement at all for the usual build without products.
+ */
 async function recordProducts(pool: Pool, updates: BuildRecord[]): Promise<void> {
   const built = updates.filter((u) => OUTPUT_STATUSES.includes(u.status));
-  if (built.length === 0) return;
   const rows = built.flatMap((u) => (u.products ?? []).map((p, position) => ({ drvPath: u.drvPath, position, ...p })));
-  await pool.query('DELETE FROM build_products WHERE drv_path = ANY($1::text[])', [built.map((u) => u.drvPath)]);
   if (rows.length === 0) return;
   await pool.query(
     `INSERT INTO build_products (drv_path, position, type, subtype, path, name, default_path, file_size, sha256)
