@@ -27,6 +27,18 @@ function base(ctx: WorkerContext): { connection: NativeConnection; namespace: st
 /** Workflows kept in the worker's cache: bounded so 10,000 open builds do not exhaust memory. */
 export const MAX_CACHED_WORKFLOWS = 600;
 
+/**
+ * How long one workflow activation may run in its sandbox. The SDK's 5 s default is reached by an
+ * eval woken with thousands of build results at once on a busy machine, and when the limit
+ * interrupts an activation Node's async-hook stack is left corrupt and the whole process aborts
+ * ("async hook stack has become corrupted"; test/pipeline/limits.test.ts met it under load). Our
+ * workflows loop only on awaits, so the limit guards against nothing of ours: far above any
+ * activation, it stays as a last resort.
+ */
+export const ISOLATE_EXECUTION_TIMEOUT = '2 minutes';
+/** Read by Worker.create (its defaults are overridden by what is passed), though not in the SDK's public option type. */
+const sandboxLimit = { isolateExecutionTimeout: ISOLATE_EXECUTION_TIMEOUT };
+
 export async function createCoordinatorWorker(ctx: WorkerContext, activities: CoordinatorActivities): Promise<Worker> {
   return Worker.create({
     ...base(ctx),
@@ -34,6 +46,7 @@ export async function createCoordinatorWorker(ctx: WorkerContext, activities: Co
     workflowBundle: await loadWorkflowBundle(ctx.bundleDir),
     activities,
     maxCachedWorkflows: MAX_CACHED_WORKFLOWS,
+    ...sandboxLimit,
     maxConcurrentActivityTaskExecutions: 32,
   });
 }
