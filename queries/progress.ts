@@ -5,7 +5,7 @@
 import type { Pool } from 'pg';
 import type { EvalProgress } from '../workflows/types.ts';
 
-interface ProgressColumns {
+export interface ProgressColumns {
   eval_id: string;
   succeeded: string;
   failed: string;
@@ -18,8 +18,12 @@ interface ProgressColumns {
   cached: string | null;
 }
 
-// Evals without builds still get a row (all zero) through the LEFT JOIN; count(b.id) skips the missing build.
-const PROGRESS_SQL = `SELECT ev.id AS eval_id,
+/**
+ * The progress columns of the evals whose ids `evalIds` (an SQL expression of type bigint[])
+ * holds, one row each. Evals without builds still get a row (all zero) through the LEFT JOIN;
+ * count(b.id) skips the missing build.
+ */
+export const progressSql = (evalIds: string): string => `SELECT ev.id AS eval_id,
             count(*) FILTER (WHERE b.status = 'succeeded') AS succeeded,
             count(*) FILTER (WHERE b.status IN ('failed', 'failed-with-output')) AS failed,
             count(*) FILTER (WHERE b.status = 'dep-failed') AS dep_failed,
@@ -32,10 +36,11 @@ const PROGRESS_SQL = `SELECT ev.id AS eval_id,
        FROM evaluations ev
        LEFT JOIN evaluation_builds e ON e.eval_id = ev.id
        LEFT JOIN build_jobs b ON b.id = e.build_id
-      WHERE ev.id = ANY($1::bigint[])
+      WHERE ev.id = ANY(${evalIds})
       GROUP BY ev.id`;
+const PROGRESS_SQL = progressSql('$1::bigint[]');
 
-function toProgress(row: ProgressColumns | undefined): EvalProgress {
+export function toProgress(row: ProgressColumns | undefined): EvalProgress {
   const n = (key: Exclude<keyof ProgressColumns, 'eval_id'>): number => Number(row?.[key] ?? 0);
   return {
     total: n('planned') + n('cached'),

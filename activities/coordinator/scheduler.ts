@@ -33,7 +33,7 @@ import type { Pool } from 'pg';
 import type { NarHash } from '../../daemon/core/hash.ts';
 import { buildFinishedSignal, unsubscribeSignal } from '../../workflows/definitions.ts';
 import type { BuildResult, BuildStatus, EvalProgress } from '../../workflows/types.ts';
-import { countProgress } from '../../queries/progress.ts';
+import { progressSql, toProgress, type ProgressColumns } from '../../queries/progress.ts';
 import type { AdvanceEvalRequest, BuildInputs } from '../types.ts';
 import { overShare, startBuilds, type BuildCandidate } from './build-starts.ts';
 
@@ -89,15 +89,16 @@ export async function advanceEval(
   const repaired = request.repair ? await repairLostBuilds(pool, client, evalId, options.warn) : 0;
   await propagateDepFailures(pool, evalId);
 
-  const open = await pool.query<{ count: string }>(
-    `SELECT count(*) FROM evaluation_builds e JOIN build_jobs b ON b.id = e.build_id
-      WHERE e.eval_id = $1 AND e.subscribed_at IS NOT NULL AND b.status IN ('pending', 'building', 'uploading')`,
-    [evalId],
-  );
-  const room = window - Number(open.rows[0]!.count);
-  if (room > 0) {
-    const { rows } = await pool.query<BuildCandidate>(
-      `WITH standing AS (${overShare('(SELECT project_id FROM evaluations WHERE id = $1)')})
+  // One statement: the builds to start now (at most `window` open at once) and the eval's
+  // progress, counted before they start (starting changes no status). On the embedded database
+  // every statement waits for its one connection, and a pass runs after every build result.
+  const { rows } = await pool.query<Partial<BuildCandidate> & ProgressColumns>(
+    `WITH standing AS (${overShare('(SELECT project_id FROM evaluations WHERE id = $1)')}),
+     open AS (
+       SELECT count(*) AS count FROM evaluation_builds e JOIN build_jobs b ON b.id = e.build_id
+        WHERE e.eval_id = $1 AND e.subscribed_at IS NOT NULL AND b.status IN ('pending', 'building', 'uploading')
+     ),
+     candidates AS (
        SELECT b.id, b.drv_path, d.name, d.system, d.required_system_features, b.priority, p.name AS project, p.scheduling_shares,
               coalesce((SELECT over_share FROM standing), false) AS over_share
          FROM evaluation_builds e
@@ -108,9 +109,15 @@ export async function advanceEval(
         WHERE e.eval_id = $1 AND e.subscribed_at IS NULL AND b.status IN ('pending', 'building', 'uploading')
           AND NOT EXISTS (${unfinishedInputs('b.drv_path')})
         ORDER BY b.priority DESC, b.id
-        LIMIT $2`,
-      [evalId, room],
-    );
+        LIMIT greatest(0, $2 - (SELECT count FROM open))
+     ),
+     progress AS (${progressSql('ARRAY[$1::bigint]')})
+     SELECT c.*, progress.* FROM progress LEFT JOIN candidates c ON true
+      ORDER BY c.priority DESC, c.id`,
+    [evalId, window],
+  );
+  const candidates = rows.filter((row) => row.id != null) as unknown as BuildCandidate[];
+  if (candidates.length > 0) {
     await startBuilds(
       pool,
       client,
@@ -122,10 +129,10 @@ export async function advanceEval(
         publishDeadlineMs: options.publishDeadlineMs,
         urgentFrom: REBUILD_PRIORITY,
       },
-      rows,
+      candidates,
     );
   }
-  const progress = await countProgress(pool, evalId);
+  const progress = toProgress(rows[0]);
   return repaired > 0 ? { ...progress, repaired } : progress;
 }
 
