@@ -116,7 +116,7 @@ export async function advanceEval(
       ORDER BY c.priority DESC, c.id`,
     [evalId, window],
   );
-  const candidates = rows.filter((row) => row.id != null) as unknown as BuildCandidate[];
+  const candidates = rows.filter((row): row is BuildCandidate & ProgressColumns => row.id != null);
   if (candidates.length > 0) {
     await startBuilds(
       pool,

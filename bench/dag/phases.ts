@@ -2,6 +2,7 @@
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
 import { buildWorkflowId } from '../../workflows/definitions.ts';
+import { percentile } from './latency.ts';
 
 const ms = (value: string | number | null | undefined): string => `${Number(value ?? Number.NaN).toFixed(0)} ms`;
 
@@ -85,10 +86,8 @@ export async function describeChainTimeline(client: Client, pool: Pool, evalId: 
   for (const { drv_path } of rows) {
     const history = await client.workflow.getHandle(buildWorkflowId(drv_path)).fetchHistory();
     const events = history.events ?? [];
-    const find = (predicate: (event: (typeof events)[number]) => unknown, from = 0): number => {
-      const index = events.findIndex((event, i) => i >= from && predicate(event));
-      return index;
-    };
+    const find = (predicate: (event: (typeof events)[number]) => unknown, from = 0): number =>
+      events.findIndex((event, i) => i >= from && predicate(event));
     const scheduledAt = find((event) => event.activityTaskScheduledEventAttributes);
     const takenAt = find((event) => event.activityTaskStartedEventAttributes);
     const builtAt = find((event) => event.activityTaskCompletedEventAttributes);
@@ -103,25 +102,22 @@ export async function describeChainTimeline(client: Client, pool: Pool, evalId: 
       closed: eventMs(events.at(-1)!),
     });
   }
-  const steps: Record<string, number[]> = { resumed: [], dependent: [], scheduled: [], taken: [], built: [], closed: [] };
+  const steps = { resumed: [] as number[], dependent: [] as number[], scheduled: [] as number[], taken: [] as number[], built: [] as number[], closed: [] as number[] };
   for (const { drv_path, input } of rows) {
     const own = times.get(drv_path);
     const dependency = input ? times.get(input) : undefined;
     if (!own || !dependency) continue;
-    steps.resumed!.push(dependency.resumed - dependency.built);
-    steps.dependent!.push(own.started - dependency.built);
-    steps.scheduled!.push(own.scheduled - own.started);
-    steps.taken!.push(own.taken - own.scheduled);
-    steps.built!.push(own.built - own.taken);
-    steps.closed!.push(dependency.closed - dependency.built);
+    steps.resumed.push(dependency.resumed - dependency.built);
+    steps.dependent.push(own.started - dependency.built);
+    steps.scheduled.push(own.scheduled - own.started);
+    steps.taken.push(own.taken - own.scheduled);
+    steps.built.push(own.built - own.taken);
+    steps.closed.push(dependency.closed - dependency.built);
   }
-  const median = (values: number[]): string => {
-    const sorted = [...values].sort((a, b) => a - b);
-    return sorted.length === 0 ? 'n/a' : ms(sorted[Math.floor(sorted.length / 2)]!);
-  };
+  const median = (values: number[]): string => (values.length === 0 ? 'n/a' : ms(percentile([...values].sort((a, b) => a - b), 50)));
   return (
-    `per link from histories (p50): builder done → its workflow's task ${median(steps.resumed!)}, → dependent's workflow started ${median(steps.dependent!)} ` +
-    `(dependency's workflow closed at ${median(steps.closed!)}); dependent started → builder activity scheduled ${median(steps.scheduled!)}, ` +
-    `→ taken by a builder ${median(steps.taken!)}, → built, staged and published ${median(steps.built!)}`
+    `per link from histories (p50): builder done → its workflow's task ${median(steps.resumed)}, → dependent's workflow started ${median(steps.dependent)} ` +
+    `(dependency's workflow closed at ${median(steps.closed)}); dependent started → builder activity scheduled ${median(steps.scheduled)}, ` +
+    `→ taken by a builder ${median(steps.taken)}, → built, staged and published ${median(steps.built)}`
   );
 }
