@@ -141,7 +141,8 @@ interface BuildHooks {
 async function runBuild(input: BuildWorkflowInput, hooks: BuildHooks): Promise<BuildResult> {
   const { drvPath } = input;
   const maxAttempts = input.maxAttempts ?? MAX_ATTEMPTS;
-  const begun = await control.beginBuild(drvPath);
+  // A first run is given what beginBuild would answer by the scheduler that started it.
+  const begun: BuildStart = input.begun ? { inputs: input.begun } : await control.beginBuild(drvPath);
   if (begun.result) {
     hooks.show(begun.result.status);
     return begun.result;

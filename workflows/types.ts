@@ -12,6 +12,7 @@
  * - signer: the only role holding the signing key; it publishes narinfo to the cache.
  * - cache: the binary cache (S3 or a local directory) holding NARs and narinfo.
  */
+import type { BuildInputs } from '../activities/types.ts';
 import type { NarHash } from '../daemon/core/hash.ts';
 
 export type EvalStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'skipped';
@@ -124,6 +125,13 @@ export interface BuildWorkflowInput {
    * dispatched after the waiting builds of projects that had not. Absent in runs recorded before.
    */
   overShare?: boolean;
+  /**
+   * What `beginBuild` would answer, read by the scheduler in the statement that found the build
+   * ready: given only to the first run of the build's workflow, when its record was pending with
+   * nothing to reset (activities/coordinator/build-inputs.ts). The run then asks the builder at
+   * once, without a local activity in its first task. Absent in runs recorded before.
+   */
+  begun?: BuildInputs;
 }
 
 export interface BuiltOutput {

@@ -11,7 +11,8 @@ import type { NarHash } from '../../daemon/core/hash.ts';
 import type { BuildRecord, BuildStart, CoordinatorActivities } from '../types.ts';
 import { FINAL_BUILD_STATUSES, OUTPUT_STATUSES, type BuildResult, type BuildStatus, type BuiltOutput } from '../../workflows/types.ts';
 import { WINDOW } from '../../workflows/eval.ts';
-import { announceBuildResult, checkBuildInputs, describeBuildInputs, inputOutputs, startReadyDependents, toBuildInputs, type StartSettings } from './scheduler.ts';
+import { announceBuildResult, checkBuildInputs, describeBuildInputs, startReadyDependents, type StartSettings } from './scheduler.ts';
+import { builderInputColumns, toBuilderInputs, type BuilderInputRow } from './build-inputs.ts';
 
 /** Results a new run of a build workflow repeats instead of building again. */
 const REPEATED_RESULTS: readonly BuildStatus[] = ['succeeded', 'failed', 'dep-failed', 'timed-out', 'failed-with-output'];
@@ -70,26 +71,16 @@ export function createBuildActivities({
         if (OUTPUT_STATUSES.includes(row.status)) result.outputs = toOutputs(row.outputs ?? []);
         return { result };
       }
-      const inputs = toBuildInputs(row.inputs ?? []);
-      if (row.limits) {
-        inputs.limits = {
-          ...(row.limits.timeoutSeconds ? { timeoutSeconds: row.limits.timeoutSeconds } : {}),
-          ...(row.limits.maxSilentSeconds ? { maxSilentSeconds: row.limits.maxSilentSeconds } : {}),
-        };
-      }
-      return { inputs };
+      return { inputs: toBuilderInputs(row) };
     },
   };
 }
 
-interface BeginRow {
+interface BeginRow extends BuilderInputRow {
   drv_path: string;
-  limits: { timeoutSeconds: number | null; maxSilentSeconds: number | null } | null;
   status: BuildStatus | null;
   dep_failed_drv_path: string | null;
   error: string | null;
-  /** Output paths used from the inputs, with their canonical NAR hashes when known. */
-  inputs: Array<{ out_path: string; nar_hash: string | null }> | null;
   outputs: OutputRow[] | null;
 }
 
@@ -111,10 +102,7 @@ async function beginBatch(pool: Pool, drvPaths: string[]): Promise<BeginRow[]> {
         WHERE b.id = c.id AND NOT c.status = ANY($2::text[])
      )
      SELECT c.drv_path, c.status, c.dep_failed_drv_path, c.error,
-            (SELECT json_build_object('timeoutSeconds', d.timeout_seconds, 'maxSilentSeconds', d.max_silent_seconds)
-               FROM derivations d WHERE d.drv_path = c.drv_path
-                AND (d.timeout_seconds IS NOT NULL OR d.max_silent_seconds IS NOT NULL)) AS limits,
-            (SELECT json_agg(i ORDER BY i.out_path) FROM (${inputOutputs('c.drv_path')}) i) AS inputs,
+            ${builderInputColumns('c.drv_path')},
             (SELECT json_agg(o ORDER BY o.output_name) FROM (
                SELECT output_name, out_path, nar_hash, nar_size, "references"
                  FROM derivation_outputs WHERE drv_path = c.drv_path) o) AS outputs

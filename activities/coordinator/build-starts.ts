@@ -9,6 +9,8 @@ import type { Pool } from 'pg';
 import type { buildWorkflow } from '../../workflows/build.ts';
 import { buildWorkflowId, COORDINATOR_QUEUE, subscribeSignal } from '../../workflows/definitions.ts';
 import { searchAttributePairs } from '../../workflows/search.ts';
+import type { BuildInputs } from '../types.ts';
+import { toBuilderInputs, type BuilderInputRow } from './build-inputs.ts';
 
 /** Workflow starts in flight at once from one pass. */
 const START_CONCURRENCY = 16;
@@ -26,6 +28,10 @@ export interface BuildCandidate {
   /** The project has used more than its share of recent builder time (`overShare`). */
   over_share: boolean;
   priority: number;
+  /** The row is as a first run of its workflow needs it (scheduler.ts, `FIRST_RUN_COLUMN`). */
+  first_run: boolean;
+  /** For a first run: the builder's inputs as `beginBuild` would answer them. */
+  begun: BuilderInputRow | null;
 }
 
 export interface StartOptions {
@@ -86,7 +92,7 @@ export async function startBuilds(pool: Pool, client: Client, options: StartOpti
           ...(next.over_share ? { overShare: true } : {}),
         },
       ];
-      await startOrSubscribe(client, workflowId, evalWorkflowId, {
+      await startOrSubscribe(client, workflowId, evalWorkflowId, next.first_run && next.begun ? toBuilderInputs(next.begun) : undefined, {
         args,
         typedSearchAttributes: searchAttributePairs({ drvName: next.name, system: next.system, status: 'pending' }) as never,
         staticSummary: `build ${next.name} (${next.system})`,
@@ -122,23 +128,41 @@ const START_TRIES = 3;
  * starts it through the native connection of its own coordinator worker (`run`, `dev`), the
  * server hands the workflow's first task straight back to that worker instead of through the
  * task queue, which takes a task round trip off the way from one build to the next.
+ *
+ * `begun` (the builder's inputs, read with the build found ready) goes only to the first run the
+ * workflow id ever had: that start rejects any earlier run, running or closed. An earlier run
+ * may have ended with a result since the build was found ready, and a new run must repeat that
+ * result rather than build again; without `begun` it asks `beginBuild`, which knows.
  */
 async function startOrSubscribe(
   client: Client,
   workflowId: string,
   evalWorkflowId: string,
+  begun: BuildInputs | undefined,
   options: { args: Parameters<typeof buildWorkflow>; typedSearchAttributes: never; staticSummary: string },
 ): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
+  // Only a worker's own (native) connection can take the first task back; through another,
+  // the task would wait out its timeout on the server.
+  const eager = client.connection instanceof NativeConnection;
+  if (begun) {
     try {
       await client.workflow.start<typeof buildWorkflow>('buildWorkflow', {
         ...options,
+        args: [{ ...options.args[0], begun }],
         workflowId,
         taskQueue: COORDINATOR_QUEUE,
-        // Only a worker's own (native) connection can take the first task back; through another,
-        // the task would wait out its timeout on the server.
-        requestEagerStart: client.connection instanceof NativeConnection,
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        requestEagerStart: eager,
       });
+      return;
+    } catch (error) {
+      // A run exists or existed: start or subscribe as for any build.
+      if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+    }
+  }
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await client.workflow.start<typeof buildWorkflow>('buildWorkflow', { ...options, workflowId, taskQueue: COORDINATOR_QUEUE, requestEagerStart: eager });
       return;
     } catch (error) {
       if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;

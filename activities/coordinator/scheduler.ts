@@ -30,12 +30,12 @@
  */
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
-import type { NarHash } from '../../daemon/core/hash.ts';
 import { buildFinishedSignal, unsubscribeSignal } from '../../workflows/definitions.ts';
 import type { BuildResult, BuildStatus, EvalProgress } from '../../workflows/types.ts';
 import { progressSql, toProgress, type ProgressColumns } from '../../queries/progress.ts';
 import type { AdvanceEvalRequest, BuildInputs } from '../types.ts';
 import { overShare, startBuilds, type BuildCandidate } from './build-starts.ts';
+import { builderInputColumns, inputOutputs, toBuildInputs } from './build-inputs.ts';
 
 /** Build states that fail the builds depending on them. */
 export const FAILED_STATUSES: readonly BuildStatus[] = ['failed', 'dep-failed', 'timed-out'];
@@ -54,20 +54,18 @@ function unfinishedInputs(drv: string): string {
            WHERE di.drv_path = ${drv} AND ib.status NOT IN ('succeeded', 'failed-with-output')`;
 }
 
-/** The output paths derivation `drv` (an SQL expression) uses from its inputs, with canonical NAR hashes where known. */
-export function inputOutputs(drv: string): string {
-  return `SELECT o.out_path, o.nar_hash
-            FROM derivation_inputs di
-            JOIN derivation_outputs o ON o.drv_path = di.input_drv_path AND o.output_name = ANY(di.output_names)
-           WHERE di.drv_path = ${drv} AND o.out_path IS NOT NULL`;
-}
+/**
+ * Whether candidate build `b` may skip `beginBuild` in its workflow (column `first_run`): its row
+ * is exactly as `beginBuild` would leave it for a first run (pending, never started, nothing to
+ * reset). Whether no run of its workflow ever existed is checked on the start (build-starts.ts,
+ * `startOrSubscribe`). Cheap: the candidates are limited before `begunColumn` reads the inputs.
+ */
+export const FIRST_RUN_COLUMN = `(b.status = 'pending' AND b.workflow_id IS NULL AND b.started_at IS NULL AND b.finished_at IS NULL
+  AND b.error IS NULL AND b.dep_failed_drv_path IS NULL AND b.exit_code IS NULL) AS first_run`;
 
-/** What a builder needs from the input outputs: their paths, and canonical NAR hashes where known. */
-export function toBuildInputs(rows: Array<{ out_path: string; nar_hash: string | null }>): BuildInputs {
-  const canonicalNarHashes: Record<string, NarHash> = {};
-  // Written by recordBuild from a builder's NarHash, so already in the one form.
-  for (const row of rows) if (row.nar_hash) canonicalNarHashes[row.out_path] = row.nar_hash as NarHash;
-  return { inputPaths: rows.map((row) => row.out_path), canonicalNarHashes };
+/** Column `begun` of candidate `c` (with `drv_path` and `first_run`): the builder's inputs as `beginBuild` would answer them, for a first run. */
+export function begunColumn(c: string): string {
+  return `CASE WHEN ${c}.first_run THEN (SELECT row_to_json(f) FROM (SELECT ${builderInputColumns(`${c}.drv_path`)}) f) END AS begun`;
 }
 
 /** One pass of an eval's wavefront: revive, propagate failures, start what is ready, count. */
@@ -100,7 +98,7 @@ export async function advanceEval(
      ),
      candidates AS (
        SELECT b.id, b.drv_path, d.name, d.system, d.required_system_features, b.priority, p.name AS project, p.scheduling_shares,
-              coalesce((SELECT over_share FROM standing), false) AS over_share
+              coalesce((SELECT over_share FROM standing), false) AS over_share, ${FIRST_RUN_COLUMN}
          FROM evaluation_builds e
          JOIN evaluations v ON v.id = e.eval_id
          JOIN projects p ON p.id = v.project_id
@@ -112,7 +110,7 @@ export async function advanceEval(
         LIMIT greatest(0, $2 - (SELECT count FROM open))
      ),
      progress AS (${progressSql('ARRAY[$1::bigint]')})
-     SELECT c.*, progress.* FROM progress LEFT JOIN candidates c ON true
+     SELECT c.*, ${begunColumn('c')}, progress.* FROM progress LEFT JOIN candidates c ON true
       ORDER BY c.priority DESC, c.id`,
     [evalId, window],
   );
@@ -174,7 +172,7 @@ export async function startReadyDependents(
         GROUP BY e.eval_id
      ), ready AS (
        SELECT e.eval_id, b.id, b.drv_path, d.name, d.system, d.required_system_features, b.priority, p.name AS project,
-              p.scheduling_shares, coalesce((${overShare('v.project_id')}), false) AS over_share,
+              p.scheduling_shares, coalesce((${overShare('v.project_id')}), false) AS over_share, ${FIRST_RUN_COLUMN},
               row_number() OVER (PARTITION BY e.eval_id ORDER BY b.priority DESC, b.id) AS rank
          FROM derivation_inputs di
          JOIN build_jobs b ON b.drv_path = di.drv_path
@@ -186,7 +184,7 @@ export async function startReadyDependents(
           AND e.subscribed_at IS NULL AND b.status IN ('pending', 'building', 'uploading')
           AND NOT EXISTS (${unfinishedInputs('b.drv_path')})
      )
-     SELECT r.* FROM ready r LEFT JOIN open o ON o.eval_id = r.eval_id
+     SELECT r.*, ${begunColumn('r')} FROM ready r LEFT JOIN open o ON o.eval_id = r.eval_id
       WHERE r.rank <= $3 - coalesce(o.count, 0)
       ORDER BY r.eval_id, r.rank`,
     [[...evals.keys()], drvPath, window],
