@@ -23,7 +23,6 @@ import { startLocalStack } from '../cli/stack.ts';
 import { loadServerConfig } from '../config/server.ts';
 import { createLogger, routeTemporalLogs } from '../lib/log.ts';
 import { describeCpu, describeCpuPer, currentMemory, describeMemory, peakMemory, resetPeakMemory, snapshotCpu } from './dag/cpu.ts';
-import { measureTemporalFloor } from './dag/floor.ts';
 import { describeChainSteps, describeChainTimeline, describePhases } from './dag/phases.ts';
 import { describeGoal, type Goal } from './dag/goals.ts';
 import { describeLatencies, edgeLatencies, percentile } from './dag/latency.ts';
@@ -180,14 +179,18 @@ async function runOnDatabase(shape: DagShape, parts: Set<string>, kind: Database
 
       const measureFloor = async (eager: boolean): Promise<number> => {
         const cpuBefore = await snapshotCpu();
-        const ms = await measureTemporalFloor({
-          client: stack.client,
-          connection: stack.workerConnection,
-          namespace: stack.namespace,
-          count: total,
-          builderSlots: config.builder.maxJobs * LOCAL_TASKS_PER_SLOT,
-          eager,
-        });
+        // In a process of its own: its workers would otherwise leave their heap in this process's
+        // resident memory, which the pipeline's peak is measured by.
+        const child = await execa(process.execPath, [
+          ...process.execArgv,
+          fileURLToPath(new URL('./dag/floor-child.ts', import.meta.url)),
+          stack.temporalAddress,
+          stack.namespace,
+          String(total),
+          String(config.builder.maxJobs * LOCAL_TASKS_PER_SLOT),
+          eager ? 'eager' : 'signal',
+        ]);
+        const { ms } = JSON.parse(child.stdout.trim().split('\n').at(-1) ?? '{}') as { ms: number };
         const cpuAfter = await snapshotCpu();
         const how = eager ? 'eager start' : 'signal-with-start';
         say(`temporal floor, ${how} (${total} bare workflows) ${seconds(ms)}  ${(total / (ms / 1000)).toFixed(0)} workflows/s, ${(ms / baseline).toFixed(2)}× nix-build`);
