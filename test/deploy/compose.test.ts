@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { describe, it, before } from 'node:test';
 import { execa } from 'execa';
 import { PROJECT_ROOT } from '../../lib/tools.ts';
-import { argv, composeFile, conditionOf as dependencyCondition, loadComposeModel, secretsOf, type ComposeModel, type Service } from './compose-model.ts';
+import { DEV_SERVER_DYNAMIC_CONFIG } from '../../temporal/dev-server.ts';
+import { argv, composeFile, conditionOf as dependencyCondition, loadComposeModel, mountsOf, secretsOf, type ComposeModel, type Service } from './compose-model.ts';
 
 const HARMONIA_ROLES = ['api', 'coordinator', 'evaluator', 'signer', 'builder-1', 'builder-2'] as const;
 const SERVICES = ['certs', 'postgres', 'temporal', 'temporal-ui', 's3', ...HARMONIA_ROLES] as const;
@@ -54,6 +55,23 @@ describe('docker-compose.yml', () => {
     const result = await execa(file, [...args, '-f', composeFile, 'config', '--quiet'], { cwd: PROJECT_ROOT, reject: false });
     assert.equal(result.exitCode, 0, result.stderr);
     assert.equal(result.stdout, '');
+  });
+
+  it("gives the Temporal server the dev server's dispatch settings through its dynamic config file", async () => {
+    const temporal = model.services.temporal!;
+    const path = temporal.environment?.DYNAMIC_CONFIG_FILE_PATH;
+    assert.ok(path, 'temporal has DYNAMIC_CONFIG_FILE_PATH');
+    const mount = mountsOf(temporal).find((m) => path.startsWith(`${m.target}/`));
+    assert.ok(mount?.readOnly, `the folder of ${path} is mounted read-only`);
+    assert.equal(mount.source, join(PROJECT_ROOT, 'deploy/temporal'));
+    const file = await readFile(join(mount.source, path.slice(mount.target.length + 1)), 'utf8');
+    // Fairness needs server 1.32 (the README's "Fair sharing"); partitions are the dev server's own: one machine.
+    const cluster = DEV_SERVER_DYNAMIC_CONFIG.filter((setting) => setting.startsWith('history.'));
+    assert.ok(cluster.length > 0);
+    for (const setting of cluster) {
+      const [key, value] = setting.split('=') as [string, string];
+      assert.match(file, new RegExp(`^${key.replaceAll('.', '\\.')}:\\n  - value: ${value}$`, 'm'), `${key} is ${value} in ${path}`);
+    }
   });
 
   it('has every service of the fleet, each with an image or a build', () => {
