@@ -81,32 +81,7 @@ async function startInput(drvPath: string): Promise<BuildWorkflowInput> {
 describe('an eval pass', () => {
   it('revives cancelled builds, propagates failures, starts ready builds up to the window by priority, and counts progress', async () => {
     const pool = db.pool;
-    const repo = await pool.query<{ id: string }>(
-      `INSERT INTO repositories (forge, owner, name, clone_url) VALUES ('github', 'o', 'pass', 'https://github.com/o/pass.git') RETURNING id`,
-    );
-    const project = await pool.query<{ id: string }>('INSERT INTO projects (repository_id, name) VALUES ($1, $2) RETURNING id', [repo.rows[0]!.id, 'o/pass']);
-    const evaluation = await pool.query<{ id: string }>(
-      `INSERT INTO evaluations (project_id, commit_sha, ref, status) VALUES ($1, $2, 'refs/heads/main', 'running') RETURNING id`,
-      [project.rows[0]!.id, randomBytes(20).toString('hex')],
-    );
-    const evalId = String(evaluation.rows[0]!.id);
-    const tag = randomBytes(8).toString('hex');
-    const build = async (name: string, options: { status?: string; subscribed?: boolean; inputs?: string[]; priority?: number } = {}): Promise<string> => {
-      const drvPath = `/nix/store/${randomBytes(16).toString('hex')}-${tag}-${name}.drv`;
-      await pool.query(`INSERT INTO derivations (drv_path, name, system) VALUES ($1, $2, 'x86_64-linux')`, [drvPath, `${tag}-${name}`]);
-      for (const input of options.inputs ?? []) {
-        await pool.query(`INSERT INTO derivation_inputs (drv_path, input_drv_path, output_names) VALUES ($1, $2, '{out}')`, [drvPath, input]);
-      }
-      const { rows } = await pool.query<{ id: string }>(
-        'INSERT INTO build_jobs (drv_path, status, workflow_id, priority) VALUES ($1, $2, $3, $4) RETURNING id',
-        [drvPath, options.status ?? 'pending', options.subscribed ? `build/held-${name}-${tag}` : null, options.priority ?? 0],
-      );
-      await pool.query(
-        `INSERT INTO evaluation_builds (eval_id, build_id, subscribed_at) VALUES ($1, $2, ${options.subscribed ? 'now()' : 'NULL'})`,
-        [evalId, rows[0]!.id],
-      );
-      return drvPath;
-    };
+    const { evalId, build } = await newEval('pass');
     // Three open already (subscribed); a window of three leaves no room.
     const held = await build('held1', { subscribed: true });
     await build('held2', { subscribed: true, status: 'building' });
