@@ -214,31 +214,30 @@ async function fetchedTree(source: JobsetSource, fetching: FetchSettings): Promi
   }
 }
 
-/** One batch of attributes, with the minimal derivation rows their foreign keys need. */
+/**
+ * One batch of attributes, with the minimal derivation rows their foreign keys need, in one
+ * statement (on the embedded database every statement waits for its one connection, and a big
+ * jobset is written while it is evaluated). Attributes that name the same derivation (aliases)
+ * give it one row: a second row for the same key would fail the whole statement.
+ */
 async function insertAttrs(pool: Pool, evalId: string, lines: EvalJobLine[]): Promise<void> {
-  const jobs = lines.filter((l): l is EvalJob => !isEvalJobError(l));
-  if (jobs.length > 0) {
-    // `meta.timeout` / `meta.maxSilent` go with the derivation: its build reads them (the newest eval's win).
-    await pool.query(
-      `INSERT INTO derivations (drv_path, name, system, required_system_features, timeout_seconds, max_silent_seconds)
-       SELECT d.path, d.name, d.system, ARRAY(SELECT json_array_elements_text(d.features::json)), d.timeout, d.max_silent
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[]) AS d(path, name, system, features, timeout, max_silent)
+  // The last attribute naming a derivation gives its limits, as a later batch would.
+  const jobs = [...new Map(lines.filter((l): l is EvalJob => !isEvalJobError(l)).map((j) => [j.drvPath, j])).values()];
+  const job = (l: EvalJobLine): EvalJob | undefined => (isEvalJobError(l) ? undefined : l);
+  // `meta.timeout` / `meta.maxSilent` go with the derivation: its build reads them (the newest eval's win).
+  // The foreign keys of the attributes are checked at the statement's end, when the derivations are in.
+  await pool.query(
+    `WITH derivation_rows AS (
+       INSERT INTO derivations (drv_path, name, system, required_system_features, timeout_seconds, max_silent_seconds)
+       SELECT d.path, d.name, d.system,
+              CASE WHEN d.features = '[]' THEN '{}'::text[] ELSE ARRAY(SELECT json_array_elements_text(d.features::json)) END,
+              d.timeout, d.max_silent
+         FROM unnest($7::text[], $8::text[], $9::text[], $10::text[], $11::int[], $12::int[]) AS d(path, name, system, features, timeout, max_silent)
        ON CONFLICT (drv_path) DO UPDATE
          SET timeout_seconds = excluded.timeout_seconds, max_silent_seconds = excluded.max_silent_seconds
-         WHERE (derivations.timeout_seconds, derivations.max_silent_seconds) IS DISTINCT FROM (excluded.timeout_seconds, excluded.max_silent_seconds)`,
-      [
-        jobs.map((j) => j.drvPath),
-        jobs.map((j) => j.name),
-        jobs.map((j) => j.system),
-        jobs.map((j) => JSON.stringify(j.requiredSystemFeatures)),
-        jobs.map((j) => j.meta?.timeout ?? null),
-        jobs.map((j) => j.meta?.maxSilent ?? null),
-      ],
-    );
-  }
-  const job = (l: EvalJobLine): EvalJob | undefined => (isEvalJobError(l) ? undefined : l);
-  await pool.query(
-    `INSERT INTO eval_attrs (eval_id, attr, drv_path, error, constituents, meta)
+         WHERE (derivations.timeout_seconds, derivations.max_silent_seconds) IS DISTINCT FROM (excluded.timeout_seconds, excluded.max_silent_seconds)
+     )
+     INSERT INTO eval_attrs (eval_id, attr, drv_path, error, constituents, meta)
      SELECT $1, a.attr, a.drv, a.error, a.constituents::jsonb, a.meta::jsonb
        FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) AS a(attr, drv, error, constituents, meta)
      ON CONFLICT (eval_id, attr) DO UPDATE
@@ -256,6 +255,12 @@ async function insertAttrs(pool: Pool, evalId: string, lines: EvalJobLine[]): Pr
         const meta = job(l)?.meta;
         return meta ? JSON.stringify(meta) : null;
       }),
+      jobs.map((j) => j.drvPath),
+      jobs.map((j) => j.name),
+      jobs.map((j) => j.system),
+      jobs.map((j) => JSON.stringify(j.requiredSystemFeatures)),
+      jobs.map((j) => j.meta?.timeout ?? null),
+      jobs.map((j) => j.meta?.maxSilent ?? null),
     ],
   );
 }

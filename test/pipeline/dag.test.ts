@@ -1,6 +1,6 @@
 /** The eval → build pipeline on real Temporal, PostgreSQL and nix-daemon: DAG order and failures. */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { buildWorkflowId } from '../../workflows/definitions.ts';
 import { startPipeline, writeJobset, type Pipeline } from './harness.ts';
@@ -109,5 +109,19 @@ describe('pipeline: DAG', () => {
     assert.equal(again.eval.id, first.eval.id);
     const { rows } = await pipeline.db.pool.query('SELECT id FROM evaluations WHERE commit_sha = $1', [sha]);
     assert.equal(rows.length, 1);
+  });
+
+  it('builds a derivation that two attributes name once, and records both attributes', async () => {
+    const file = await writeJobset(pipeline.dir, { shared: {}, other: {} });
+    // An alias, as jobsets often have (`hydraJobs.default = hydraJobs.shared`): one derivation, two attributes.
+    await writeFile(file, (await readFile(file, 'utf8')).replace(/in jobs\n$/, 'in jobs // { alias = jobs.shared; }\n'));
+    const summary = await pipeline.run(file);
+    assert.equal(summary.eval.status, 'succeeded', summary.eval.error ?? '');
+    const byAttr = Object.fromEntries(summary.jobs.map((j) => [j.attr, j]));
+    assert.deepEqual(Object.keys(byAttr).sort(), ['alias', 'other', 'shared']);
+    assert.equal(byAttr.alias!.drvPath, byAttr.shared!.drvPath);
+    assert.equal(byAttr.alias!.status, 'succeeded');
+    const { rows } = await pipeline.db.pool.query('SELECT count(*)::int AS n FROM build_jobs WHERE drv_path = $1', [byAttr.shared!.drvPath]);
+    assert.deepEqual(rows, [{ n: 1 }]);
   });
 });
