@@ -28,9 +28,10 @@ export interface BuildCandidate {
   /** The project has used more than its share of recent builder time (`overShare`). */
   over_share: boolean;
   priority: number;
-  /** The row is as a first run of its workflow needs it (scheduler.ts, `FIRST_RUN_COLUMN`). */
-  first_run: boolean;
-  /** For a first run: the builder's inputs as `beginBuild` would answer them. */
+  /**
+   * For a first run (its row as `beginBuild` would leave it, scheduler.ts `FIRST_RUN_COLUMN`): the
+   * builder's inputs as `beginBuild` would answer them; null otherwise.
+   */
   begun: BuilderInputRow | null;
 }
 
@@ -92,7 +93,7 @@ export async function startBuilds(pool: Pool, client: Client, options: StartOpti
           ...(next.over_share ? { overShare: true } : {}),
         },
       ];
-      await startOrSubscribe(client, workflowId, evalWorkflowId, next.first_run && next.begun ? toBuilderInputs(next.begun) : undefined, {
+      await startOrSubscribe(client, workflowId, evalWorkflowId, next.begun ? toBuilderInputs(next.begun) : undefined, {
         args,
         typedSearchAttributes: searchAttributePairs({ drvName: next.name, system: next.system, status: 'pending' }) as never,
         staticSummary: `build ${next.name} (${next.system})`,
@@ -141,19 +142,19 @@ async function startOrSubscribe(
   begun: BuildInputs | undefined,
   options: { args: Parameters<typeof buildWorkflow>; typedSearchAttributes: never; staticSummary: string },
 ): Promise<void> {
-  // Only a worker's own (native) connection can take the first task back; through another,
-  // the task would wait out its timeout on the server.
-  const eager = client.connection instanceof NativeConnection;
+  const start = (extra: { args?: Parameters<typeof buildWorkflow>; workflowIdReusePolicy?: 'REJECT_DUPLICATE' } = {}) =>
+    client.workflow.start<typeof buildWorkflow>('buildWorkflow', {
+      ...options,
+      ...extra,
+      workflowId,
+      taskQueue: COORDINATOR_QUEUE,
+      // Only a worker's own (native) connection can take the first task back; through another,
+      // the task would wait out its timeout on the server.
+      requestEagerStart: client.connection instanceof NativeConnection,
+    });
   if (begun) {
     try {
-      await client.workflow.start<typeof buildWorkflow>('buildWorkflow', {
-        ...options,
-        args: [{ ...options.args[0], begun }],
-        workflowId,
-        taskQueue: COORDINATOR_QUEUE,
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        requestEagerStart: eager,
-      });
+      await start({ args: [{ ...options.args[0], begun }], workflowIdReusePolicy: 'REJECT_DUPLICATE' });
       return;
     } catch (error) {
       // A run exists or existed: start or subscribe as for any build.
@@ -162,7 +163,7 @@ async function startOrSubscribe(
   }
   for (let attempt = 1; ; attempt++) {
     try {
-      await client.workflow.start<typeof buildWorkflow>('buildWorkflow', { ...options, workflowId, taskQueue: COORDINATOR_QUEUE, requestEagerStart: eager });
+      await start();
       return;
     } catch (error) {
       if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;

@@ -60,11 +60,11 @@ function unfinishedInputs(drv: string): string {
  * reset). Whether no run of its workflow ever existed is checked on the start (build-starts.ts,
  * `startOrSubscribe`). Cheap: the candidates are limited before `begunColumn` reads the inputs.
  */
-export const FIRST_RUN_COLUMN = `(b.status = 'pending' AND b.workflow_id IS NULL AND b.started_at IS NULL AND b.finished_at IS NULL
+const FIRST_RUN_COLUMN = `(b.status = 'pending' AND b.workflow_id IS NULL AND b.started_at IS NULL AND b.finished_at IS NULL
   AND b.error IS NULL AND b.dep_failed_drv_path IS NULL AND b.exit_code IS NULL) AS first_run`;
 
 /** Column `begun` of candidate `c` (with `drv_path` and `first_run`): the builder's inputs as `beginBuild` would answer them, for a first run. */
-export function begunColumn(c: string): string {
+function begunColumn(c: string): string {
   return `CASE WHEN ${c}.first_run THEN (SELECT row_to_json(f) FROM (SELECT ${builderInputColumns(`${c}.drv_path`)}) f) END AS begun`;
 }
 
